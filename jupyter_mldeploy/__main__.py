@@ -1,0 +1,65 @@
+"""`jupyter-mldeploy` / `python -m jupyter_mldeploy`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import MLDeployError
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from .sandbox.control_plane import Sandbox
+
+    box = Sandbox()
+    if args.action == "build":
+        from .sandbox.build import ensure_binaries
+        from .sandbox.crds import crd_file
+
+        print(f"Sandbox binaries ready in {ensure_binaries()}; CRDs in {crd_file().name}.")
+    elif args.action == "up":
+        info = box.up()
+        print(f"export KUBECONFIG={info['kubeconfig']}")
+    elif args.action == "down":
+        box.down()
+    elif args.action == "env":
+        info = box.status()
+        if not info["up"]:
+            print("The sandbox is not up: run `jupyter-mldeploy sandbox up` first.", file=sys.stderr)
+            return 1
+        print(f"export KUBECONFIG={info['kubeconfig']}")
+    elif args.action == "status":
+        info = box.status()
+        if not info.get("processes"):
+            print(f"The sandbox is not up (state folder {info['dir']}).")
+            return 1
+        print(f"The sandbox is {'up' if info['up'] else 'NOT answering'}: API server {info['server']}, "
+              f"Kubernetes {info['versions']['kubernetes']}, kubeconfig {info['kubeconfig']}")
+        for name, proc in info["processes"].items():
+            print(f"  {name:<24} pid {proc['pid']:<8} {'running' if proc['alive'] else 'EXITED'}")
+        return 0 if info["up"] else 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jupyter-mldeploy",
+                                     description="Put a machine-learning model on Kubernetes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sb = sub.add_parser("sandbox", help="a local Kubernetes control plane with simulated nodes (kwok)")
+    sb.add_argument("action", choices=["up", "down", "status", "env", "build"],
+                    help="up: build if needed and start; down: stop and remove; status; env: print "
+                         "export KUBECONFIG=...; build: only build and cache the binaries")
+    sb.set_defaults(func=_sandbox)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except MLDeployError as e:
+        print(f"jupyter-mldeploy: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("jupyter-mldeploy: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""One family of errors, so callers (magics, widgets, pipelines) can catch ours and nothing else."""
+
+from __future__ import annotations
+
+
+class MLDeployError(Exception):
+    """Base of every error jupyter-mldeploy raises on purpose; its message is meant for people."""
+
+
+class SpecError(MLDeployError, ValueError):
+    """Bad input: a value that breaks a rule. Raised before any request leaves the machine."""
+
+
+class ClusterError(MLDeployError):
+    """The API server refused or failed a request."""
+
+    def __init__(self, message: str, *, obj: str | None = None, status: int | None = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message)
+        self.obj = obj
+        self.status = status
+        self.reason = reason
+
+
+class RolloutFailed(MLDeployError):
+    """The rollout did not complete; `diagnosis` says why in plain words."""
+
+    def __init__(self, message: str, *, diagnosis=None) -> None:
+        super().__init__(message)
+        self.diagnosis = diagnosis

@@ -1,0 +1,399 @@
+"""Start, inspect and stop the sandbox: etcd, kube-apiserver, controller-manager, scheduler and kwok.
+
+Every process binds 127.0.0.1 only, is started by us with its PID recorded, and is stopped by that
+PID alone (checked against the process's start time, so a recycled PID is never signalled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from . import build, crds, pki
+from .errors import SandboxError
+
+Progress = Callable[[str], None]
+
+# kube-apiserver refuses a loopback advertise address and finds none on a machine without a default
+# route; an address from TEST-NET-1 (RFC 5737) with the endpoint reconciler off is never dialled.
+ADVERTISE_ADDRESS = "192.0.2.10"
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+NODES = ("sandbox-cpu-1", "sandbox-cpu-2", "sandbox-gpu-1")
+ADMIN_CONTEXT = "mldeploy-sandbox"
+LIMITED_CONTEXT = "mldeploy-sandbox-limited"
+LIMITED_NAMESPACE = "ml-team"
+RESTRICTED_NAMESPACE = "ml-restricted"
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("MLDEPLOY_SANDBOX_DIR") or build.cache_root() / "sandbox")
+
+
+@dataclass(frozen=True)
+class Ports:
+    apiserver: int
+    etcd: int
+    etcd_peer: int
+    controller_manager: int
+    scheduler: int
+    kwok: int
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        raw = os.environ.get("MLDEPLOY_SANDBOX_PORT", "16443")
+        if not raw.isdigit() or not 1024 < int(raw) < 65530:
+            raise SandboxError(f"MLDEPLOY_SANDBOX_PORT={raw!r} is not a port between 1025 and 65529.")
+        base = int(raw)
+        return cls(base, base + 1, base + 2, base + 3, base + 4, base + 5)
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot, or None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # a zombie has finished; it only waits to be reaped
+        return None
+    return fields[19]
+
+
+def _alive(proc: dict) -> bool:
+    return _start_time(proc["pid"]) == proc["start"]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Sandbox:
+    """The local control plane whose state lives in one folder."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.dir = folder or state_dir()
+        self.pki_dir = self.dir / "pki"
+        self.log_dir = self.dir / "logs"
+        self.state_file = self.dir / "state.json"
+        self.kubeconfig = self.dir / "kubeconfig"
+
+    # -- reading the state -------------------------------------------------------------------
+
+    def _state(self) -> dict | None:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _save(self, state: dict) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.rename(self.state_file)
+
+    def status(self) -> dict:
+        """What runs, where, and whether the API server answers."""
+        state = self._state()
+        if state is None:
+            return {"up": False, "dir": str(self.dir), "processes": {}}
+        procs = {name: {**p, "alive": _alive(p)} for name, p in state["processes"].items()}
+        ready = all(p["alive"] for p in procs.values()) and len(procs) == len(COMPONENTS)
+        if ready:
+            ready = self._get("/readyz", state) is not None
+        return {"up": ready, "dir": str(self.dir), "server": state["server"],
+                "kubeconfig": str(self.kubeconfig), "processes": procs, "versions": state["versions"]}
+
+    # -- talking to the API server while bootstrapping (no kubernetes client needed) -----------
+
+    def _get(self, path: str, state: dict, timeout: float = 2.0):
+        ctx = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
+        req = urllib.request.Request(state["server"] + path,
+                                     headers={"Authorization": f"Bearer {state['admin_token']}"})
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:
+                body = resp.read()
+        except (urllib.error.URLError, OSError, ssl.SSLError):
+            return None
+        return json.loads(body) if body.startswith(b"{") else body.decode()
+
+    def _wait(self, what: str, check: Callable[[], bool], timeout: float, state: dict,
+              component: str | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            for name, proc in state["processes"].items():
+                if not _alive(proc):
+                    raise SandboxError(f"{name} exited while waiting for {what}.\n{self._log_tail(name)}")
+            time.sleep(0.1)
+        raise SandboxError(
+            f"Timed out after {timeout:.0f} s waiting for {what}."
+            + (f"\n{self._log_tail(component)}" if component else "")
+        )
+
+    def _log_tail(self, name: str, lines: int = 12) -> str:
+        path = self.log_dir / f"{name}.log"
+        try:
+            text = path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return f"(no log at {path})"
+        return f"Last {min(lines, len(text))} of {len(text)} lines of {path}:\n" + "\n".join(text[-lines:])
+
+    # -- up ------------------------------------------------------------------------------------
+
+    def up(self, progress: Progress = print) -> dict:
+        current = self.status()
+        if current["up"]:
+            progress(f"The sandbox is already up at {current['server']}; reusing it.")
+            return current
+        if self._state() is not None:
+            progress("Found a sandbox that is not answering; stopping what is left of it first.")
+            self.down(progress=lambda _m: None)
+
+        t0 = time.monotonic()
+        binaries = build.ensure_binaries(progress)
+        crd_file = crds.crd_file()
+        ports = Ports.from_env()
+        busy = [f"{name} ({port})" for name, port in vars(ports).items() if not _port_free(port)]
+        if busy:
+            raise SandboxError(
+                f"Port(s) {', '.join(busy)} on 127.0.0.1 are in use by another program; stop it, or "
+                f"choose other ports with MLDEPLOY_SANDBOX_PORT=<base port> (six ports from there)."
+            )
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        tokens = pki.make_pki(self.pki_dir)
+        server = f"https://127.0.0.1:{ports.apiserver}"
+        ca = self.pki_dir / "ca.crt"
+        self.kubeconfig.write_text(pki.kubeconfig(server, ca, [
+            (ADMIN_CONTEXT, tokens.admin, "default"),
+            (LIMITED_CONTEXT, tokens.limited, LIMITED_NAMESPACE),
+        ]))
+        self.kubeconfig.chmod(0o600)
+        components_kc = self.pki_dir / "components.kubeconfig"
+        components_kc.write_text(pki.kubeconfig(server, ca, [("components", tokens.components, "default")]))
+        components_kc.chmod(0o600)
+        kwok_config = self.dir / "kwok.yaml"
+        kwok_config.write_text(_kwok_config())
+
+        state = {
+            "server": server,
+            "admin_token": tokens.admin,
+            "ports": vars(ports),
+            "versions": {"kubernetes": build.versions.KUBERNETES, "etcd": build.versions.ETCD,
+                         "kwok": build.versions.KWOK},
+            "processes": {},
+        }
+        commands = _commands(binaries, self.dir, ports, components_kc, kwok_config)
+        try:
+            progress("Starting etcd and kube-apiserver...")
+            self._start("etcd", commands["etcd"], state)
+            self._wait("etcd", lambda: _http_ok(f"http://127.0.0.1:{ports.etcd}/health"), 30, state, "etcd")
+            self._start("kube-apiserver", commands["kube-apiserver"], state)
+            self._wait("kube-apiserver /readyz", lambda: self._get("/readyz", state) == "ok", 90, state,
+                       "kube-apiserver")
+            for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+                self._start(name, commands[name], state)
+            progress("Creating nodes, namespaces, identities and the traffic layers' CRDs...")
+            self._kubectl(binaries, "apply", "--server-side", "--field-manager=mldeploy-sandbox",
+                          "-f", str(crd_file), "-f", _data_path("cluster.yaml"))
+            self._wait_ready(state, ports)
+        except BaseException:
+            progress(f"The sandbox did not come up; stopping what started. Logs stay in {self.log_dir}.")
+            self._stop_processes(state)
+            self.state_file.unlink(missing_ok=True)
+            raise
+        progress(f"Sandbox up in {time.monotonic() - t0:.1f} s. Kubeconfig: {self.kubeconfig}")
+        return self.status()
+
+    def _start(self, name: str, cmd: list[str], state: dict) -> None:
+        # A session of its own: the process outlives this command and a Ctrl-C in the terminal.
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, cwd=self.dir)
+        state["processes"][name] = {"pid": proc.pid, "start": _start_time(proc.pid), "cmd": cmd[0]}
+        self._save(state)
+
+    def _kubectl(self, binaries: Path, *args: str) -> str:
+        proc = subprocess.run([str(binaries / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise SandboxError(f"kubectl {args[0]} failed during bootstrap: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def _wait_ready(self, state: dict, ports: Ports) -> None:
+        def nodes_ready() -> bool:
+            nodes = self._get("/api/v1/nodes", state) or {}
+            ready = {
+                n["metadata"]["name"]
+                for n in nodes.get("items", [])
+                for c in n.get("status", {}).get("conditions", [])
+                if c["type"] == "Ready" and c["status"] == "True"
+            }
+            return ready >= set(NODES)
+
+        def crds_established() -> bool:
+            items = (self._get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", state) or {})
+            items = items.get("items", [])
+            return bool(items) and all(
+                any(c["type"] == "Established" and c["status"] == "True"
+                    for c in crd.get("status", {}).get("conditions", []))
+                for crd in items
+            )
+
+        def service_accounts() -> bool:
+            return all(self._get(f"/api/v1/namespaces/{ns}/serviceaccounts/default", state)
+                       for ns in ("default", LIMITED_NAMESPACE, RESTRICTED_NAMESPACE))
+
+        self._wait("the scheduler", lambda: _https_ok(f"https://127.0.0.1:{ports.scheduler}/healthz"), 60,
+                   state, "kube-scheduler")
+        self._wait("the controller-manager",
+                   lambda: _https_ok(f"https://127.0.0.1:{ports.controller_manager}/healthz"), 60, state,
+                   "kube-controller-manager")
+        self._wait("kwok to mark the nodes Ready", nodes_ready, 60, state, "kwok")
+        self._wait("the CRDs to be established", crds_established, 60, state, "kube-apiserver")
+        self._wait("the default service accounts", service_accounts, 60, state, "kube-controller-manager")
+
+    # -- down ----------------------------------------------------------------------------------
+
+    def down(self, progress: Progress = print) -> bool:
+        """Stop the processes we recorded and remove the state. Returns False when nothing was up."""
+        state = self._state()
+        if state is None:
+            if self.dir.exists():
+                shutil.rmtree(self.dir, ignore_errors=True)
+            progress("The sandbox is not up; nothing to stop.")
+            return False
+        stopped = self._stop_processes(state)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        progress(f"Sandbox down: stopped {', '.join(stopped) or 'nothing (all had exited)'}; "
+                 f"removed {self.dir}.")
+        return True
+
+    def _stop_processes(self, state: dict) -> list[str]:
+        # Reverse start order: workers first, etcd last, so nothing logs a storm of lost connections.
+        alive = [(n, p) for n, p in reversed(list(state["processes"].items())) if _alive(p)]
+        for _name, proc in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for _, p in alive):
+            time.sleep(0.05)
+        for _name, proc in alive:
+            if _alive(proc):
+                os.kill(proc["pid"], signal.SIGKILL)
+        for _name, proc in alive:
+            _reap(proc["pid"])
+        return [n for n, _ in alive]
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the process is our own child (it is when started in-process)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _https_ok(url: str) -> bool:
+    # The components serve /healthz with a self-signed certificate made at start; the port is ours
+    # on loopback, so the certificate is not checked here.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=1) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
+def _data_path(name: str) -> str:
+    return str(resources.files("jupyter_mldeploy.sandbox") / "data" / name)
+
+
+def _kwok_config() -> str:
+    stages = (resources.files("jupyter_mldeploy.sandbox") / "data" / "stages.yaml").read_text()
+    options = (
+        "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n"
+        "  podPlayStageParallelism: 8\n  nodePlayStageParallelism: 4\n  nodeLeaseParallelism: 4\n"
+        "  podsOnNodeSyncParallelism: 4\n"
+    )
+    return options + "---\n" + stages
+
+
+def _commands(b: Path, d: Path, p: Ports, components_kc: Path, kwok_config: Path) -> dict[str, list[str]]:
+    k = d / "pki"
+    auth = [f"--kubeconfig={components_kc}", f"--authentication-kubeconfig={components_kc}",
+            f"--authorization-kubeconfig={components_kc}", "--leader-elect=false",
+            "--bind-address=127.0.0.1"]
+    return {
+        "etcd": [
+            str(b / "etcd"), "--name=sandbox", f"--data-dir={d / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{p.etcd}",
+            f"--advertise-client-urls=http://127.0.0.1:{p.etcd}",
+            f"--listen-peer-urls=http://127.0.0.1:{p.etcd_peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{p.etcd_peer}",
+            f"--initial-cluster=sandbox=http://127.0.0.1:{p.etcd_peer}",
+            # A throwaway store: skipping fsync makes every write much faster.
+            "--unsafe-no-fsync", "--quota-backend-bytes=4294967296", "--log-level=warn",
+        ],
+        "kube-apiserver": [
+            str(b / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{p.etcd}",
+            "--bind-address=127.0.0.1", f"--secure-port={p.apiserver}",
+            f"--advertise-address={ADVERTISE_ADDRESS}", "--endpoint-reconciler-type=none",
+            f"--tls-cert-file={k / 'apiserver.crt'}", f"--tls-private-key-file={k / 'apiserver.key'}",
+            f"--client-ca-file={k / 'ca.crt'}", f"--token-auth-file={k / 'tokens.csv'}",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={k / 'sa.pub'}",
+            f"--service-account-signing-key-file={k / 'sa.key'}",
+            "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.96.0.0/16",
+            "--allow-privileged=true", "--event-ttl=1h", "--profiling=false",
+        ],
+        "kube-controller-manager": [
+            str(b / "kube-controller-manager"), *auth, f"--secure-port={p.controller_manager}",
+            f"--service-account-private-key-file={k / 'sa.key'}", f"--root-ca-file={k / 'ca.crt'}",
+            "--cluster-name=mldeploy-sandbox", "--kube-api-qps=200", "--kube-api-burst=400",
+            "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+            "--profiling=false",
+        ],
+        "kube-scheduler": [
+            str(b / "kube-scheduler"), *auth, f"--secure-port={p.scheduler}",
+            "--kube-api-qps=200", "--kube-api-burst=400", "--profiling=false",
+        ],
+        "kwok": [
+            str(b / "kwok"), f"--kubeconfig={components_kc}", f"--config={kwok_config}",
+            "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--node-lease-duration-seconds=40", "--cidr=10.244.0.0/16", "--node-ip=10.0.0.1",
+            f"--server-address=127.0.0.1:{p.kwok}",
+        ],
+    }
+
+
+def kubeconfig_path() -> Path:
+    return Sandbox().kubeconfig

@@ -1,0 +1,127 @@
+"""Certificates, keys and tokens for the sandbox: made once per `up`, kept in its state folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# The first address of --service-cluster-ip-range: in-cluster clients reach the API server there.
+SERVICE_IP = "10.96.0.1"
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Static bearer tokens (kube-apiserver --token-auth-file) for the sandbox's identities."""
+
+    admin: str
+    limited: str
+    components: str
+
+
+def _write(path: Path, data: bytes, private: bool = False) -> None:
+    path.write_bytes(data)
+    if private:
+        path.chmod(0o600)
+
+
+def _pem_key(key) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def make_pki(folder: Path) -> Tokens:
+    """Write ca.crt, apiserver.crt/key, sa.key/pub and tokens.csv into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    later = now + dt.timedelta(days=365)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name("jupyter-mldeploy-sandbox-ca"))
+        .issuer_name(_name("jupyter-mldeploy-sandbox-ca"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(later)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM))
+    _write(folder / "ca.key", _pem_key(ca_key), private=True)
+
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    sans = [
+        x509.DNSName(n)
+        for n in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                  "kubernetes.default.svc.cluster.local")
+    ] + [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", SERVICE_IP)]
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(_name("kube-apiserver"))
+        .issuer_name(ca.subject)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(later)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write(folder / "apiserver.crt", server.public_bytes(serialization.Encoding.PEM))
+    _write(folder / "apiserver.key", _pem_key(server_key), private=True)
+
+    # Service-account tokens are signed with RS256 by default, so this key must be RSA.
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    _write(folder / "sa.key", _pem_key(sa_key), private=True)
+    _write(
+        folder / "sa.pub",
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+    )
+
+    tokens = Tokens(admin=secrets.token_hex(16), limited=secrets.token_hex(16),
+                    components=secrets.token_hex(16))
+    # token,user,uid,"group1,group2"
+    _write(
+        folder / "tokens.csv",
+        (
+            f'{tokens.admin},sandbox-admin,1000,"system:masters"\n'
+            f'{tokens.limited},sandbox-limited,1001,"mldeploy:limited"\n'
+            f'{tokens.components},sandbox-components,1002,"system:masters"\n'
+        ).encode(),
+        private=True,
+    )
+    return tokens
+
+
+def kubeconfig(server: str, ca_file: Path, identities: list[tuple[str, str, str]]) -> str:
+    """A kubeconfig with one context per (context name, token, namespace); the first is current."""
+    users = "".join(f"- name: {ctx}\n  user:\n    token: {token}\n" for ctx, token, _ in identities)
+    contexts = "".join(
+        f"- name: {ctx}\n  context:\n    cluster: mldeploy-sandbox\n    user: {ctx}\n    namespace: {ns}\n"
+        for ctx, _, ns in identities
+    )
+    return (
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: mldeploy-sandbox\n  cluster:\n    server: {server}\n"
+        f"    certificate-authority: {ca_file}\n"
+        f"users:\n{users}contexts:\n{contexts}current-context: {identities[0][0]}\n"
+    )
