@@ -30,6 +30,10 @@ Progress = Callable[[str], None]
 # kube-apiserver refuses a loopback advertise address and finds none on a machine without a default
 # route; an address from TEST-NET-1 (RFC 5737) with the endpoint reconciler off is never dialled.
 ADVERTISE_ADDRESS = "192.0.2.10"
+# Simulated pods and nodes get loopback addresses, so nothing (the API server's pod-log or
+# service proxy included) ever dials an address outside this machine. The node's kubelet
+# endpoint is kwok's own server on 127.0.0.1.
+POD_CIDR = "127.100.0.0/16"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 NODES = ("sandbox-cpu-1", "sandbox-cpu-2", "sandbox-gpu-1")
 ADMIN_CONTEXT = "mldeploy-sandbox"
@@ -389,7 +393,8 @@ def _commands(b: Path, d: Path, p: Ports, components_kc: Path, kwok_config: Path
         "kwok": [
             str(b / "kwok"), f"--kubeconfig={components_kc}", f"--config={kwok_config}",
             "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--node-lease-duration-seconds=40", "--cidr=10.244.0.0/16", "--node-ip=10.0.0.1",
+            "--node-lease-duration-seconds=40", f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1",
+            f"--node-port={p.kwok}",
             f"--server-address=127.0.0.1:{p.kwok}",
         ],
     }
