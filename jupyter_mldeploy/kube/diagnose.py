@@ -360,6 +360,8 @@ def parse_scheduler_message(message: str) -> tuple[int | None, list[tuple[int | 
     unbound immediate PersistentVolumeClaims") come back with None.
     """
     main = re.split(r"\s*preemption:", message, maxsplit=1)[0]
+    # Kubernetes 1.34+ adds postscripts such as ". no new claims to deallocate," after the node list.
+    main = re.split(r"\.\s+(?=[a-z])", main, maxsplit=1)[0]
     if "no nodes available to schedule pods" in main:
         return 0, []
     m = _SCHED_HEAD.search(main)

@@ -277,6 +277,27 @@ class Sandbox:
         self._wait("the CRDs to be established", crds_established, 60, state, "kube-apiserver")
         self._wait("the default service accounts", service_accounts, 60, state, "kube-controller-manager")
 
+    def restart(self, component: str, progress: Progress = print) -> None:
+        """Stop and start one component with the same flags (tests use it for API server restarts)."""
+        state = self._state()
+        if state is None or component not in state["processes"]:
+            raise SandboxError(f"The sandbox is not up, or has no component {component}.")
+        proc = state["processes"][component]
+        with open(f"/proc/{proc['pid']}/cmdline", "rb") as f:
+            cmd = [a.decode() for a in f.read().split(b"\0") if a]
+        os.kill(proc["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(proc) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(proc):
+            os.kill(proc["pid"], signal.SIGKILL)
+        _reap(proc["pid"])
+        self._start(component, cmd, state)
+        if component == "kube-apiserver":
+            self._wait("kube-apiserver /readyz", lambda: self._get("/readyz", state) == "ok", 90, state,
+                       component)
+        progress(f"Restarted {component}.")
+
     # -- down ----------------------------------------------------------------------------------
 
     def down(self, progress: Progress = print) -> bool:

@@ -684,3 +684,11 @@ def test_any_scheduler_message_gives_a_sentence_naming_the_pod(items):
     permanent = all("Insufficient cpu" not in r and "Insufficient memory" not in r for _, r in items)
     if permanent or any("nvidia.com/gpu" in r and "Insufficient" in r for _, r in items):
         assert d.fatal
+
+
+def test_scheduler_message_of_kubernetes_1_36_with_postscript():
+    # Seen verbatim from the sandbox's kube-scheduler 1.36.1.
+    msg = ("0/3 nodes are available: 3 Insufficient nvidia.com/gpu. no new claims to deallocate, "
+           "preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, "
+           "2 Preemption is not helpful for scheduling.")
+    assert parse_scheduler_message(msg) == (3, [(3, "Insufficient nvidia.com/gpu")])

@@ -1,0 +1,106 @@
+"""Follow one Deployment's rollout by watching it, its ReplicaSets, its pods and the namespace's events.
+
+No polling: four watches feed a StatusTracker on the caller's thread. The follow ends when the
+rollout is complete (kubectl's rules), fails fast on a fatal diagnosis (image pull, crash loop,
+OOM, unschedulable GPU, progress deadline), or stops waiting at the timeout. Stopping to wait
+(timeout, Ctrl-C) never touches the cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from .errors import ClusterError, MLDeployError, RolloutFailed
+from .kube.client import Kube
+from .kube.resources import collection_path
+from .kube.watch import Multiplexer, Watch
+from .status import RolloutStatus, StatusTracker
+
+StatusCallback = Callable[[RolloutStatus], None]
+
+
+class WaitTimeout(MLDeployError):
+    """Stopped waiting; the rollout goes on in the cluster."""
+
+    def __init__(self, message: str, status: RolloutStatus | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def watches(kube: Kube, namespace: str, name: str, selector: str) -> list[Watch]:
+    return [
+        Watch(kube, collection_path("apps/v1", "Deployment", namespace), "Deployment",
+              field_selector=f"metadata.name={name}"),
+        Watch(kube, collection_path("apps/v1", "ReplicaSet", namespace), "ReplicaSet",
+              label_selector=selector),
+        Watch(kube, collection_path("v1", "Pod", namespace), "Pod", label_selector=selector),
+        Watch(kube, collection_path("v1", "Event", namespace), "Event"),
+    ]
+
+
+def _previous_logs(kube: Kube, namespace: str, pod: str) -> str | None:
+    """The crashed container's last lines, when the node serves logs (best effort, one request)."""
+    try:
+        import urllib3
+
+        resp = kube._pool.request(  # noqa: SLF001 - plain text endpoint, not JSON
+            "GET", kube.url(f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+                            {"previous": "true", "tailLines": 50}),
+            headers=kube._headers(), timeout=urllib3.Timeout(total=3), retries=False)  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - logs are a nicety; the diagnosis stands without them
+        return None
+    return resp.data.decode(errors="replace") if resp.status == 200 else None
+
+
+def follow(kube: Kube, namespace: str, name: str, selector: str, *, timeout: float = 600,
+           on_status: StatusCallback | None = None, min_interval: float = 0.1,
+           fail_fast: bool = True) -> RolloutStatus:
+    """Watch until complete; raise RolloutFailed on a fatal diagnosis, WaitTimeout at the timeout."""
+    tracker = StatusTracker(name, namespace)
+    deadline = time.monotonic() + timeout
+    last_sent = 0.0
+    last: RolloutStatus | None = None
+    logs_fetched: set[str] = set()
+    with Multiplexer(watches(kube, namespace, name, selector)) as mux:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(_timeout_words(name, timeout, last), last)
+            first = mux.get(min(remaining, 1.0))
+            batch = ([first] if first else []) + mux.drain()
+            for etype, obj, err in batch:
+                if etype == "FAILED":
+                    raise err if isinstance(err, MLDeployError) else ClusterError(
+                        f"Watching {obj.get('kind')} of {name} failed: {err}")
+                tracker.apply(etype, obj)
+            status = tracker.snapshot()
+            diag = status.diagnosis
+            if diag is not None and diag.kind == "crash-loop" and diag.pod and diag.pod not in logs_fetched:
+                logs_fetched.add(diag.pod)
+                tracker.set_logs(diag.pod, _previous_logs(kube, namespace, diag.pod))
+                status = tracker.snapshot()
+            now = time.monotonic()
+            changed = last is None or status != last
+            final = status.complete or (fail_fast and status.phase == "failed")
+            if on_status is not None and changed and (final or now - last_sent >= min_interval):
+                on_status(status)
+                last_sent = now
+            last = status
+            if status.complete:
+                return status
+            if fail_fast and status.phase == "failed":
+                err = RolloutFailed(_failed_words(name, status), diagnosis=status.diagnosis)
+                err.status = status
+                raise err
+
+
+def _failed_words(name: str, status: RolloutStatus) -> str:
+    d = status.diagnosis
+    return (f"The rollout of {name} failed: {d}" if d else f"The rollout of {name} failed.")
+
+
+def _timeout_words(name: str, timeout: float, status: RolloutStatus | None) -> str:
+    where = (f"{status.ready}/{status.desired} ready" if status else "no status seen yet")
+    return (f"Stopped waiting for {name} after {timeout:g} s ({where}); the rollout goes on in the "
+            f"cluster. Watch it again with .watch() or %rollout {name}.")
