@@ -76,6 +76,11 @@ class Deployment:
     last_status: RolloutStatus | None = None
     interrupted: bool = False
     seconds_to_write: float | None = None
+    pending: list = field(default_factory=list, repr=False)  # follow-up writes still in flight
+
+    def _settle(self) -> None:
+        while self.pending:
+            self.pending.pop().result()
 
     @property
     def object_name(self) -> str:
@@ -87,6 +92,8 @@ class Deployment:
 
     def watch(self, timeout: float = 600, on_status: StatusCallback | None = None) -> RolloutStatus:
         """Follow the rollout until complete; RolloutFailed on a fatal diagnosis, WaitTimeout at timeout."""
+        self._settle()
+
         def record(status: RolloutStatus) -> None:
             self.last_status = status
             if on_status is not None:
@@ -104,7 +111,8 @@ class Deployment:
     wait = watch
 
     def status(self) -> RolloutStatus:
-        """A one-off snapshot (three reads at once), without watching."""
+        """A one-off snapshot (four reads at once), without watching."""
+        self._settle()
         ns, name = self.namespace, self.object_name
         pool = kapply.pool()
         dep = pool.submit(self.kube.request, "GET", f"{collection_path('apps/v1', 'Deployment', ns)}/{name}")
@@ -233,6 +241,19 @@ def _previous_release(kube: Kube, namespace: str, spec: DeploySpec, before_ms: i
     return rel.manifests_of(max(older, key=rel.created_ms))
 
 
+_trim_counts: dict[tuple[str, str, str], int] = {}
+
+
+def _deploys_since_trim(ns: str, spec: DeploySpec) -> int:
+    """Trimming lists the records; doing it every KEEP deploys (per process) bounds both costs."""
+    key = (ns, spec.name, spec.track)
+    _trim_counts[key] = _trim_counts.get(key, rel.KEEP - 1) + 1  # the first deploy in a process trims
+    if _trim_counts[key] >= rel.KEEP:
+        _trim_counts[key] = 0
+        return rel.KEEP
+    return _trim_counts[key]
+
+
 def _trim_records(kube: Kube, namespace: str, name: str, track: str) -> None:
     """Keep the newest KEEP release records (run in the background after a successful write)."""
     try:
@@ -280,13 +301,15 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
     record = rel.release_record(spec, manifests, ns, now_ms)
     report = kapply.apply_all(kube, [*manifests, record],
                               previous_loader=lambda: _previous_release(kube, ns, spec, now_ms))
-    kapply.pool().submit(_trim_records, kube, ns, spec.name, spec.track)
+    if _deploys_since_trim(ns, spec) >= rel.KEEP:
+        kapply.pool().submit(_trim_records, kube, ns, spec.name, spec.track)
     ours = [a for a in report.applied if a.manifest["metadata"]["name"] != record["metadata"]["name"]]
     handle.created = [a.name for a in ours if a.created]
     handle.changed = [a.name for a in ours if not a.created]
     handle.seconds_to_write = report.seconds
     if spec.autoscale is not None and f"deployment/{object_name(spec)}" in handle.created:
-        _start_at_min_replicas(kube, ns, spec)
+        # Off the critical path; watch() (and anything that reads status) waits for it first.
+        handle.pending.append(kapply.pool().submit(_start_at_min_replicas, kube, ns, spec))
     if not wait:
         return handle
     try:
