@@ -7,6 +7,7 @@ PID alone (checked against the process's start time, so a recycled PID is never 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -163,14 +164,37 @@ class Sandbox:
 
     # -- up ------------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _locked(self):
+        """One `up`, `down` or `restart` at a time across processes (tests, notebooks, the CLI)."""
+        lock_path = self.dir.parent / f".{self.dir.name}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
     def up(self, progress: Progress = print) -> dict:
+        with self._locked():
+            return self._up(progress)
+
+    def _up(self, progress: Progress) -> dict:
         current = self.status()
+        state = self._state()
+        if not current["up"] and state is not None and all(p["alive"] for p in current["processes"].values()):
+            # Every process runs: the API server may be restarting. Give it time before judging.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not current["up"]:
+                time.sleep(0.25)
+                current = self.status()
         if current["up"]:
             progress(f"The sandbox is already up at {current['server']}; reusing it.")
             return current
-        if self._state() is not None:
+        if state is not None:
             progress("Found a sandbox that is not answering; stopping what is left of it first.")
-            self.down(progress=lambda _m: None)
+            self._down(progress=lambda _m: None)
 
         t0 = time.monotonic()
         binaries = build.ensure_binaries(progress)
@@ -279,6 +303,10 @@ class Sandbox:
 
     def restart(self, component: str, progress: Progress = print) -> None:
         """Stop and start one component with the same flags (tests use it for API server restarts)."""
+        with self._locked():
+            self._restart(component, progress)
+
+    def _restart(self, component: str, progress: Progress) -> None:
         state = self._state()
         if state is None or component not in state["processes"]:
             raise SandboxError(f"The sandbox is not up, or has no component {component}.")
@@ -302,6 +330,10 @@ class Sandbox:
 
     def down(self, progress: Progress = print) -> bool:
         """Stop the processes we recorded and remove the state. Returns False when nothing was up."""
+        with self._locked():
+            return self._down(progress)
+
+    def _down(self, progress: Progress) -> bool:
         state = self._state()
         if state is None:
             if self.dir.exists():

@@ -120,8 +120,10 @@ def test_gpu_model_lands_on_gpu_node_and_a_second_one_is_unschedulable(kube, nam
 
 def _foreign_service(kube, namespace, name):
     # Created the way `kubectl create service` does it: a plain POST under another manager.
-    kube.request("POST", f"/api/v1/namespaces/{namespace}/services", query={"fieldManager": "kubectl-create"},
-                 body={"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": {"team": "x"}},
+    kube.request("POST", f"/api/v1/namespaces/{namespace}/services",
+                 query={"fieldManager": "kubectl-create"},
+                 body={"apiVersion": "v1", "kind": "Service",
+                       "metadata": {"name": name, "labels": {"team": "x"}},
                        "spec": {"selector": {"app": "other"}, "ports": [{"port": 80, "targetPort": 9000}]}})
 
 
