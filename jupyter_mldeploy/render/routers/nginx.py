@@ -1,0 +1,80 @@
+"""ingress-nginx router: the primary Ingress `<name>` and a canary Ingress `<name>-canary`.
+
+ingress-nginx was retired upstream in 2026; this router is kept for clusters that still run it and
+is offered only where an IngressClass named "nginx" exists.
+
+The canary Ingress repeats the primary's host and path and carries `nginx.ingress.kubernetes.io/canary:
+"true"` with `canary-weight` out of `canary-weight-total` (written as 100, so the weight is a percent).
+ingress-nginx takes one canary Ingress per host and path, so a blue-green preview uses the same object
+pointing at `<name>-preview`. After a promotion or rollback the canary Ingress is no longer rendered
+and the rollout must delete it.
+
+Shadow traffic is `mirror-target` on the primary Ingress: the full URL of the shadow Service with
+`$request_uri`. It has no percentage (every request or none, see `traffic.check_supported`), nginx
+discards the mirror's answers, and it finishes a request only once its mirror subrequest has finished, so
+a slow shadow model slows the primary (the next request on a keep-alive connection waits for it).
+
+Service selectors: each backend is a per-track Service selecting `{instance, track}` (render's
+default). This primary Ingress has the same name as `render()`'s exposure for expose='ingress': apply
+this one instead of exposure's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...errors import SpecError
+from . import Traffic, service_host
+
+ROUTER = "nginx"
+INGRESS_CLASS = "nginx"
+_A = "nginx.ingress.kubernetes.io/"
+CANARY = _A + "canary"
+CANARY_WEIGHT = _A + "canary-weight"
+CANARY_WEIGHT_TOTAL = _A + "canary-weight-total"
+MIRROR_TARGET = _A + "mirror-target"
+
+
+def _ingress(t: Traffic, name: str, backend: str, annotations: Mapping[str, str],
+             ingress_class: str) -> dict[str, Any]:
+    meta = t.metadata(name, ROUTER)
+    meta["annotations"] = {**meta["annotations"], **annotations}
+    rule: dict[str, Any] = {}
+    if t.host is not None:
+        rule["host"] = t.host
+    rule["http"] = {"paths": [{
+        "path": "/", "pathType": "Prefix",
+        "backend": {"service": {"name": backend, "port": {"number": t.port}}},
+    }]}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta,
+            "spec": {"ingressClassName": ingress_class, "rules": [rule]}}
+
+
+def route(name: str, namespace: str, *, stable_weight: int, candidate_weight: int,
+          candidate_track: str | None = "canary", mirror_percent: int | None = None,
+          mirror_track: str = "shadow", host: str | None = None, gateway: str | None = None,
+          labels: Mapping[str, str], port: int = 80, state: Mapping[str, str] | None = None,
+          ingress_class: str = INGRESS_CLASS) -> list[dict[str, Any]]:
+    """The primary Ingress, then the canary Ingress when there is a candidate."""
+    t = Traffic(name, namespace, stable_weight, candidate_weight, candidate_track, mirror_percent,
+                mirror_track, host, gateway, labels, port, state)
+    if not isinstance(ingress_class, str) or not ingress_class:
+        raise SpecError(f"ingress_class must be the name of an IngressClass, got {ingress_class!r}.")
+    if t.gateway is not None:
+        raise SpecError("the nginx router routes through the ingress-nginx controller, so gateway cannot be "
+                        "set; use the gateway router for a Gateway.")
+    if t.mirror_percent not in (None, 0, 100):
+        raise SpecError(f"ingress-nginx mirrors every request or none (its mirror-target annotation has no "
+                        f"percentage), so a {t.mirror_percent}% mirror cannot be honoured; use 100, or the "
+                        f"gateway or istio router for a partial mirror.")
+    primary: dict[str, str] = {}
+    if t.mirror_percent == 100:  # 0 is "none": no mirror-target, the percent stays in the state
+        target = service_host(t.track(t.mirror_track), t.namespace)
+        port_part = "" if t.port == 80 else f":{t.port}"
+        primary[MIRROR_TARGET] = f"http://{target}{port_part}$request_uri"
+    objects = [_ingress(t, t.name, t.track("stable"), primary, ingress_class)]
+    if t.candidate_track is not None:
+        canary = {CANARY: "true", CANARY_WEIGHT: str(t.candidate_weight), CANARY_WEIGHT_TOTAL: "100"}
+        objects.append(_ingress(t, t.track("canary"), t.track(t.candidate_track), canary, ingress_class))
+    return objects
