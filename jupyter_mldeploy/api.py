@@ -287,7 +287,10 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
     """
     kube = _kube(kube, kubeconfig, context)
     ns, manifests = _prepare(spec, kube, namespace, state, replica_split)
-    manifests = manifests + [dict(m) for m in extra]
+    # An extra object (a traffic route) replaces a rendered one of the same kind and name.
+    by_name = {describe(m): m for m in manifests}
+    by_name.update({describe(m): dict(m) for m in extra})
+    manifests = list(by_name.values())
     if dry_run in (True, "client"):
         return DryRun(manifests)
     if dry_run == "server":
