@@ -254,6 +254,13 @@ def _deploys_since_trim(ns: str, spec: DeploySpec) -> int:
     return _trim_counts[key]
 
 
+def recorded_objects(kube: Kube, namespace: str, name: str) -> set[str]:
+    """Every object (kind/name) any release of `name`, on any track, has written."""
+    _, body = kube.request("GET", collection_path("v1", "ConfigMap", namespace),
+                           query={"labelSelector": f"{L.selector_for(name)},{rel.RECORD}=release"})
+    return {describe(m) for r in body.get("items", []) for m in rel.manifests_of(r)}
+
+
 def _trim_records(kube: Kube, namespace: str, name: str, track: str) -> None:
     """Keep the newest KEEP release records (run in the background after a successful write)."""
     try:
@@ -303,7 +310,8 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
     now_ms = int(time.time() * 1000)
     record = rel.release_record(spec, manifests, ns, now_ms)
     report = kapply.apply_all(kube, [*manifests, record],
-                              previous_loader=lambda: _previous_release(kube, ns, spec, now_ms))
+                              previous_loader=lambda: _previous_release(kube, ns, spec, now_ms),
+                              recorded=lambda: recorded_objects(kube, ns, spec.name))
     if _deploys_since_trim(ns, spec) >= rel.KEEP:
         kapply.pool().submit(_trim_records, kube, ns, spec.name, spec.track)
     ours = [a for a in report.applied if a.manifest["metadata"]["name"] != record["metadata"]["name"]]

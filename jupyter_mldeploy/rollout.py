@@ -224,12 +224,17 @@ def _route(r: Rollout, *, candidate: bool = True) -> list[dict]:
                      candidate_track=r.candidate_track, **kw)
 
 
+def _recorded(r: Rollout) -> Callable[[], set[str]]:
+    """What jupyter-mldeploy wrote for this model before (read only if another manager shows up)."""
+    return lambda: api.recorded_objects(r.kube, r.namespace, r.name)
+
+
 def _write_route(r: Rollout, manifests: list[dict]) -> None:
     """Apply only the route objects that differ from what this process last wrote (one write to move)."""
     before = {describe(m): m for m in r.last_route}
     changed = [m for m in manifests if before.get(describe(m)) != m]
     if changed:
-        kapply.apply_all(r.kube, changed)
+        kapply.apply_all(r.kube, changed, recorded=_recorded(r))
     r.last_route = manifests
 
 
@@ -341,7 +346,7 @@ def set_weight(name: str, percent: int, *, namespace: str | None = None, kube: K
                   if m["kind"] == "Deployment"]
         writes += [m for m in render(cand.with_(replicas=split.canary), new.namespace)
                    if m["kind"] == "Deployment"]
-        kapply.apply_all(new.kube, writes + _route(new))
+        kapply.apply_all(new.kube, writes + _route(new), recorded=_recorded(new))
         return _remember(new)
     _write_route(new, _route(new))
     return _remember(new)
@@ -415,7 +420,7 @@ def _end(r: Rollout, stable: DeploySpec) -> None:
         m["metadata"].setdefault("annotations", {})
         m["metadata"]["annotations"].pop(STRATEGY, None)
     pool = kapply.pool()
-    jobs = [pool.submit(kapply.apply_all, r.kube, writes),
+    jobs = [pool.submit(kapply.apply_all, r.kube, writes, recorded=_recorded(r)),
             pool.submit(kapply.delete_collections, r.kube, r.namespace,
                         L.selector_for(r.name, r.candidate_track), api.OUR_KINDS)]
     if r.router == "nginx":

@@ -11,7 +11,7 @@ our field manager releases only the fields we own.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -106,32 +106,46 @@ def delete_one(kube: Kube, manifest: Mapping, *, uid: str | None = None, missing
 
 
 def apply_all(kube: Kube, manifests: Sequence[Mapping], *, dry_run: bool = False,
-              previous: Iterable[Mapping] | None = None, previous_loader=None) -> ApplyReport:
+              previous_loader: Callable[[], Iterable[Mapping] | None] | None = None,
+              recorded: Callable[[], set[str]] | None = None) -> ApplyReport:
     """Write every manifest at once; all succeed, or what succeeded is undone and the first error raised.
 
     `previous_loader()` returns the manifests of the previous release (read only on failure), used to
-    put back objects this call changed.
+    put back objects this call changed. An existing object that another manager also writes is ours
+    only if `recorded()` (read only in that case) names it among the objects jupyter-mldeploy wrote
+    before; otherwise it is someone else's and is given back as it was.
     """
     t0 = time.perf_counter()
-    futures = [_pool.submit(apply_one, kube, m, dry_run=dry_run) for m in manifests]
     done: list[Applied] = []
     errors: list[tuple[Mapping, ClusterError]] = []
-    for m, f in zip(manifests, futures, strict=False):
+    if len(manifests) == 1:  # one write (a weight move): no hand-off to another thread
         try:
-            done.append(f.result())
+            done.append(apply_one(kube, manifests[0], dry_run=dry_run))
         except ClusterError as e:
-            errors.append((m, e))
-    if not dry_run and not errors:
-        foreign = [(a, owners) for a in done if not a.created and (owners := foreign_managers(a.result))]
-        if foreign:
-            a, owners = foreign[0]
+            errors.append((manifests[0], e))
+    else:
+        futures = [_pool.submit(apply_one, kube, m, dry_run=dry_run) for m in manifests]
+        for m, f in zip(manifests, futures, strict=True):
+            try:
+                done.append(f.result())
+            except ClusterError as e:
+                errors.append((m, e))
+    foreign: set[str] = set()
+    if not dry_run:
+        suspects = {a.name: owners for a in done if not a.created and (owners := foreign_managers(a.result))}
+        if suspects:
+            ours = recorded() if recorded is not None else set()
+            foreign = {n for n in suspects if n not in ours}
+        if foreign and not errors:
+            a = next(a for a in done if a.name in foreign)
+            owners = suspects[a.name]
             errors.append((a.manifest, ClusterError(
                 f"{a.name} already exists and is managed by {', '.join(owners)}, not jupyter-mldeploy; "
                 f"it was left as it was. Choose another name, or remove that object first.",
                 obj=a.name, status=409, reason="NotOurs")))
     if errors:
         if not dry_run:
-            undone = undo(kube, done, previous_loader)
+            undone = undo(kube, done, previous_loader, foreign)
             first_manifest, first = errors[0]
             note = f" Undone: {', '.join(undone)}." if undone else ""
             raise ClusterError(f"{first}{note}", obj=describe(first_manifest), status=first.status,
@@ -140,10 +154,11 @@ def apply_all(kube: Kube, manifests: Sequence[Mapping], *, dry_run: bool = False
     return ApplyReport(done, time.perf_counter() - t0)
 
 
-def undo(kube: Kube, done: Sequence[Applied], previous_loader=None) -> list[str]:
+def undo(kube: Kube, done: Sequence[Applied], previous_loader=None, foreign: set[str] = frozenset()
+         ) -> list[str]:
     """Put back what this call wrote; returns what was undone, in words."""
     previous = {}
-    changed_ours = [a for a in done if not a.created and not foreign_managers(a.result)]
+    changed_ours = [a for a in done if not a.created and a.name not in foreign]
     if changed_ours and previous_loader is not None:
         previous = {describe(m): m for m in previous_loader() or []}
     jobs = []
@@ -151,7 +166,7 @@ def undo(kube: Kube, done: Sequence[Applied], previous_loader=None) -> list[str]
         uid = a.result.get("metadata", {}).get("uid")
         if a.created:
             jobs.append((f"deleted {a.name}", _pool.submit(delete_one, kube, a.manifest, uid=uid)))
-        elif foreign_managers(a.result):
+        elif a.name in foreign:
             job = _pool.submit(release_only_ours, kube, a.manifest)
             jobs.append((f"released our fields of {a.name}", job))
         elif a.name in previous:

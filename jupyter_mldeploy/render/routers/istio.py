@@ -39,8 +39,10 @@ def _destination(t: Traffic, track: str) -> dict[str, Any]:
 def destination_rule(t: Traffic) -> dict[str, Any]:
     """The DestinationRule with one subset per live track, selected by the track label."""
     subsets = [{"name": track, "labels": {L.TRACK: track}} for track in LIVE_SUBSETS]
-    return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
-            "metadata": t.metadata(t.name, ROUTER),
+    # The rollout state lives on the VirtualService only, so a weight move rewrites one object.
+    meta = {"name": t.name, "namespace": t.namespace, "labels": dict(t.labels),
+            "annotations": {"mldeploy.io/router": ROUTER}}
+    return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": meta,
             "spec": {"host": service_host(t.name, t.namespace), "subsets": subsets}}
 
 
