@@ -42,15 +42,10 @@ def watches(kube: Kube, namespace: str, name: str, selector: str) -> list[Watch]
 def _previous_logs(kube: Kube, namespace: str, pod: str) -> str | None:
     """The crashed container's last lines, when the node serves logs (best effort, one request)."""
     try:
-        import urllib3
-
-        resp = kube._pool.request(  # noqa: SLF001 - plain text endpoint, not JSON
-            "GET", kube.url(f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
-                            {"previous": "true", "tailLines": 50}),
-            headers=kube._headers(), timeout=urllib3.Timeout(total=3), retries=False)  # noqa: SLF001
-    except Exception:  # noqa: BLE001 - logs are a nicety; the diagnosis stands without them
+        return kube.text(f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+                         query={"previous": "true", "tailLines": 50}, timeout=3)
+    except MLDeployError:  # logs are a nicety; the diagnosis stands without them
         return None
-    return resp.data.decode(errors="replace") if resp.status == 200 else None
 
 
 def follow(kube: Kube, namespace: str, name: str, selector: str, *, timeout: float = 600,

@@ -653,11 +653,11 @@ class _ProxySide(_Side):
         self.where = f"Service {namespace}/{service} (through the API server's service proxy)"
 
     def infer(self, body: dict, request_id: str) -> dict:
-        # Kube.request sets its own headers; the request id travels as the OIP `id`, which the reference
-        # server logs when there is no x-request-id header.
+        # The request id travels both as the x-request-id header and as the OIP `id`.
         try:
             _, payload = self.kube.request("POST", self.base + self.proto.infer_path, body=body,
-                                           timeout=self.timeout, what=f"{self.role} model {self.service}")
+                                           timeout=self.timeout, what=f"{self.role} model {self.service}",
+                                           headers={"x-request-id": request_id})
         except ClusterError as e:
             if _no_endpoints(e):
                 raise _RowError(f"no ready pod behind Service {self.service}") from None
@@ -1005,26 +1005,8 @@ def live(name: str | None = None, *, primary_log: str | os.PathLike | Iterable[s
 
 
 def _get_text(kube: Kube, path: str, query: Mapping[str, Any], timeout: float, what: str) -> str:
-    """GET a plain-text subresource (a pod log) with the connection's pool and credentials.
-
-    Kube.request decodes JSON and keeps only 500 characters of a non-JSON body, so a log is read one
-    level down, through the same pool, auth headers (token refresh included) and TLS settings.
-    """
-    import urllib3
-
-    from .kube.client import _json, _short, error_from_status
-
-    headers = kube._headers()
-    headers["Accept"] = "text/plain, */*"
-    try:
-        resp = kube._pool.request("GET", kube.url(path, query), headers=headers, preload_content=True,
-                                  retries=False, timeout=urllib3.Timeout(total=timeout))
-    except urllib3.exceptions.HTTPError as e:
-        raise ClusterError(f"Could not reach the Kubernetes API server at {kube.server}: {_short(e)}",
-                           obj=what) from None
-    if resp.status >= 300:
-        raise error_from_status(resp.status, _json(resp.data), what=what, method="GET")
-    return resp.data.decode("utf-8", errors="replace")
+    """GET a plain-text subresource (a pod log), whole."""
+    return kube.text(path, query=query, timeout=timeout, what=what)
 
 
 def live_from_pods(kube: Kube, namespace: str, name: str, since: float | timedelta | None = None, *,

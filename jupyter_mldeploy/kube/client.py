@@ -75,25 +75,38 @@ class Kube:
         q = {k: v for k, v in (query or {}).items() if v is not None}
         return self.server + path + (f"?{urlencode(q, doseq=True)}" if q else "")
 
-    def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None,
-                content_type: str = "application/json", timeout: float | None = DEFAULT_TIMEOUT,
-                what: str | None = None) -> tuple[int, dict]:
-        """Send one request; return (status, JSON body). Non-2xx raises ClusterError."""
+    def _send(self, method: str, path: str, query: Mapping[str, Any] | None, data: bytes | None,
+              headers: dict[str, str], timeout: float | None, what: str | None):
         import urllib3
 
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         try:
-            resp = self._pool.request(method, self.url(path, query), body=data,
-                                      headers=self._headers(content_type if data is not None else None),
+            return self._pool.request(method, self.url(path, query), body=data, headers=headers,
                                       timeout=urllib3.Timeout(total=timeout) if timeout else None,
                                       preload_content=True, retries=False)
         except urllib3.exceptions.HTTPError as e:
             raise ClusterError(f"Could not reach the Kubernetes API server at {self.server}: "
                                f"{_short(e)}", obj=what) from None
+
+    def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None,
+                content_type: str = "application/json", timeout: float | None = DEFAULT_TIMEOUT,
+                what: str | None = None, headers: Mapping[str, str] | None = None) -> tuple[int, dict]:
+        """Send one request; return (status, JSON body). Non-2xx raises ClusterError."""
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        sent = {**self._headers(content_type if data is not None else None), **(headers or {})}
+        resp = self._send(method, path, query, data, sent, timeout, what)
         payload = _json(resp.data)
         if resp.status >= 300:
             raise error_from_status(resp.status, payload, what=what, method=method)
         return resp.status, payload
+
+    def text(self, path: str, *, query: Mapping[str, Any] | None = None,
+             timeout: float | None = DEFAULT_TIMEOUT, what: str | None = None) -> str:
+        """GET a plain-text endpoint (pod logs), whole: nothing is cut."""
+        headers = {**self._headers(), "Accept": "text/plain, */*"}
+        resp = self._send("GET", path, query, None, headers, timeout, what)
+        if resp.status >= 300:
+            raise error_from_status(resp.status, _json(resp.data), what=what, method="GET")
+        return resp.data.decode("utf-8", errors="replace")
 
     def stream(self, path: str, query: Mapping[str, Any], *, read_timeout: float | None = None,
                holder: list | None = None) -> Iterator[dict]:
@@ -138,10 +151,11 @@ class Kube:
 
 
 def _json(data: bytes) -> dict:
+    """A JSON body, or a non-JSON one (a proxied model's error page) kept whole as the message."""
     try:
         return json.loads(data) if data else {}
     except ValueError:
-        return {"message": data.decode(errors="replace")[:500]}
+        return {"message": data.decode(errors="replace").strip()}
 
 
 def _short(e: Exception) -> str:
