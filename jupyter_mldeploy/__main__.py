@@ -41,6 +41,12 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from .magics.demo import run_demo
+
+    return run_demo(args.output)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jupyter-mldeploy",
                                      description="Put a machine-learning model on Kubernetes.")
@@ -50,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="up: build if needed and start; down: stop and remove; status; env: print "
                          "export KUBECONFIG=...; build: only build and cache the binaries")
     sb.set_defaults(func=_sandbox)
+    dm = sub.add_parser("demo", help="run the quickstart notebook headless against the sandbox")
+    dm.add_argument("--output", default=None,
+                    help="where to write the executed notebook (default ./quickstart-output.ipynb)")
+    dm.set_defaults(func=_demo)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,250 @@
+"""Settings for the magics and widgets: the traitlets Configurable `MLDeploy`, pyproject and environment.
+
+Precedence, highest first: an explicit flag on the magic > `%config MLDeploy.x = ...` (or an IPython
+config file) > environment variables (MLDEPLOY_NAMESPACE, MLDEPLOY_CONTEXT, MLDEPLOY_TIMEOUT) >
+`[tool.jupyter-mldeploy]` in the nearest pyproject.toml above the working directory > the kube
+context's own default (namespace) or the trait default (timeout 600 s). Pure: reads files and the
+environment, never the cluster; a bad value is one `SpecError` sentence naming where it came from.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from traitlets import All, Dict, Enum, Float, TraitError, Unicode, observe, validate
+from traitlets.config import Configurable
+
+from .errors import SpecError
+
+__all__ = ["ENV_VARS", "ROUTERS", "MLDeploy", "Settings", "current", "find_pyproject", "parse_seconds",
+           "price_table", "read_pyproject", "set_current"]
+
+ROUTERS = ("auto", "replicas", "gateway", "istio", "nginx", "knative")
+ENV_VARS = {"namespace": "MLDEPLOY_NAMESPACE", "context": "MLDEPLOY_CONTEXT", "timeout": "MLDEPLOY_TIMEOUT"}
+PYPROJECT_TABLE = "jupyter-mldeploy"
+
+_SECONDS = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(s|m|h)?\s*")
+_UNIT = {None: 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_seconds(value: object, where: str) -> float:
+    """A positive duration: a number of seconds, or text like '90', '90s', '10m', '1.5h'."""
+    if isinstance(value, bool):
+        raise SpecError(f"{where} must be a number of seconds, got the boolean {str(value).lower()}.")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _SECONDS.fullmatch(value)):
+        seconds = float(m[1]) * _UNIT[m[2]]
+    else:
+        shown = repr(value) if isinstance(value, str) else f"a {type(value).__name__}"
+        raise SpecError(f"{where} {shown} is not a duration: write seconds such as 600, or 90s, 10m, 1h.")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise SpecError(f"{where} must be more than zero seconds, got {value!r}.")
+    return seconds
+
+
+class MLDeploy(Configurable):
+    """jupyter-mldeploy's settings; change them with `%config MLDeploy.<name> = <value>`."""
+
+    namespace = Unicode(None, allow_none=True, help=(
+        "Namespace to deploy to when a magic has no --namespace. Unset: MLDEPLOY_NAMESPACE, then "
+        "[tool.jupyter-mldeploy] namespace in pyproject.toml, then the kube context's namespace.")
+    ).tag(config=True)
+    context = Unicode(None, allow_none=True, help=(
+        "Kube context to use when a magic has no --context. Unset: MLDEPLOY_CONTEXT, then "
+        "pyproject.toml, then the kubeconfig's current context.")
+    ).tag(config=True)
+    kubeconfig = Unicode(None, allow_none=True, help=(
+        "Path of the kubeconfig file. Unset: pyproject.toml (relative to that file), then KUBECONFIG, "
+        "then ~/.kube/config, then in-cluster configuration.")
+    ).tag(config=True)
+    timeout = Float(600.0, help=(
+        "Seconds to wait for a rollout to become ready before giving up waiting (the rollout goes on). "
+        "MLDEPLOY_TIMEOUT and pyproject.toml apply when this is not set with %config.")
+    ).tag(config=True)
+    router = Enum(ROUTERS, default_value="auto", help=(
+        "Traffic layer for canary and shadow rollouts: auto picks the best one the cluster serves "
+        "(Gateway API, then Istio, Knative, ingress-nginx, else plain replica ratios).")
+    ).tag(config=True)
+    price_table = Dict(help=(
+        "Hourly prices for the widgets' cost estimate, for example {'cpu': 0.031, 'memory_gib': 0.004, "
+        "'gpu': {'NVIDIA-A100-SXM4-80GB': 3.67, 'default': 2.5}}: per core, per GiB of memory, and per "
+        "GPU (one price, or one per GPU type with a default). These numbers are an example, not real "
+        "prices. Empty: pyproject.toml's price_table, else the widgets' example table.")
+    ).tag(config=True)
+    interactive = Enum(("auto", "yes", "no"), default_value="auto", help=(
+        "Live widgets (yes) or text output (no); auto shows widgets only in a notebook frontend with "
+        "widget support and prints text under papermill, nbconvert, nbval and plain IPython, where "
+        "a failed deploy also fails the run.")
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._assigned: set[str] = set()
+        super().__init__(**kwargs)
+
+    @validate("namespace", "timeout", "price_table")
+    def _valid(self, proposal: Mapping[str, Any]) -> Any:
+        # %config reports a TraitError in one line, so a bad value never gets in.
+        value, name = proposal["value"], proposal["trait"].name
+        if value is None:
+            return value
+        try:
+            return _checked(name, value, f"MLDeploy.{name}")
+        except SpecError as e:
+            raise TraitError(str(e)) from None
+
+    @observe(All)
+    def _remember(self, change: Mapping[str, Any]) -> None:
+        # A trait assigned in Python counts as explicit, like one set by %config.
+        self._assigned.add(change["name"])
+
+    def is_set(self, name: str) -> bool:
+        """Was `name` set explicitly (%config, a config file, or assignment), not just defaulted?"""
+        if name in self._assigned:
+            return True
+        # %config MLDeploy.timeout = 600 changes nothing but is still explicit: look in the config too.
+        section = type(self).__name__
+        return section in self.config and name in self.config[section]
+
+    def resolve(self, *, cwd: str | os.PathLike | None = None,
+                environ: Mapping[str, str] | None = None) -> Settings:
+        """The effective settings (without flags), with where each value came from."""
+        environ = os.environ if environ is None else environ
+        found = find_pyproject(Path(cwd) if cwd is not None else Path.cwd())
+        project = read_pyproject(found) if found else {}
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for name in ("namespace", "context", "kubeconfig", "timeout", "router", "price_table", "interactive"):
+            default = getattr(self, name)
+            if self.is_set(name) and default is not None:
+                values[name], sources[name] = default, "%config"
+            elif name in ENV_VARS and environ.get(ENV_VARS[name], "") != "":
+                values[name] = _checked(name, environ[ENV_VARS[name]], ENV_VARS[name])
+                sources[name] = ENV_VARS[name]
+            elif name in project:
+                values[name], sources[name] = project[name], str(found)
+            else:
+                values[name], sources[name] = default, "default"
+        return Settings(**values, sources=sources)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """MLDeploy's values after precedence; None means: the kube context decides."""
+
+    namespace: str | None
+    context: str | None
+    kubeconfig: str | None
+    timeout: float
+    router: str
+    price_table: Mapping[str, Any]
+    interactive: str
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+def _checked(name: str, value: object, where: str) -> Any:
+    """Validate one setting from the environment or pyproject, returning its typed value."""
+    if name == "timeout":
+        return parse_seconds(value, where)
+    if name == "price_table":
+        if not isinstance(value, Mapping):
+            raise SpecError(f"{where} must be a table of hourly prices, such as "
+                            f"{{cpu = 0.031, memory_gib = 0.004, gpu = 2.5}}.")
+        for key, price in value.items():
+            prices = price.values() if isinstance(price, Mapping) else [price]
+            if not all(isinstance(p, (int, float)) and not isinstance(p, bool) and p >= 0 for p in prices):
+                raise SpecError(f"{where}: the price for {key!r} must be a number of 0 or more (or, for gpu, "
+                                f"a table of GPU type to price), got {price!r}.")
+        return dict(value)
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"{where} must be a non-empty string, got {value!r}.")
+    value = value.strip()
+    if name == "namespace":
+        from .spec import validate_namespace
+
+        validate_namespace(value, where)
+    choices = {"router": ROUTERS, "interactive": ("auto", "yes", "no")}.get(name)
+    if choices and value not in choices:
+        raise SpecError(f"{where} {value!r} is not one of {', '.join(choices)}.")
+    return value
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml in `start` or a parent folder."""
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
+
+
+def read_pyproject(path: Path) -> dict[str, Any]:
+    """The validated `[tool.jupyter-mldeploy]` table of `path` ({} when it has none); cached by mtime."""
+    mtime = path.stat().st_mtime
+    hit = _cache.get(path)
+    if hit and hit[0] == mtime:
+        return hit[1]
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ImportError:
+            raise SpecError(f"{path} cannot be read for [tool.{PYPROJECT_TABLE}] on Python 3.10 without the "
+                            f"tomli package: pip install tomli.") from None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise SpecError(f"{path} could not be read as TOML: {e}.") from None
+    table = data.get("tool", {}).get(PYPROJECT_TABLE, {})
+    where = f"[tool.{PYPROJECT_TABLE}] in {path}"
+    if not isinstance(table, dict):
+        raise SpecError(f"{where} must be a table.")
+    allowed = ("namespace", "context", "kubeconfig", "timeout", "router", "price_table", "interactive")
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in allowed:
+            import difflib
+
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean {close[0]!r}" if close else ""
+            raise SpecError(f"{where} has no setting {key!r}{hint} (settings: {', '.join(allowed)}).")
+        out[key] = _checked(key, value, f"{key} in {where}")
+    if "kubeconfig" in out:  # relative to the project, not to wherever the kernel was started
+        out["kubeconfig"] = str((path.parent / Path(out["kubeconfig"]).expanduser()).resolve())
+    _cache[path] = (mtime, out)
+    return out
+
+
+_current: MLDeploy | None = None
+
+
+def current() -> MLDeploy:
+    """The settings object registered by `%load_ext jupyter_mldeploy`, or a default one outside IPython."""
+    global _current
+    if _current is None:
+        _current = MLDeploy()
+    return _current
+
+
+def set_current(settings: MLDeploy | None) -> None:
+    global _current
+    _current = settings
+
+
+def price_table() -> dict[str, Any]:
+    """The configured price table (%config, else pyproject.toml), {} when none: for the widgets."""
+    settings = current()
+    if settings.is_set("price_table") and settings.price_table:
+        return dict(settings.price_table)
+    found = find_pyproject(Path.cwd())
+    return dict(read_pyproject(found).get("price_table", {})) if found else {}

@@ -1,0 +1,604 @@
+"""Magic lines and `%%deploy` bodies -> validated requests. Pure: no cluster, no display.
+
+Everything a user can get wrong is caught here, before any connection is made, and reported as ONE
+`UsageError` sentence: argparse's own complaints are reworded, spec rules come from `DeploySpec`
+(SpecError), and a broken YAML body names its line. The parsers are built with IPython's
+`@magic_arguments` on the stub functions below, whose generated docstrings are the magics' help.
+
+`{name}` and `{name.attr}` in a magic line or a `%%deploy` body are replaced with values from the
+notebook's namespace (`{{name}}` keeps the braces). Nothing else is evaluated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import numbers
+import re
+import secrets
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import argument, argument_group, magic_arguments
+
+from ..config import parse_seconds
+from ..errors import SpecError
+from ..spec import DeploySpec, parse_env, validate_namespace
+
+__all__ = ["AVAILABLE_STRATEGIES", "PLANNED_STRATEGIES", "DeployRequest", "TargetRequest", "deploy",
+           "mldeploy", "parse_deploy", "parse_target", "rollback", "rollout", "substitute", "undeploy"]
+
+# The rollout module will add blue-green, canary and shadow (with --weight, --mirror, --router):
+# move a name from PLANNED to AVAILABLE and add its flags to `deploy` below.
+AVAILABLE_STRATEGIES = ("rolling", "recreate")
+PLANNED_STRATEGIES = ("blue-green", "canary", "shadow")
+
+_NAME = re.compile(r"[a-z](?:[-a-z0-9]*[a-z0-9])?")
+_IDENT = r"[^\W\d]\w*(?:\.[^\W\d]\w*)*"
+_VAR = re.compile(rf"\{{\{{({_IDENT})\}}\}}|\{{({_IDENT})\}}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# requests
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """A parsed `%deploy` / `%%deploy`: the spec plus how to run it."""
+
+    spec: DeploySpec | None  # None only for --panel without --image
+    name: str | None
+    namespace: str | None  # --namespace, or the body's namespace
+    context: str | None
+    wait: bool
+    timeout: float | None  # None: from the configuration
+    atomic: bool
+    dry_run: str | None  # None | "client" | "server"
+    output: str | None  # None | "yaml"
+    panel: bool
+
+
+@dataclass(frozen=True)
+class TargetRequest:
+    """A parsed `%undeploy` / `%rollout` / `%rollback` / `%mldeploy` line."""
+
+    name: str | None
+    namespace: str | None
+    context: str | None
+    wait: bool = True
+    timeout: float | None = None
+    revision: int | None = None
+    watch: bool = False
+    events: bool = False
+    all_namespaces: bool = False
+
+
+# ---------------------------------------------------------------------------------------------------
+# the parsers (their docstrings, completed by @magic_arguments, are the magics' help)
+
+
+def _where(func: Callable) -> Callable:
+    """--namespace and --context, shared by every magic."""
+    func = argument("--context", metavar="CTX", help="kube context to use (default: MLDeploy.context, "
+                    "MLDEPLOY_CONTEXT, pyproject.toml, then the kubeconfig's current context)")(func)
+    return argument("-n", "--namespace", metavar="NS", help="namespace (default: MLDeploy.namespace, "
+                    "MLDEPLOY_NAMESPACE, pyproject.toml, then the kube context's namespace)")(func)
+
+
+@magic_arguments()
+@argument("name", nargs="?", metavar="NAME",
+          help="model name: lower-case letters, digits and '-', starting with a letter (at most 55)")
+@argument_group("What to run")
+@argument("--image", metavar="REF", help="container image, pinned by tag or digest: ghcr.io/acme/churn:1.4")
+@argument("--allow-latest", action="store_true", help="accept an image without tag or with ':latest'")
+@argument("--port", metavar="P", help="port the model server listens on (default 8080)")
+@argument("--env", metavar="K=V", nargs="+", action="extend", help="environment variables (repeatable)")
+@argument("--pvc", metavar="CLAIM:/path", help="mount a PersistentVolumeClaim with the model files")
+@argument("--label", metavar="K=V", nargs="+", action="extend", help="extra labels on the pods (repeatable)")
+@argument("--pull-secret", metavar="S", action="append", help="image pull secret name (repeatable)")
+@argument("--readiness", metavar="PATH", help="readiness probe path (default /v2/health/ready; 'none': off)")
+@argument("--liveness", metavar="PATH", help="liveness probe path (default /v2/health/live; 'none': off)")
+@argument_group("Resources")
+@argument("--cpu", metavar="Q", help="CPU request: 500m, 2 (cores)")
+@argument("--memory", metavar="Q", help="memory request: 512Mi, 4Gi (also the memory limit unless given)")
+@argument("--cpu-limit", metavar="Q", help="CPU limit (unset by default: throttling hurts latency)")
+@argument("--memory-limit", metavar="Q", help="memory limit (default: the memory request)")
+@argument("--gpu", metavar="N", help="whole GPUs per pod")
+@argument("--gpu-type", metavar="T", help="GPU model, matched on the node label: NVIDIA-A100-SXM4-80GB")
+@argument("--gpu-resource", metavar="R", help="GPU extended resource (default nvidia.com/gpu)")
+@argument_group("Scaling and rollout")
+@argument("--replicas", metavar="N", help="number of pods (default 1)")
+@argument("--autoscale", metavar="MIN:MAX[:CPU%]", help="autoscale on CPU between MIN and MAX pods: 2:10:70")
+@argument("--strategy", metavar="S", help=f"update strategy: {', '.join(AVAILABLE_STRATEGIES)} "
+          f"(default rolling; {', '.join(PLANNED_STRATEGIES)} are not available yet)")
+@argument_group("Exposure")
+@argument("--expose", metavar="gateway|ingress", help="make the model reachable from outside the cluster")
+@argument("--host", metavar="H", help="host name for --expose")
+@argument("--gateway", metavar="NS/NAME", help="the parent Gateway for --expose gateway")
+@argument_group("Where, waiting and output")
+@_where
+@argument("--wait", action=argparse.BooleanOptionalAction, default=None,
+          help="wait until the rollout is ready, showing progress (default: wait)")
+@argument("--timeout", metavar="S", help="how long to wait: seconds, or 90s, 10m (default MLDeploy.timeout)")
+@argument("--atomic", action="store_true", help="if the rollout fails, put back the previous release")
+@argument("--dry-run", nargs="?", const="client", choices=("client", "server"), metavar="server",
+          help="show what would be written; with 'server' the API server checks it and diffs with what runs")
+@argument("-o", "--output", choices=("yaml",), metavar="yaml", help="with --dry-run: the manifests as YAML")
+@argument("--panel", action="store_true", help="open the deploy panel (widgets) filled with these values")
+def deploy(line: str = "", cell: str | None = None) -> None:
+    """Deploy a model to Kubernetes and (by default) wait until it is ready.
+
+    Every object (Deployment, Service, ...) is written at once with server-side apply; while the
+    rollout goes on the cell shows the pods live (a progress bar and table in a notebook, progress
+    lines in papermill or a terminal), and a failure is explained in plain words. Nothing is sent
+    to the cluster until the whole line is valid. `d = %deploy ...` keeps the Deployment handle
+    (d.status(), d.history(), d.rollback(), d.undeploy()).
+
+    As a cell magic the body is a YAML spec with the fields of DeploySpec.from_dict (name, image,
+    cpu, memory, gpu, replicas, autoscale, env, labels, node_selector, tolerations, ...). In the line
+    and the body, {var} and {var.attr} are replaced with the notebook's variables.
+
+    Examples::
+
+      %deploy churn --image ghcr.io/acme/churn:1.4 --cpu 2 --memory 4Gi
+      %deploy churn --image ghcr.io/acme/churn:1.4 --gpu 1 --gpu-type NVIDIA-A100-SXM4-80GB
+      %deploy churn --image {image} --autoscale 2:10:70 --cpu 500m --env MODEL_NAME=churn LOG=info
+      %deploy churn --image ghcr.io/acme/churn:1.5 --dry-run -o yaml
+      d = %deploy churn --image ghcr.io/acme/churn:1.5 --no-wait
+
+      %%deploy churn --namespace ml
+      image: ghcr.io/acme/churn:{version}
+      cpu: 2
+      memory: 4Gi
+      env: {MODEL_NAME: churn}
+    """
+
+
+@magic_arguments()
+@argument("name", nargs="?", metavar="NAME", help="the model to remove")
+@_where
+def undeploy(line: str = "") -> None:
+    """Remove a model: every object jupyter-mldeploy created for it (all tracks), at once.
+
+    Objects that jupyter-mldeploy did not create are never touched.
+
+    Examples::
+
+      %undeploy churn
+      %undeploy churn --namespace ml
+    """
+
+
+@magic_arguments()
+@argument("name", nargs="?", metavar="NAME", help="the model")
+@_where
+@argument("--watch", action="store_true", help="follow the rollout until it is ready")
+@argument("--timeout", metavar="S", help="with --watch: how long to follow (default MLDeploy.timeout)")
+@argument("--events", action="store_true", help="also list the recent events")
+def rollout(line: str = "") -> None:
+    """A model's rollout: its pods (status table) and its revisions (history).
+
+    Examples::
+
+      %rollout churn
+      %rollout churn --watch
+      %rollout churn --events --namespace ml
+    """
+
+
+@magic_arguments()
+@argument("name", nargs="?", metavar="NAME", help="the model")
+@argument("--to", metavar="REVISION", help="the revision to go back to (default: the previous one)")
+@_where
+@argument("--wait", action=argparse.BooleanOptionalAction, default=None,
+          help="wait until the rollback is ready (default: wait)")
+@argument("--timeout", metavar="S", help="how long to wait (default MLDeploy.timeout)")
+def rollback(line: str = "") -> None:
+    """Go back to an earlier revision of a model, every object as it was then.
+
+    The revisions are the ones `%rollout NAME` lists.
+
+    Examples::
+
+      %rollback churn
+      %rollback churn --to 2
+    """
+
+
+@magic_arguments()
+@_where
+@argument("-A", "--all-namespaces", action="store_true", help="list models in every namespace")
+def mldeploy(line: str = "") -> None:
+    """Where %deploy goes: the kube context and namespace, the models jupyter-mldeploy runs there,
+    and the traffic layers the cluster serves (for canary and shadow rollouts).
+
+    Examples::
+
+      %mldeploy
+      %mldeploy --namespace ml
+      %mldeploy -A
+    """
+
+
+for _parser_func in (deploy, undeploy, rollout, rollback, mldeploy):
+    # a typo like --ima must not silently mean --image, and later flags must not change old lines
+    _parser_func.parser.allow_abbrev = False
+
+
+# ---------------------------------------------------------------------------------------------------
+# variables
+
+
+def _lookup(path: str, user_ns: Mapping[str, Any], where: str) -> Any:
+    first, *attrs = path.split(".")
+    if first not in user_ns:
+        raise UsageError(f"{{{path}}} in {where}: there is no variable {first!r} in the notebook.")
+    value = user_ns[first]
+    for i, attr in enumerate(attrs):
+        here = ".".join([first, *attrs[:i]])
+        if isinstance(value, Mapping) and attr in value:
+            value = value[attr]
+            continue
+        try:
+            value = getattr(value, attr)
+        except AttributeError:
+            raise UsageError(f"{{{path}}} in {where}: {here} has no attribute {attr!r}.") from None
+        except Exception as e:  # noqa: BLE001 - a property of the user's object failed; say so in one line
+            raise UsageError(f"{{{path}}} in {where}: reading {here}.{attr} failed: "
+                             f"{_one_line(e)}.") from None
+    return value
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def substitute(text: str, user_ns: Mapping[str, Any], where: str) -> str:
+    """Replace {name} / {name.attr} in text with the variables' str(); {{name}} keeps literal braces."""
+    def repl(m: re.Match[str]) -> str:
+        if m[1] is not None:
+            return "{" + m[1] + "}"
+        return _text(_lookup(m[2], user_ns, where))
+    return _VAR.sub(repl, text)
+
+
+def _plain(value: Any) -> Any:
+    """A variable's value as the YAML loader would have produced it (so from_dict sees familiar types)."""
+    if value is None or isinstance(value, (bool, str, int, float)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {_text(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _load_body(body: str, user_ns: Mapping[str, Any]) -> dict[str, Any]:
+    """Parse the YAML body, replacing {var} with the variable's value.
+
+    Each {var} becomes a unique plain word before parsing, so a value can never change the YAML's
+    structure; afterwards a word that is a whole value becomes the variable itself (a number stays
+    a number, a dict a mapping), one inside a longer string its str(). Variables only mentioned in
+    comments are never looked up.
+    """
+    import yaml
+
+    nonce = secrets.token_hex(4)
+    words: dict[str, str] = {}
+
+    def mark(m: re.Match[str]) -> str:
+        if m[1] is not None:
+            return "{" + m[1] + "}"
+        word = f"mldeployvar{nonce}x{len(words)}x"
+        words[word] = m[2]
+        return word
+
+    marked = _VAR.sub(mark, body)
+    try:
+        data = yaml.safe_load(marked)
+    except yaml.MarkedYAMLError as e:
+        pos = e.problem_mark
+        where = f" (line {pos.line + 1}, column {pos.column + 1})" if pos else ""
+        problem = _one_line(e.problem or e.context or "unreadable")
+        raise UsageError(f"The %%deploy body is not valid YAML: {_unmark(problem, words)}{where}.") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"The %%deploy body is not valid YAML: {_unmark(_one_line(e), words)}.") from None
+    except RecursionError:
+        raise UsageError("The %%deploy body is nested too deeply to be a spec.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"The %%deploy body must be a YAML mapping of fields such as image and cpu, got "
+                         f"{'a list' if isinstance(data, list) else 'a single value'}.")
+
+    pattern = re.compile("|".join(map(re.escape, words))) if words else None
+
+    def text(node: str) -> str:
+        if pattern is None:
+            return node
+        return pattern.sub(lambda m: _text(_lookup(words[m[0]], user_ns, "the %%deploy body")), node)
+
+    def fill(node: Any) -> Any:
+        if isinstance(node, str):
+            if node in words:
+                return _plain(_lookup(words[node], user_ns, "the %%deploy body"))
+            return text(node)
+        if isinstance(node, dict):  # keys stay strings: a field name is never a whole value
+            return {text(k) if isinstance(k, str) else k: fill(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fill(v) for v in node]
+        return node
+
+    try:
+        return fill(data)
+    except RecursionError:
+        raise UsageError("A variable in the %%deploy body refers to itself; give a plain value.") from None
+
+
+def _unmark(text: str, words: Mapping[str, str]) -> str:
+    for word, path in words.items():
+        text = text.replace(word, "{" + path + "}")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------
+# parsing
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _sentence(text: str) -> str:
+    text = _one_line(text)
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+_ARGPARSE = (
+    (re.compile(r"argument (\S+): expected one argument"), "{0} needs a value"),
+    (re.compile(r"argument (\S+): expected at least one argument"), "{0} needs at least one value"),
+    (re.compile(r"argument (\S+): invalid choice: '?(.*?)'? \(choose from (.+)\)"),
+     "{0} {1!r} is not one of {2}"),
+    (re.compile(r"argument (\S+): not allowed with argument (\S+)"), "{0} and {1} cannot be used together"),
+    (re.compile(r"argument (\S+): ignored explicit argument '(.*)'"), "{0} takes no value, got {1!r}"),
+)
+
+
+def _argparse_error(magic: str, parser: argparse.ArgumentParser, message: str) -> UsageError:
+    """argparse's complaint as one sentence that names the magic and, for a typo, the right option."""
+    message = _one_line(message)
+    if message.startswith("unrecognized arguments: "):
+        extra = message[len("unrecognized arguments: "):].split()
+        flag = next((t for t in extra if t.startswith("-") and len(t) > 1 and not _is_number(t)), None)
+        if flag is not None:
+            flag = flag.split("=", 1)[0]
+            options = [o for a in parser._actions for o in a.option_strings]  # noqa: SLF001
+            close = difflib.get_close_matches(flag, options, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            return UsageError(f"%{magic} has no option {flag}{hint}; %{magic}? lists the options.")
+        return UsageError(f"%{magic} got an unexpected value {extra[0]!r}: quote a value that contains "
+                          f"spaces, and see %{magic}? for the options.")
+    if message.startswith("the following arguments are required"):
+        return UsageError(f"%{magic} needs a model name first, such as %{magic} churn.")
+    for pattern, words in _ARGPARSE:
+        m = pattern.fullmatch(message)
+        if m:
+            return UsageError(f"%{magic}: " + _sentence(words.format(*m.groups())))
+    return UsageError(f"%{magic}: {_sentence(message)}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse(func: Callable, line: str, user_ns: Mapping[str, Any]) -> argparse.Namespace:
+    magic = func.__name__
+    try:
+        argv = shlex.split(line)
+    except ValueError as e:
+        raise UsageError(f"%{magic}: the line has {_one_line(e).lower().rstrip('.')}: close the quote or "
+                         f"escape it with a backslash.") from None
+    argv = [substitute(arg, user_ns, f"the %{magic} line") for arg in argv]
+    parser = func.parser
+    try:
+        return parser.parse_args(argv)
+    except UsageError as e:
+        raise _argparse_error(magic, parser, str(e)) from None
+
+
+def _count(value: str | None, flag: str) -> int | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):
+        extra = " (a GPU cannot be split by a Kubernetes request)" if flag == "--gpu" else ""
+        raise UsageError(f"{flag} {value!r} is not a whole number{extra}.")
+    return int(text)
+
+
+def _model_name(name: str | None, magic: str) -> str:
+    if name is None:
+        raise UsageError(f"%{magic} needs a model name first, such as %{magic} churn.")
+    if not (len(name) <= 63 and _NAME.fullmatch(name)):
+        raise UsageError(f"{name!r} is not a model name: use lower-case letters, digits and '-', starting "
+                         f"with a letter and ending with a letter or digit, at most 63 characters.")
+    return name
+
+
+def _namespace(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return validate_namespace(value)
+    except SpecError as e:
+        raise UsageError(str(e)) from None
+
+
+def _timeout(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_seconds(value, "--timeout")
+    except SpecError as e:
+        raise UsageError(str(e)) from None
+
+
+def _context(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise UsageError("--context is empty: give the name of a context in your kubeconfig.")
+    return value
+
+
+def _pairs(items: list[str] | None, flag: str) -> dict[str, str] | None:
+    if items is None:
+        return None
+    try:
+        return parse_env(items) if flag == "--env" else _labels(items)
+    except SpecError as e:
+        raise UsageError(str(e)) from None
+
+
+def _labels(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise SpecError(f"label {item!r} is not valid: write KEY=VALUE.")
+        if key in out:
+            raise SpecError(f"label {key!r} is given twice: give each label once.")
+        out[key] = value
+    return out
+
+
+def _strategy(value: str | None) -> str | None:
+    if value is None or value in AVAILABLE_STRATEGIES:
+        return value
+    if value in PLANNED_STRATEGIES:
+        raise UsageError(f"--strategy {value} is not available yet: use "
+                         f"{' or '.join(AVAILABLE_STRATEGIES)}.")
+    known = (*AVAILABLE_STRATEGIES, *PLANNED_STRATEGIES)
+    close = difflib.get_close_matches(value, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise UsageError(f"--strategy {value!r} is not one of {', '.join(AVAILABLE_STRATEGIES)}{hint}.")
+
+
+def _probe(value: str | None) -> str | None | bool:
+    """A probe path; 'none' turns the probe off (None); False: not given."""
+    if value is None:
+        return False
+    return None if value.lower() in ("none", "off") else value
+
+
+def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
+    """The spec fields given on the line, as DeploySpec.from_dict keys (only those given)."""
+    fields: dict[str, Any] = {
+        "image": a.image, "cpu": a.cpu, "memory": a.memory, "cpu_limit": a.cpu_limit,
+        "memory_limit": a.memory_limit, "gpu": _count(a.gpu, "--gpu"), "gpu_type": a.gpu_type,
+        "gpu_resource": a.gpu_resource, "replicas": _count(a.replicas, "--replicas"),
+        "autoscale": a.autoscale, "port": _count(a.port, "--port"), "env": _pairs(a.env, "--env"),
+        "pvc": a.pvc, "labels": _pairs(a.label, "--label"), "image_pull_secrets": a.pull_secret,
+        "expose": a.expose, "host": a.host, "gateway": a.gateway, "strategy": _strategy(a.strategy),
+        "allow_latest": True if a.allow_latest else None,
+    }
+    out = {k: v for k, v in fields.items() if v is not None}
+    for probe in ("readiness", "liveness"):
+        value = _probe(getattr(a, probe))
+        if value is not False:
+            out[probe] = value
+    return out
+
+
+_FLAG = {"image_pull_secrets": "--pull-secret", "labels": "--label"}
+
+
+def parse_deploy(line: str, cell: str | None = None,
+                 user_ns: Mapping[str, Any] | None = None) -> DeployRequest:
+    """`%deploy LINE` or `%%deploy LINE` + body -> DeployRequest; any mistake is one UsageError."""
+    user_ns = {} if user_ns is None else user_ns
+    a = _parse(deploy, line, user_ns)
+    fields = _line_fields(a)
+    if cell is not None:
+        body = _load_body(cell, user_ns)
+        for key, value in fields.items():
+            if key in body and body[key] != value and str(body[key]) != str(value):
+                flag = _FLAG.get(key, "--" + key.replace("_", "-"))
+                raise UsageError(f"{key} is given both on the %%deploy line ({flag}) and in the body; "
+                                 f"give it in one place.")
+        if a.name is not None and body.get("name") not in (None, a.name):
+            raise UsageError(f"The %%deploy line names {a.name!r} but the body names {body['name']!r}; give "
+                             f"the name in one place.")
+        namespace = _namespace(a.namespace)
+        if namespace is not None and body.get("namespace") not in (None, namespace):
+            raise UsageError(f"--namespace {namespace} contradicts the body's namespace "
+                             f"{body['namespace']!r}; give it in one place.")
+        fields = {**body, **fields}
+        if a.name is not None:
+            fields["name"] = a.name
+        if fields.get("name") is None:
+            raise UsageError("%%deploy needs a model name, on the line (%%deploy churn) or in the body "
+                             "(name: churn).")
+        if namespace is None and isinstance(fields.get("namespace"), str):
+            namespace = fields["namespace"]
+    else:
+        namespace = _namespace(a.namespace)
+        if a.name is not None:
+            fields["name"] = a.name
+    if a.name is None and not a.panel and cell is None:
+        raise UsageError("%deploy needs a model name first, such as %deploy churn --image "
+                         "ghcr.io/acme/churn:1.4.")
+    if a.output is not None and a.dry_run is None:
+        raise UsageError(f"-o {a.output} shows what would be written, so it needs --dry-run (or --dry-run "
+                         f"server).")
+    wait = a.wait is not False
+    if a.atomic and not wait:
+        raise UsageError("--atomic puts back the previous release when the rollout fails, so it needs "
+                         "waiting: drop --no-wait.")
+    if a.panel and (a.dry_run or a.output or a.atomic):
+        raise UsageError("--panel opens the deploy panel, where you deploy with its button: drop --dry-run, "
+                         "-o and --atomic.")
+    timeout = _timeout(a.timeout)
+    context = _context(a.context)
+
+    spec = None
+    if "image" in fields or not a.panel:
+        if "image" not in fields:
+            raise UsageError("%deploy needs --image REF, the container image to serve, such as --image "
+                             "ghcr.io/acme/churn:1.4.")
+        try:
+            spec = DeploySpec.from_dict(fields)
+        except SpecError as e:
+            raise UsageError(_sentence(str(e))) from None
+    return DeployRequest(spec=spec, name=fields.get("name") if isinstance(fields.get("name"), str) else None,
+                         namespace=namespace, context=context, wait=wait, timeout=timeout, atomic=a.atomic,
+                         dry_run=a.dry_run, output=a.output, panel=a.panel)
+
+
+def parse_target(magic: str, line: str, user_ns: Mapping[str, Any] | None = None) -> TargetRequest:
+    """`%undeploy` / `%rollout` / `%rollback` / `%mldeploy` line -> TargetRequest."""
+    func = {"undeploy": undeploy, "rollout": rollout, "rollback": rollback, "mldeploy": mldeploy}[magic]
+    a = _parse(func, line, {} if user_ns is None else user_ns)
+    name = None if magic == "mldeploy" else _model_name(a.name, magic)
+    namespace = _namespace(a.namespace)
+    if getattr(a, "all_namespaces", False) and namespace is not None:
+        raise UsageError("-A lists every namespace, so --namespace does not apply; give one of them.")
+    revision = None
+    if getattr(a, "to", None) is not None:
+        revision = _count(a.to, "--to")
+        if revision == 0:
+            raise UsageError("--to 0 is not a revision: revisions count from 1 (see %rollout NAME).")
+    return TargetRequest(name=name, namespace=namespace, context=_context(a.context),
+                         wait=getattr(a, "wait", None) is not False,
+                         timeout=_timeout(getattr(a, "timeout", None)), revision=revision,
+                         watch=getattr(a, "watch", False), events=getattr(a, "events", False),
+                         all_namespaces=getattr(a, "all_namespaces", False))

@@ -1,0 +1,177 @@
+"""The notebooks in notebooks/ run for real against the test cluster: under nbval (as `make test` would
+run them on their own) and under papermill with parameters (as a nightly pipeline would), and the
+cluster is checked afterwards. Also: a failing deploy fails a papermill run, and the demo command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from jupyter_mldeploy.kube.client import Kube
+
+pytestmark = pytest.mark.sandbox
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+QUICKSTART = NOTEBOOKS / "01-quickstart.ipynb"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def python3_kernel():
+    """nbval and papermill start the `python3` kernel: install its spec only if it is missing."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if "python3" not in KernelSpecManager().find_kernel_specs():
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--user", "--name", "python3"],
+                       check=True, capture_output=True, timeout=120)
+    assert "python3" in KernelSpecManager().find_kernel_specs()
+
+
+@pytest.fixture
+def notebook_env(cluster, namespace, monkeypatch):
+    """The environment a notebook kernel inherits: the test cluster, and this test's namespace."""
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    monkeypatch.setenv("MLDEPLOY_NAMESPACE", namespace)
+    if cluster.context:
+        monkeypatch.setenv("MLDEPLOY_CONTEXT", cluster.context)
+    else:
+        monkeypatch.delenv("MLDEPLOY_CONTEXT", raising=False)
+    monkeypatch.delenv("MLDEPLOY_TIMEOUT", raising=False)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)  # headless, whatever runs the suite
+    return dict(os.environ)
+
+
+@pytest.fixture
+def kube(cluster) -> Kube:
+    return Kube(str(cluster.kubeconfig), cluster.context)
+
+
+def ours(kube: Kube, namespace: str) -> list[str]:
+    """Every object jupyter-mldeploy manages in the namespace (the model and its release records)."""
+    selector = {"labelSelector": "app.kubernetes.io/managed-by=jupyter-mldeploy"}
+    names = []
+    for path in (f"/apis/apps/v1/namespaces/{namespace}/deployments",
+                 f"/api/v1/namespaces/{namespace}/services", f"/api/v1/namespaces/{namespace}/configmaps"):
+        names += [i["metadata"]["name"] for i in kube.request("GET", path, query=selector)[1]["items"]]
+    return names
+
+
+def outputs(cell) -> str:
+    text = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            text.append(out.text)
+        elif out.output_type in ("execute_result", "display_data"):
+            text.append(out.data.get("text/plain", ""))
+        elif out.output_type == "error":
+            text.append(f"{out.ename}: {out.evalue}")
+    return "".join(text)
+
+
+def cell_with(nb, source: str):
+    return next(c for c in nb.cells if c.cell_type == "code" and c.source.strip() == source)
+
+
+def test_quickstart_has_a_parameters_cell_and_explains_each_step():
+    nb = nbformat.read(QUICKSTART, 4)
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    for name in ("namespace", "image", "interactive"):
+        assert f"\n{name} = " in "\n" + params[0].source
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    markdown = [c for c in nb.cells if c.cell_type == "markdown"]
+    assert len(markdown) >= 9 and nb.metadata.kernelspec.name == "python3"
+    sources = "\n".join(c.source for c in code)
+    for step in ("%load_ext jupyter_mldeploy", "%deploy iris", "%rollout iris", "%rollback iris",
+                 "%undeploy iris", "%mldeploy"):
+        assert step in sources
+
+
+def test_quickstart_passes_nbval(notebook_env, kube, namespace):
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--sanitize-with", str(NOTEBOOKS / "sanitize.cfg"),
+         str(QUICKSTART), "-p", "no:cacheprovider", "-q"],
+        cwd=REPO, env=notebook_env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    n_code = sum(c.cell_type == "code" for c in nbformat.read(QUICKSTART, 4).cells)
+    assert f"{n_code} passed" in done.stdout
+    assert ours(kube, namespace) == []  # the last cell removed the model and its records
+
+
+def test_quickstart_under_papermill_with_parameters(notebook_env, kube, namespace, tmp_path):
+    import papermill
+
+    out = tmp_path / "quickstart-output.ipynb"
+    papermill.execute_notebook(str(QUICKSTART), str(out), kernel_name="python3", progress_bar=False,
+                               parameters={"namespace": namespace, "interactive": "no",
+                                           "image": "ghcr.io/acme/iris:2.0",
+                                           "image_v2": "ghcr.io/acme/iris:2.1"},
+                               cwd=str(NOTEBOOKS))
+    nb = nbformat.read(out, 4)
+    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert f'namespace = "{namespace}"' in injected.source
+    first = outputs(cell_with(nb, "d = %deploy iris --image {image} --replicas 2 --cpu 100m --memory 128Mi"))
+    assert f"Deploying iris (ghcr.io/acme/iris:2.0) to namespace {namespace}" in first
+    assert "iris  [##########] 2/2 ready  rolled out" in first
+    assert "iris: 2/2 ready, rollout complete" in first
+    rollout = [outputs(c) for c in nb.cells if c.cell_type == "code" and c.source.strip() == "%rollout iris"]
+    assert "Revisions (oldest first, * = live):" in rollout[1]
+    assert "ghcr.io/acme/iris:2.0" in rollout[1] and "ghcr.io/acme/iris:2.1" in rollout[1]
+    history = next(c for c in nb.cells if c.source.startswith("live = [r for r in d.history()"))
+    assert "ghcr.io/acme/iris:2.0" in outputs(history)  # the notebook's own check after the rollback
+    assert outputs(cell_with(nb, "%undeploy iris")).startswith(f"Removed iris from namespace {namespace}: ")
+    assert ours(kube, namespace) == []
+    assert not any(o.output_type == "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_a_failing_deploy_fails_the_papermill_run(notebook_env, kube, namespace, tmp_path):
+    import papermill
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("image = 'ghcr.io/acme/iris:9.9'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("%load_ext jupyter_mldeploy"),
+        nbformat.v4.new_code_cell("%deploy iris --image {image} --label sandbox.mldeploy.io/fail=image-pull"),
+        nbformat.v4.new_code_cell("print('never reached')"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    src, out = tmp_path / "fail.ipynb", tmp_path / "fail-output.ipynb"
+    nbformat.write(nb, src)
+    with pytest.raises(papermill.PapermillExecutionError) as e:
+        papermill.execute_notebook(str(src), str(out), kernel_name="python3", progress_bar=False)
+    assert e.value.ename == "MLDeployFailed"
+    assert e.value.evalue.startswith("The rollout of iris failed: The image ghcr.io/acme/iris:9.9 could not")
+    assert e.value.traceback == [f"MLDeployFailed: {e.value.evalue}"]  # one line, not a stack
+    executed = nbformat.read(out, 4)
+    deploy_cell = next(c for c in executed.cells if c.source.startswith("%deploy"))
+    text = outputs(deploy_cell)
+    assert "FAILED: The image ghcr.io/acme/iris:9.9 could not be pulled" in text  # the table stays
+    assert "never reached" not in json.dumps(executed.cells[-1].get("outputs", []))
+
+
+def test_demo_command_runs_the_quickstart(cluster, notebook_env, kube, namespace, tmp_path, capsys):
+    if not cluster.is_sandbox:
+        pytest.skip("the demo brings up and uses the local sandbox")
+    from jupyter_mldeploy.magics.demo import run_demo
+
+    out = tmp_path / "demo.ipynb"
+    assert run_demo(out, parameters={"namespace": namespace}) == 0
+    printed = capsys.readouterr().out
+    assert f"The quickstart ran. The executed notebook is {out}" in printed
+    nb = nbformat.read(out, 4)
+    assert "rolled out" in "".join(outputs(c) for c in nb.cells if c.cell_type == "code")
+    assert ours(kube, namespace) == []
+
+
+def test_demo_reports_a_missing_notebook(monkeypatch, capsys):
+    from jupyter_mldeploy.magics import demo
+
+    monkeypatch.setattr(demo, "find_quickstart", lambda: None)
+    assert demo.run_demo() == 1
+    assert "was not found" in capsys.readouterr().out

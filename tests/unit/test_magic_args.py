@@ -1,0 +1,570 @@
+"""The magics' parsing layer: every mistake is ONE UsageError sentence, and nothing reaches a cluster.
+
+Pure tests of jupyter_mldeploy.magics.args, the same inputs through the magics in a real
+InteractiveShell whose kubeconfig does not exist (so a request could not even be attempted: the
+connection is never made when parsing fails), hypothesis fuzzing of both, and the text view.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from IPython.core.error import UsageError
+
+from jupyter_mldeploy.magics import args
+from jupyter_mldeploy.magics.display import MLDeployFailed, TextProgress
+from jupyter_mldeploy.spec import SPEC_FIELDS
+from jupyter_mldeploy.status import RolloutStatus
+
+IMAGE = "ghcr.io/acme/churn:1.4"
+# No example database: the tree is shared and nothing may be written into it.
+FUZZ = settings(max_examples=300, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def deploy(line: str, cell: str | None = None, **ns) -> args.DeployRequest:
+    return args.parse_deploy(line, cell, ns)
+
+
+def usage(line: str, cell: str | None = None, **ns) -> str:
+    with pytest.raises(UsageError) as e:
+        args.parse_deploy(line, cell, ns)
+    return one_sentence(e.value)
+
+
+def one_sentence(err: BaseException) -> str:
+    text = str(err)
+    assert text and "\n" not in text and "Traceback" not in text, text
+    assert text.endswith((".", "?")), text
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------
+# the line
+
+
+def test_full_line_becomes_the_spec_and_the_options():
+    r = deploy(f"churn --image {IMAGE} --cpu 2 --memory 4Gi --cpu-limit 4 --memory-limit 8Gi --gpu 1 "
+               "--gpu-type NVIDIA-A100-SXM4-80GB --port 9000 --env A=1 B=x=y --env C=3 --pvc models:/mnt/m "
+               "--label team=ml --pull-secret regcred --expose ingress --host churn.example "
+               "--strategy recreate --readiness /ready --liveness none --namespace ml --context dev "
+               "--timeout 10m --atomic")
+    s = r.spec
+    assert (s.name, str(s.image), s.resources.cpu, s.resources.memory, s.resources.gpu) == (
+        "churn", IMAGE, "2", "4Gi", 1)
+    assert (s.resources.cpu_limit, s.resources.memory_limit, s.resources.gpu_type) == (
+        "4", "8Gi", "NVIDIA-A100-SXM4-80GB")
+    assert dict(s.env) == {"A": "1", "B": "x=y", "C": "3"} and s.port == 9000
+    assert (s.model_pvc, s.model_path, dict(s.labels)) == ("models", "/mnt/m", {"team": "ml"})
+    assert s.image_pull_secrets == ("regcred",) and (s.expose, s.host, s.strategy) == (
+        "ingress", "churn.example", "recreate")
+    assert s.readiness.path == "/ready" and s.liveness is None
+    # the namespace is an option of the call, not baked into the spec (the config may supply it)
+    assert s.namespace is None and r.namespace == "ml" and r.context == "dev"
+    assert (r.wait, r.timeout, r.atomic) == (True, 600.0, True)
+    assert (r.dry_run, r.output, r.panel) == (None, None, False)
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    (f"churn --image {IMAGE} --autoscale 2:10:70 --cpu 500m", {"autoscale": "2:10:70"}),
+    (f"churn --image {IMAGE} --replicas 3", {"replicas": 3}),
+    (f"churn --image {IMAGE} --expose gateway --gateway infra/public", {"gateway": "infra/public"}),
+    ("churn --image acme/churn --allow-latest", {"image": "acme/churn:latest"}),
+])
+def test_each_flag_maps_to_its_spec_field(line, expected):
+    got = deploy(line).spec.to_dict()
+    assert {k: got[k] for k in expected} == expected
+
+
+def test_options_of_the_call():
+    r = deploy(f"churn --image {IMAGE} --no-wait --dry-run server -o yaml --timeout 90s")
+    assert (r.wait, r.dry_run, r.output, r.timeout) == (False, "server", "yaml", 90.0)
+    assert deploy(f"churn --image {IMAGE} --dry-run").dry_run == "client"
+    assert deploy(f"churn --image {IMAGE} --wait").wait is True
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    # the issue's list: unknown flag, a quantity with words, a bad image, half a GPU, bad names
+    (f"churn --image {IMAGE} --cpus 2", "has no option --cpus (did you mean --cpu?)"),
+    (f"churn --image {IMAGE} --cpu 2 cores", "unexpected value 'cores': quote a value"),
+    (f"churn --image {IMAGE} --cpu '2 cores'", "cpu '2 cores' is not a Kubernetes quantity"),
+    (f"churn --image {IMAGE} --memory 4GB", "did you mean 4G or 4Gi?"),
+    ("churn --image Ghcr.io/Acme/Churn:1.4", "invalid repository 'Acme/Churn'"),
+    ("churn --image ghcr.io/acme/churn", "has no tag or digest"),
+    (f"churn --image {IMAGE} --gpu 0.5", "--gpu '0.5' is not a whole number (a GPU cannot be split"),
+    (f"Churn --image {IMAGE}", "name 'Churn' is not a valid name"),
+    (f"{'a' * 60} --image {IMAGE}", "is 60 characters, but at most 55 are allowed"),
+    # argparse's own complaints, reworded
+    (f"churn --image {IMAGE} --ima x", "did you mean --image?"),
+    (f"churn --image {IMAGE} --cpu", "%deploy: --cpu needs a value."),
+    (f"churn --image {IMAGE} --dry-run nope", "--dry-run 'nope' is not one of 'client', 'server'"),
+    (f"churn --image {IMAGE} --wait=yes", "takes no value"),
+    (f"churn --image '{IMAGE}", "no closing quotation"),
+    # missing pieces and contradictions
+    ("churn", "needs --image REF"),
+    (f"--image {IMAGE}", "needs a model name first"),
+    (f"churn --image {IMAGE} -o yaml", "needs --dry-run"),
+    (f"churn --image {IMAGE} --atomic --no-wait", "--atomic puts back the previous release"),
+    (f"churn --image {IMAGE} --replicas 2 --autoscale 1:3 --cpu 1", "replicas and autoscale are exclusive"),
+    (f"churn --image {IMAGE} --replicas two", "--replicas 'two' is not a whole number"),
+    (f"churn --image {IMAGE} --env A", "env 'A' is not valid: write NAME=VALUE"),
+    (f"churn --image {IMAGE} --env A=1 A=2", "env 'A' is given twice"),
+    (f"churn --image {IMAGE} --label app.kubernetes.io/name=x", "is set by jupyter-mldeploy itself"),
+    (f"churn --image {IMAGE} --namespace Prod", "namespace 'Prod' is not a valid name"),
+    (f"churn --image {IMAGE} --timeout soon", "--timeout 'soon' is not a duration"),
+    (f"churn --image {IMAGE} --timeout 0", "more than zero seconds"),
+    (f"churn --image {IMAGE} --host churn.example", "host is set but expose is not"),
+    (f"churn --image {IMAGE} --context ''", "--context is empty"),
+    (f"churn --image {IMAGE} --panel --dry-run", "--panel opens the deploy panel"),
+])
+def test_bad_line_is_one_usage_error_sentence(line, words):
+    assert words in usage(line)
+
+
+@pytest.mark.parametrize("strategy", args.AVAILABLE_STRATEGIES)
+def test_available_strategies(strategy):
+    assert deploy(f"churn --image {IMAGE} --strategy {strategy}").spec.strategy == strategy
+
+
+@pytest.mark.parametrize("strategy", args.PLANNED_STRATEGIES)
+def test_planned_strategies_are_refused_for_now(strategy):
+    assert usage(f"churn --image {IMAGE} --strategy {strategy}") == (
+        f"--strategy {strategy} is not available yet: use rolling or recreate.")
+
+
+def test_misspelt_strategy_gets_a_suggestion():
+    assert "did you mean rolling?" in usage(f"churn --image {IMAGE} --strategy rollin")
+
+
+def test_panel_needs_no_image():
+    r = deploy("--panel")
+    assert r.panel and r.spec is None and r.name is None
+    r = deploy(f"churn --image {IMAGE} --panel")
+    assert r.panel and r.spec.name == "churn"
+
+
+# ---------------------------------------------------------------------------------------------------
+# {var} substitution
+
+
+def test_line_variables_are_substituted_without_evaluating_anything():
+    class Model:
+        image = IMAGE
+
+    r = deploy("churn --image {model.image} --env 'NOTE={note}' 'RAW={{note}}' --replicas {n}",
+               model=Model(), note="two words", n=2)
+    assert str(r.spec.image) == IMAGE and r.spec.replicas == 2
+    assert dict(r.spec.env) == {"NOTE": "two words", "RAW": "{note}"}
+    # an expression is not a variable name: it is left as it is (and here fails as an image)
+    assert "__import__" in usage("churn --image {__import__('os').getcwd()}")
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    ("churn --image {missing}",
+     "{missing} in the %deploy line: there is no variable 'missing' in the notebook."),
+    ("churn --image {cfg.nope}", "{cfg.nope} in the %deploy line: cfg has no attribute 'nope'."),
+])
+def test_missing_variable_is_one_sentence(line, words):
+    assert usage(line, cfg={"image": IMAGE}) == words
+
+
+def test_a_failing_property_is_one_sentence():
+    class Broken:
+        @property
+        def image(self):
+            raise RuntimeError("no\nimage here")
+
+    assert usage("churn --image {b.image}", b=Broken()) == (
+        "{b.image} in the %deploy line: reading b.image failed: no image here.")
+
+
+# ---------------------------------------------------------------------------------------------------
+# %%deploy bodies
+
+
+BODY = """\
+image: ghcr.io/acme/churn:{version}
+cpu: {cpu}
+replicas: {replicas}
+env: {env}
+labels:
+  team: "{team}"
+node_selector: {selector}
+# {not_a_variable} in a comment is never looked up
+"""
+
+
+def test_body_variables_keep_their_types():
+    r = deploy("churn --no-wait --namespace ml", BODY, version="1.5", cpu="500m", replicas=3,
+               env={"MODEL": "churn", "THREADS": "4"}, team="ml", selector={"disk": "ssd"})
+    s = r.spec
+    assert str(s.image) == "ghcr.io/acme/churn:1.5" and s.replicas == 3 and s.resources.cpu == "500m"
+    assert dict(s.env) == {"MODEL": "churn", "THREADS": "4"}
+    assert dict(s.labels) == {"team": "ml"} and dict(s.node_selector) == {"disk": "ssd"}
+    assert r.namespace == "ml" and r.wait is False
+    # a whole-value variable keeps its type, so the spec's own rules judge it
+    assert usage("churn", BODY, version="1.5", cpu="1", replicas="3", env={}, team="ml", selector={}) == (
+        "replicas must be a whole number, got the string '3'.")
+
+
+def test_body_value_cannot_change_the_yaml_structure():
+    # a value full of YAML syntax stays one string value; it does not add fields
+    r = deploy("churn", "image: ghcr.io/acme/churn:1.4\nenv:\n  NOTE: {note}\n",
+               note="x\ncpu: 99\n- [a: {b}]")
+    assert r.spec.resources.cpu is None
+    assert r.spec.env["NOTE"] == "x\ncpu: 99\n- [a: {b}]"
+
+
+def test_body_variable_edge_cases():
+    loop: list = ["a"]
+    loop.append(loop)
+    assert usage("churn", f"image: {IMAGE}\nargs: {{loop}}", loop=loop) == (
+        "A variable in the %%deploy body refers to itself; give a plain value.")
+    # a key is always text, so a mapping variable used as a key is just an unknown field name
+    assert "unknown field \"{'a': 1}\" in the spec" in usage("churn", f"{{d}}: 1\nimage: {IMAGE}", d={"a": 1})
+    r = deploy("churn", f"image: {IMAGE}\nargs: {{argv}}\ncommand: [python, '{{{{literal}}}}']",
+               argv=("--port", "9000"))
+    assert r.spec.args == ("--port", "9000") and r.spec.command == ("python", "{literal}")
+
+
+def test_body_can_name_the_model_and_line_flags_apply_too():
+    r = deploy("--dry-run --cpu 2", "name: churn\nimage: ghcr.io/acme/churn:1.4\nmemory: 1Gi\n")
+    assert r.spec.name == "churn" and r.spec.resources.cpu == "2" and r.dry_run == "client"
+    # the same value in both places is not a contradiction
+    assert deploy("churn --cpu 2", "image: ghcr.io/acme/churn:1.4\ncpu: 2\n").spec.resources.cpu == "2"
+
+
+def test_body_namespace_is_used_when_the_line_has_none():
+    r = deploy("churn", "image: ghcr.io/acme/churn:1.4\nnamespace: team-a\n")
+    assert r.namespace == "team-a" and r.spec.namespace == "team-a"
+
+
+@pytest.mark.parametrize(("line", "body", "words"), [
+    ("churn", "image: [", "The %%deploy body is not valid YAML: expected the node content, but found "
+                          "'<stream end>' (line 1, column 9)."),
+    ("churn", "image: a\n  b: c", "not valid YAML: mapping values are not allowed here (line 2"),
+    ("churn", "- a\n- b", "must be a YAML mapping of fields such as image and cpu, got a list."),
+    ("churn", "just words", "must be a YAML mapping of fields such as image and cpu, got a single value."),
+    ("churn", f"image: {IMAGE}\nimgae: x", "unknown field 'imgae' in the spec; did you mean 'image'?"),
+    ("churn", f"image: {IMAGE}\nreplicas: two", "replicas must be a whole number, got the string 'two'."),
+    ("churn", f"image: {IMAGE}\ngpu: 0.5", "gpu must be a whole number of GPUs"),
+    ("churn", "image: {nope}", "{nope} in the %%deploy body: there is no variable 'nope' in the notebook."),
+    ("churn --cpu 2", f"image: {IMAGE}\ncpu: 4", "cpu is given both on the %%deploy line (--cpu) and in the "
+                                                "body; give it in one place."),
+    ("churn", f"name: other\nimage: {IMAGE}", "The %%deploy line names 'churn' but the body names 'other'"),
+    ("churn -n a", f"image: {IMAGE}\nnamespace: b", "--namespace a contradicts the body's namespace 'b'"),
+    ("", f"image: {IMAGE}", "%%deploy needs a model name, on the line (%%deploy churn) or in the body"),
+    ("churn", "", "%deploy needs --image REF"),
+])
+def test_bad_body_is_one_usage_error_sentence(line, body, words):
+    assert words in usage(line, body)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the other magics
+
+
+@pytest.mark.parametrize(("magic", "line", "expected"), [
+    ("undeploy", "churn -n ml", {"name": "churn", "namespace": "ml"}),
+    ("rollout", "churn --watch --timeout 30 --events", {"watch": True, "timeout": 30.0, "events": True}),
+    ("rollback", "churn --to 2 --no-wait --context dev", {"revision": 2, "wait": False, "context": "dev"}),
+    ("mldeploy", "-A", {"all_namespaces": True, "name": None}),
+    ("mldeploy", "", {"all_namespaces": False, "namespace": None}),
+])
+def test_target_lines(magic, line, expected):
+    r = args.parse_target(magic, line, {})
+    assert {k: getattr(r, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(("magic", "line", "words"), [
+    ("undeploy", "", "%undeploy needs a model name first, such as %undeploy churn."),
+    ("undeploy", "Churn", "'Churn' is not a model name"),
+    ("undeploy", "churn --force", "%undeploy has no option --force"),
+    ("rollback", "churn --to two", "--to 'two' is not a whole number."),
+    ("rollback", "churn --to 0", "--to 0 is not a revision"),
+    ("rollout", "churn extra", "%rollout got an unexpected value 'extra'"),
+    ("mldeploy", "-A -n ml", "-A lists every namespace"),
+])
+def test_bad_target_lines(magic, line, words):
+    with pytest.raises(UsageError) as e:
+        args.parse_target(magic, line, {})
+    assert words in one_sentence(e.value)
+
+
+@pytest.mark.parametrize("stub", [args.deploy, args.undeploy, args.rollout, args.rollback, args.mldeploy])
+def test_help_is_generated_from_the_arguments_with_examples(stub):
+    doc = stub.__doc__
+    assert f"%{stub.__name__} [" in doc or f"%{stub.__name__} NAME" in doc  # the usage line
+    assert "Examples::" in doc and f"%{stub.__name__}" in doc.split("Examples::")[1]
+    for action in stub.parser._actions:
+        for option in action.option_strings:
+            assert option in doc
+
+
+# ---------------------------------------------------------------------------------------------------
+# fuzzing the pure layer: only UsageError may come out
+
+
+_FLAGS = sorted({o for a in args.deploy.parser._actions for o in a.option_strings})
+_VALUES = ["2", "500m", "4Gi", "2 cores", "0.5", "-1", "0", IMAGE, "Churn", "a" * 70, "K=V", "=", "a:b",
+           "none", "{x}", "{missing}", "{d.a}", "{{x}}", "'", '"', "server", "yaml", "rolling", "canary",
+           "1:3", "3:1", "gateway", "ns/gw", "/path", "models:/mnt", "churn", "1e400", "9" * 30, "\\", "--",
+           "-"]
+_tokens = st.lists(st.one_of(st.sampled_from(_FLAGS), st.sampled_from(_VALUES), st.text(max_size=12)),
+                   max_size=14)
+NS = {"x": "1", "n": 3, "d": {"a": "b"}, "obj": object(), "f": 1.5}
+
+
+def _line(tokens: list[str], quote: bool) -> str:
+    return " ".join(shlex.quote(t) if quote else t for t in tokens)
+
+
+_scalar = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**20), st.floats(allow_nan=True),
+                    st.text(max_size=15), st.sampled_from(_VALUES))
+_value = st.recursive(
+    _scalar,
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8)
+_bodies = st.one_of(
+    st.dictionaries(st.one_of(st.sampled_from(SPEC_FIELDS), st.text(max_size=8)), _value, max_size=8).map(
+        lambda d: yaml.safe_dump(d, default_flow_style=None)),
+    st.text(max_size=200),
+    st.lists(st.sampled_from(["image: {x}", f"image: {IMAGE}", "cpu: {f}", "env: {d}", "replicas: {n}",
+                              "name: churn", "labels: {obj}", "- a", "key: [", "gpu: 1", "  nested: 1",
+                              "tolerations: [{key: a, operator: Exists}]", "autoscale: {min: 1}", "a: *b",
+                              "? [a]\n: b", "port: 99999", "readiness: {path: x}",
+                              "!!python/name:os.system"]),
+             max_size=8).map("\n".join),
+)
+
+
+@FUZZ
+@given(_tokens, st.booleans())
+def test_fuzz_line_only_usage_errors(tokens, quote):
+    try:
+        args.parse_deploy(_line(tokens, quote), None, NS)
+    except UsageError as e:
+        one_sentence(e)
+
+
+@FUZZ
+@given(_tokens, _bodies)
+def test_fuzz_body_only_usage_errors(tokens, body):
+    try:
+        args.parse_deploy(_line(tokens, True), body, NS)
+    except UsageError as e:
+        one_sentence(e)
+
+
+@FUZZ
+@given(st.sampled_from(["undeploy", "rollout", "rollback", "mldeploy"]), _tokens, st.booleans())
+def test_fuzz_target_lines_only_usage_errors(magic, tokens, quote):
+    try:
+        args.parse_target(magic, _line(tokens, quote), NS)
+    except UsageError as e:
+        one_sentence(e)
+
+
+# ---------------------------------------------------------------------------------------------------
+# through the magics, in a real InteractiveShell with no cluster
+
+
+@pytest.fixture
+def shell(tmp_path, monkeypatch):
+    """IPython with the extension loaded and a kubeconfig that does not exist."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    import jupyter_mldeploy.kube.client as client
+    from jupyter_mldeploy import magics
+
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    for var in ("MLDEPLOY_NAMESPACE", "MLDEPLOY_CONTEXT", "MLDEPLOY_TIMEOUT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)  # no pyproject.toml above tmp_path's own folder is ours to read
+    ip = InteractiveShell.instance()
+    magics.unload(ip)
+    magics._kept.clear()
+    ip.config.pop("MLDeploy", None)  # %config writes into the shared shell's config too
+    magics.load(ip)
+    ip.run_line_magic("config", f"MLDeploy.kubeconfig = {str(tmp_path / 'no-such-kubeconfig')!r}")
+    ip.run_line_magic("config", "MLDeploy.interactive = 'no'")
+    calls = []
+    real = client.connect
+
+    def spy(*a, **kw):
+        calls.append(a)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(client, "connect", spy)
+    ip.connect_calls = calls
+    yield ip
+    magics.unload(ip)
+    magics._kept.clear()
+    ip.config.pop("MLDeploy", None)
+
+
+def _magic(ip, magic: str, line: str, cell: str | None = None):
+    if cell is None:
+        return ip.run_line_magic(magic, line)
+    return ip.run_cell_magic(magic, line, cell)
+
+
+def _pure(magic: str, line: str, cell: str | None):
+    if magic == "deploy":
+        return args.parse_deploy(line, cell, NS)
+    return args.parse_target(magic, line, NS)
+
+
+def _check_magic(ip, magic: str, line: str, cell: str | None = None) -> None:
+    """The magic says exactly what the pure parser says, and connects only if parsing passed."""
+    ip.user_ns.update(NS)
+    if cell == "":
+        with pytest.raises(UsageError, match="cell body is empty"):  # IPython's own check, before ours
+            _magic(ip, magic, line, cell)
+        return
+    try:
+        pure = _pure(magic, line, cell)
+    except UsageError as e:
+        pure = e
+    before = len(ip.connect_calls)
+    try:
+        _magic(ip, magic, line, cell)
+    except UsageError as e:
+        text = one_sentence(e)
+        if isinstance(pure, UsageError):
+            assert text == str(pure)
+            assert len(ip.connect_calls) == before  # parsing failed: no connection was even made
+        else:
+            assert "Could not load the kube context" in text
+    else:
+        # only a client-side dry run with a known namespace succeeds without a cluster
+        assert pure.dry_run == "client" and (pure.namespace or pure.spec.namespace)
+        assert len(ip.connect_calls) == before
+
+
+@pytest.mark.parametrize("line", [f"churn --image {IMAGE} --cpus 2", f"Churn --image {IMAGE}",
+                                  f"churn --image {IMAGE} --gpu 0.5", f"churn --image {IMAGE} --cpu 2 cores",
+                                  f"churn --image {IMAGE}"])
+def test_magic_reports_the_parse_error_before_any_connection(shell, line):
+    _check_magic(shell, "deploy", line)
+
+
+def test_valid_line_fails_only_at_the_connection(shell):
+    with pytest.raises(UsageError) as e:
+        shell.run_line_magic("deploy", f"churn --image {IMAGE}")
+    assert "Could not load the kube context" in one_sentence(e.value) and len(shell.connect_calls) == 1
+
+
+def test_client_dry_run_with_a_namespace_needs_no_cluster(shell):
+    dry = shell.run_line_magic("deploy", f"churn --image {IMAGE} --namespace ml --dry-run -o yaml")
+    assert "kind: Deployment" in str(dry) and "namespace: ml" in str(dry)
+    assert shell.connect_calls == []
+
+
+@FUZZ
+@given(st.sampled_from(["deploy", "undeploy", "rollout", "rollback", "mldeploy"]), _tokens, st.booleans())
+def test_fuzz_magic_lines_only_usage_errors(shell, magic, tokens, quote):
+    _check_magic(shell, magic, _line(tokens, quote))
+
+
+@FUZZ
+@given(_tokens, _bodies)
+def test_fuzz_magic_bodies_only_usage_errors(shell, tokens, body):
+    _check_magic(shell, "deploy", _line(tokens, True), body)
+
+
+def test_headless_error_is_a_one_line_error_output_and_interactive_a_plain_usage_error(shell, capsys):
+    result = shell.run_cell(f"%deploy Churn --image {IMAGE}")
+    out = capsys.readouterr()
+    assert isinstance(result.error_in_exec, MLDeployFailed)
+    assert out.out.strip() == "MLDeployFailed: " + str(result.error_in_exec) and "Traceback" not in out.out
+    shell.run_line_magic("config", "MLDeploy.interactive = 'yes'")
+    result = shell.run_cell(f"%deploy Churn --image {IMAGE}")
+    out = capsys.readouterr()
+    assert type(result.error_in_exec) is UsageError
+    assert out.err.strip().startswith("UsageError: name 'Churn'") and "Traceback" not in out.err + out.out
+
+
+def test_bad_environment_setting_is_one_sentence_before_any_connection(shell, monkeypatch):
+    monkeypatch.setenv("MLDEPLOY_TIMEOUT", "soon")
+    with pytest.raises(UsageError) as e:
+        shell.run_line_magic("deploy", f"churn --image {IMAGE}")
+    assert one_sentence(e.value) == ("MLDEPLOY_TIMEOUT 'soon' is not a duration: write seconds such as 600, "
+                                     "or 90s, 10m, 1h.")
+    assert shell.connect_calls == []
+
+
+def test_panel_import_failure_is_one_sentence(shell, monkeypatch):
+    monkeypatch.setitem(sys.modules, "jupyter_mldeploy.widgets", None)  # makes the import fail
+    with pytest.raises(UsageError) as e:
+        shell.run_line_magic("deploy", "churn --panel")
+    assert one_sentence(e.value).startswith("The deploy panel is not available (")
+
+
+def test_load_ext_is_cheap_and_help_needs_no_cluster():
+    code = textwrap.dedent("""
+        import sys
+        from IPython.core.interactiveshell import InteractiveShell
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "jupyter_mldeploy")
+        assert "kubernetes" not in sys.modules, "load_ext imported kubernetes"
+        doc = ip.find_line_magic("deploy").__doc__
+        assert "--image REF" in doc and "Examples::" in doc
+        try:
+            ip.run_line_magic("deploy", "Churn --image ghcr.io/acme/churn:1.4")
+        except Exception as e:
+            print(type(e).__name__)
+        assert "kubernetes" not in sys.modules, "a bad line imported kubernetes"
+        assert "jupyter_mldeploy.api" not in sys.modules
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["MLDeployFailed", "ok"]
+
+
+def test_reload_keeps_the_configuration(shell):
+    shell.run_line_magic("config", "MLDeploy.namespace = 'ml'")
+    shell.run_line_magic("reload_ext", "jupyter_mldeploy")
+    assert shell.run_line_magic("config", "MLDeploy.namespace") == "ml"
+    assert sum(isinstance(c, type(shell.configurables[-1])) for c in shell.configurables
+               if type(c).__name__ == "MLDeploy") == 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# the headless view
+
+
+def _status(ready: int, desired: int = 2, complete: bool = False) -> RolloutStatus:
+    return RolloutStatus("churn", "ml", desired=desired, updated=desired, ready=ready, available=ready,
+                         complete=complete)
+
+
+def test_text_progress_prints_changes_at_most_once_a_second_and_always_the_end():
+    now = [0.0]
+    lines: list[str] = []
+    view = TextProgress(clock=lambda: now[0], write=lines.append)
+    view(_status(0))
+    view(_status(0))  # same line: nothing
+    now[0] = 0.5
+    view(_status(1))  # changed, but within the second: skipped
+    now[0] = 1.2
+    view(_status(1))  # a second later the change shows
+    now[0] = 1.3
+    view(_status(2, complete=True))
+    view.finish(_status(2, complete=True))
+    assert lines[0] == "churn  [----------] 0/2 ready"
+    assert lines[1] == "churn  [#####-----] 1/2 ready"
+    assert lines[2] == "churn  [##########] 2/2 ready  rolled out"
+    assert lines[3].startswith("churn: 2/2 ready, rollout complete")
+    assert len(lines) == 4
