@@ -551,9 +551,17 @@ class StatusTracker:
 
 
 def _header(status: RolloutStatus) -> str:
-    text = f"{status.name}: {status.ready}/{status.desired} ready"
+    if not status.observed_generation_current and status.desired == 0 and not status.pods:
+        return f"{status.name}: waiting for the Deployment controller, rollout {status.phase}"
+    # readyReplicas also counts old pods during a rolling update; show the new ones against the goal
+    # and the old ones apart, so the count never reads 3/2.
+    new_ready = min(status.ready, status.updated, status.desired) if not status.complete else status.ready
+    text = f"{status.name}: {new_ready}/{status.desired} ready"
     if not status.complete and status.updated != status.desired:
         text += f", {status.updated}/{status.desired} updated"
+    old = status.ready - new_ready
+    if old > 0:
+        text += f", {old} old still serving"
     return f"{text}, rollout {status.phase}"
 
 

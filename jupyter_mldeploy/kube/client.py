@@ -11,6 +11,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -20,6 +21,7 @@ from ..errors import ClusterError, MLDeployError
 # One deploy writes up to a dozen objects at once, and watches hold connections open.
 POOL_SIZE = 64
 DEFAULT_TIMEOUT = 30.0
+MAX_RETRY_WAIT = 10.0  # seconds spent honouring 429 Retry-After before giving up
 
 
 class Kube:
@@ -94,6 +96,14 @@ class Kube:
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         sent = {**self._headers(content_type if data is not None else None), **(headers or {})}
         resp = self._send(method, path, query, data, sent, timeout, what)
+        # 429: the server refused before doing anything (priority and fairness, or storage still
+        # initializing after a restart), so any request may be sent again after Retry-After.
+        waited = 0.0
+        while resp.status == 429 and waited < MAX_RETRY_WAIT:
+            pause = min(float(resp.headers.get("Retry-After") or 1), MAX_RETRY_WAIT - waited)
+            time.sleep(pause)
+            waited += pause
+            resp = self._send(method, path, query, data, sent, timeout, what)
         payload = _json(resp.data)
         if resp.status >= 300:
             raise error_from_status(resp.status, payload, what=what, method=method)

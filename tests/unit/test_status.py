@@ -433,7 +433,17 @@ def test_list_items_without_kind_and_bookmarks():
 def test_snapshot_before_the_deployment_arrives():
     s = StatusTracker("churn", NS).snapshot(now=T0)
     assert (s.name, s.desired, s.complete, s.phase, s.progress) == ("churn", 0, False, "progressing", 0.0)
-    assert format_status_table(s).splitlines() == ["churn: 0/0 ready, rollout progressing", "(no pods yet)"]
+    assert format_status_table(s).splitlines() == [
+        "churn: waiting for the Deployment controller, rollout progressing", "(no pods yet)"]
+
+
+def test_header_never_counts_old_pods_as_new_during_a_rolling_update():
+    from jupyter_mldeploy.status import RolloutStatus
+
+    s = RolloutStatus("churn", NS, desired=2, updated=1, ready=3, available=3,
+                      observed_generation_current=True)
+    line = format_status_table(s).splitlines()[0]
+    assert line == "churn: 1/2 ready, 1/2 updated, 2 old still serving, rollout progressing"
 
 
 _SUFFIXES = ["aaaaa", "bbbbb", "ccccc", "ddddd"]
