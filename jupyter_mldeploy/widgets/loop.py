@@ -1,0 +1,219 @@
+"""Hand watch events from watch threads to the kernel's event loop, in batches, at a bounded rate;
+and share one set of watches per namespace between the views there.
+
+ipykernel 7 breaks widget updates made from other threads, so watch threads never touch a widget:
+they `put` events here, and the consumer (a view) receives them in batches on the loop it was
+built on. The first event after a quiet spell is delivered at once; a burst is coalesced so the
+consumer runs at most `max_rate` times a second, however many events arrive.
+
+Without a running loop (plain Python, a script, a test) events wait in the queue until the owner
+calls `poll()` on its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..kube.client import Kube
+
+__all__ = ["HandOff", "NamespaceWatches", "running_loop"]
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running on this thread (the kernel's, inside a cell or a widget callback), or None."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class HandOff(queue.Queue):
+    """A queue whose `put` (any thread) wakes a batched delivery on the owner's event loop.
+
+    It is a real `queue.Queue`: producers only ever call `put` (it could also stand in for the queue
+    of a `kube.watch.Multiplexer`).
+    """
+
+    def __init__(self, deliver: Callable[[list[Any]], None], *, loop: asyncio.AbstractEventLoop | None,
+                 max_rate: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._deliver = deliver
+        self.loop = loop
+        self.interval = 1.0 / max_rate
+        self._clock = clock
+        self._armed = False  # a delivery is scheduled; guarded by _arm_lock
+        self._arm_lock = threading.Lock()
+        self._last = float("-inf")  # when the last delivery ran (loop thread only)
+        self._timer: asyncio.TimerHandle | None = None
+        self.closed = False
+        self.deliveries = 0  # batches handed to the consumer
+        self.delivered = 0  # items in them
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        if self.loop is None or self.closed:
+            return
+        with self._arm_lock:
+            if self._armed:
+                return  # the scheduled delivery will take this item too
+            self._armed = True
+        try:
+            self.loop.call_soon_threadsafe(self._schedule)
+        except RuntimeError:  # the loop is closed: the kernel is shutting down
+            self.closed = True
+
+    def _schedule(self) -> None:
+        """On the loop: deliver now, or at the end of the current rate window."""
+        if self.closed:
+            return
+        delay = self._last + self.interval - self._clock()
+        if delay <= 0:
+            self._run()
+        else:
+            self._timer = self.loop.call_later(delay, self._run)
+
+    def _run(self) -> None:
+        self._timer = None
+        with self._arm_lock:
+            # disarm before draining: an item put after the drain arms a new delivery
+            self._armed = False
+        self._last = self._clock()
+        self.poll()
+
+    def drain(self) -> list[Any]:
+        items = []
+        while True:
+            try:
+                items.append(self.get_nowait())
+            except queue.Empty:
+                return items
+
+    def poll(self) -> int:
+        """Deliver what is waiting, now, on the caller's thread; returns how many items were delivered."""
+        items = self.drain()
+        if self.closed:
+            return 0  # the owner stopped listening: what arrives late is dropped
+        if items:
+            self.deliveries += 1
+            self.delivered += len(items)
+            self._deliver(items)
+        return len(items)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle | None:
+        """A timer on the owner's loop (None without a loop)."""
+        if self.loop is None or self.closed:
+            return None
+        return self.loop.call_later(delay, callback)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# one set of watches per namespace, shared by every view there
+
+
+class NamespaceWatches:
+    """Namespace-wide watches of our Deployments, ReplicaSets and pods and of all events, shared by every
+    view of that namespace on one connection: each object is read and decoded once, however many views
+    show it (each view's StatusTracker keeps only its own Deployment's objects).
+
+    A view subscribes with its HandOff and first receives what is already known (as ADDED, Deployments
+    first), then every change. The watches stop when the last subscriber leaves.
+    """
+
+    _lock = threading.Lock()  # guards the registry; taken before a hub's own guard, never after
+    _hubs: dict[tuple[int, str], NamespaceWatches] = {}
+    KINDS = ("Deployment", "ReplicaSet", "Pod", "Event")
+    MAX_EVENTS = 2000  # kept for late subscribers; the most recently changed win
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        from .. import labels as L
+        from ..kube.resources import collection_path
+        from ..kube.watch import Watch
+
+        ours = f"{L.APP_MANAGED_BY}={L.MANAGED_BY}"
+        where = {"Deployment": "apps/v1", "ReplicaSet": "apps/v1", "Pod": "v1", "Event": "v1"}
+        self.key = (id(kube), namespace)
+        self.watches = [Watch(kube, collection_path(where[k], k, namespace), k,
+                              label_selector=None if k == "Event" else ours) for k in self.KINDS]
+        self._guard = threading.Lock()  # guards subscribers, known objects and failures
+        self._subscribers: list[HandOff] = []
+        self._known: dict[str, dict[str, Mapping]] = {k: {} for k in self.KINDS}  # kind -> uid -> object
+        self._failures: list[tuple[str, Mapping, Exception | None]] = []
+        self._threads = [threading.Thread(target=self._pump, args=(w,), daemon=True,
+                                          name=f"mldeploy-watch-{namespace}-{w.kind}") for w in self.watches]
+        self.stopped = False
+
+    @classmethod
+    def subscribe(cls, kube: Kube, namespace: str, handoff: HandOff) -> NamespaceWatches:
+        """Attach `handoff` to the namespace's watches (started on first use)."""
+        with cls._lock:
+            hub = cls._hubs.get((id(kube), namespace))
+            if hub is None:
+                hub = cls._hubs[(id(kube), namespace)] = cls(kube, namespace)
+                for t in hub._threads:
+                    t.start()
+            with hub._guard:
+                # replay under the guard: no change slips between the replay and the subscription
+                for kind in cls.KINDS:
+                    for obj in hub._known[kind].values():
+                        handoff.put(("ADDED", obj, None))
+                for failure in hub._failures:
+                    handoff.put(failure)
+                hub._subscribers.append(handoff)
+        return hub
+
+    def unsubscribe(self, handoff: HandOff) -> None:
+        with NamespaceWatches._lock:
+            with self._guard:
+                if handoff in self._subscribers:
+                    self._subscribers.remove(handoff)
+                last = not self._subscribers
+            if last and not self.stopped:
+                self.stopped = True
+                if NamespaceWatches._hubs.get(self.key) is self:
+                    del NamespaceWatches._hubs[self.key]
+                for w in self.watches:
+                    w.stop()
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return list(self._threads)
+
+    def _pump(self, w: Any) -> None:
+        try:
+            for etype, obj in w.events():
+                self._dispatch(etype, obj)
+        except Exception as e:  # noqa: BLE001 - handed to the views, which say it in words
+            self._dispatch("FAILED", {"kind": w.kind}, e)
+
+    def _dispatch(self, etype: str, obj: Mapping, error: Exception | None = None) -> None:
+        with self._guard:
+            if etype == "FAILED":
+                self._failures.append((etype, obj, error))
+            else:
+                self._remember(etype, obj)
+            for handoff in self._subscribers:
+                handoff.put((etype, obj, error))
+
+    def _remember(self, etype: str, obj: Mapping) -> None:
+        meta = obj.get("metadata") or {}
+        known = self._known.get(obj.get("kind") or "")
+        if known is None:
+            return
+        uid = meta.get("uid") or meta.get("name") or ""
+        known.pop(uid, None)  # re-insert: the order stays the order of the last change
+        if etype != "DELETED":
+            known[uid] = obj
+            if len(known) > self.MAX_EVENTS and obj.get("kind") == "Event":
+                del known[next(iter(known))]
