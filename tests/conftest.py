@@ -50,6 +50,14 @@ def cluster() -> TestCluster:
 
 
 @pytest.fixture
+def kube(cluster: TestCluster):
+    """jupyter-mldeploy's own connection to the test cluster."""
+    from jupyter_mldeploy.kube.client import Kube
+
+    return Kube(str(cluster.kubeconfig), cluster.context)
+
+
+@pytest.fixture
 def namespace(cluster: TestCluster):
     """A fresh namespace per test, deleted afterwards (its service account is waited for)."""
     from kubernetes import client, watch

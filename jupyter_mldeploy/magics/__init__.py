@@ -11,7 +11,7 @@ __all__ = ["load", "unload"]
 
 # Results whose dataclass repr would be noise in a terminal or a papermill log: show their own text.
 _PLAIN_TEXT = (("jupyter_mldeploy.api", "Deployment"), ("jupyter_mldeploy.api", "DryRun"),
-               ("jupyter_mldeploy.api", "Revision"))
+               ("jupyter_mldeploy.api", "Revision"), ("jupyter_mldeploy.rollout", "Rollout"))
 
 _loaded: dict[int, tuple[Any, Any]] = {}  # id(shell) -> (magics, settings)
 _kept: dict[int, Any] = {}  # id(shell) -> settings, so %reload_ext keeps what %config set

@@ -28,13 +28,20 @@ from ..config import parse_seconds
 from ..errors import SpecError
 from ..spec import DeploySpec, parse_env, validate_namespace
 
-__all__ = ["AVAILABLE_STRATEGIES", "PLANNED_STRATEGIES", "DeployRequest", "TargetRequest", "deploy",
-           "mldeploy", "parse_deploy", "parse_target", "rollback", "rollout", "substitute", "undeploy"]
+__all__ = ["AVAILABLE_STRATEGIES", "PLANNED_STRATEGIES", "ROLLOUT_ROUTERS", "ROLLOUT_STRATEGIES",
+           "CanaryRequest", "DeployRequest", "ShadowRequest", "StepsRequest", "TargetRequest", "canary",
+           "deploy", "mldeploy", "parse_canary", "parse_deploy", "parse_shadow", "parse_steps",
+           "parse_target", "promote", "release", "rollback", "rollout", "shadow", "steps", "substitute",
+           "undeploy"]
 
-# The rollout module will add blue-green, canary and shadow (with --weight, --mirror, --router):
-# move a name from PLANNED to AVAILABLE and add its flags to `deploy` below.
-AVAILABLE_STRATEGIES = ("rolling", "recreate")
-PLANNED_STRATEGIES = ("blue-green", "canary", "shadow")
+# rolling and recreate update the model in place (a DeploySpec strategy); the others start a rollout
+# beside the stable model (jupyter_mldeploy.rollout). Nothing is planned any more.
+AVAILABLE_STRATEGIES = ("rolling", "recreate", "canary", "blue-green", "shadow")
+PLANNED_STRATEGIES: tuple[str, ...] = ()
+ROLLOUT_STRATEGIES = ("canary", "blue-green", "shadow")
+# The traffic layers the rollout operations drive (knative is rendered, not yet rolled out).
+ROLLOUT_ROUTERS = ("auto", "gateway", "istio", "nginx", "replicas")
+COMPARE_MODES = ("auto", "exact", "numeric", "label", "topk")
 
 _NAME = re.compile(r"[a-z](?:[-a-z0-9]*[a-z0-9])?")
 _IDENT = r"[^\W\d]\w*(?:\.[^\W\d]\w*)*"
@@ -59,6 +66,11 @@ class DeployRequest:
     dry_run: str | None  # None | "client" | "server"
     output: str | None  # None | "yaml"
     panel: bool
+    rollout: str | None = None  # canary | blue-green | shadow: start a rollout instead of a plain deploy
+    weight: int | None = None  # canary: percent of requests to the candidate
+    mirror: int | None = None  # shadow: percent of requests copied to the shadow
+    router: str | None = None  # None: MLDeploy.router
+    gateway: str | None = None  # the rollout's parent Gateway (when the model is not exposed through one)
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,46 @@ class TargetRequest:
     watch: bool = False
     events: bool = False
     all_namespaces: bool = False
+
+
+@dataclass(frozen=True)
+class CanaryRequest:
+    """A parsed `%canary NAME [PERCENT]`: weight None means show (the slider, or the current split)."""
+
+    name: str
+    weight: int | None
+    namespace: str | None
+    context: str | None
+
+
+@dataclass(frozen=True)
+class StepsRequest:
+    """A parsed `%steps NAME 10,25,50,100 [--every 5m] [--once]`."""
+
+    name: str
+    schedule: tuple[int, ...]
+    every: float  # seconds between steps
+    once: bool
+    namespace: str | None
+    context: str | None
+    timeout: float | None
+
+
+@dataclass(frozen=True)
+class ShadowRequest:
+    """A parsed `%shadow NAME --data VAR ...`: `data` is the notebook variable's value itself."""
+
+    name: str
+    data: Any
+    data_name: str
+    primary_url: str | None
+    shadow_url: str | None
+    mode: str
+    tolerance: float
+    model: str | None
+    timeout: float | None
+    namespace: str | None
+    context: str | None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -112,12 +164,21 @@ def _where(func: Callable) -> Callable:
 @argument_group("Scaling and rollout")
 @argument("--replicas", metavar="N", help="number of pods (default 1)")
 @argument("--autoscale", metavar="MIN:MAX[:CPU%]", help="autoscale on CPU between MIN and MAX pods: 2:10:70")
-@argument("--strategy", metavar="S", help=f"update strategy: {', '.join(AVAILABLE_STRATEGIES)} "
-          f"(default rolling; {', '.join(PLANNED_STRATEGIES)} are not available yet)")
+@argument("--strategy", metavar="S", help="rolling (default) or recreate update the model in place; canary, "
+          "blue-green and shadow start a rollout of this image beside the stable model (then %%canary, "
+          "%%steps, %%shadow, %%promote, %%rollback, %%release)")
+@argument("--weight", metavar="PERCENT", help="with --strategy canary: percent of requests the canary "
+          "answers, 0 to 100 (default 0)")
+@argument("--mirror", metavar="PERCENT", help="with --strategy shadow: percent of requests copied to the "
+          "shadow, whose answers are discarded (default 100)")
+@argument("--router", choices=ROLLOUT_ROUTERS, metavar="R", help="traffic layer of a rollout: "
+          f"{', '.join(ROLLOUT_ROUTERS)} (default MLDeploy.router; auto: Gateway API with --gateway, "
+          "then Istio, then ingress-nginx, else the replica ratio)")
 @argument_group("Exposure")
 @argument("--expose", metavar="gateway|ingress", help="make the model reachable from outside the cluster")
 @argument("--host", metavar="H", help="host name for --expose")
-@argument("--gateway", metavar="NS/NAME", help="the parent Gateway for --expose gateway")
+@argument("--gateway", metavar="NS/NAME", help="the parent Gateway for --expose gateway, or for a rollout's "
+          "Gateway API route")
 @argument_group("Where, waiting and output")
 @_where
 @argument("--wait", action=argparse.BooleanOptionalAction, default=None,
@@ -154,6 +215,13 @@ def deploy(line: str = "", cell: str | None = None) -> None:
       cpu: 2
       memory: 4Gi
       env: {MODEL_NAME: churn}
+
+    Rollouts (the model must already be deployed: that is the stable track)::
+
+      %deploy churn --image ghcr.io/acme/churn:1.5 --strategy canary --weight 10
+      %deploy churn --image ghcr.io/acme/churn:1.5 --strategy canary --weight 5 --gateway infra/public
+      %deploy churn --image ghcr.io/acme/churn:1.5 --strategy shadow --mirror 50
+      %deploy churn --image ghcr.io/acme/churn:1.5 --strategy blue-green     (then %promote churn)
     """
 
 
@@ -197,9 +265,13 @@ def rollout(line: str = "") -> None:
           help="wait until the rollback is ready (default: wait)")
 @argument("--timeout", metavar="S", help="how long to wait (default MLDeploy.timeout)")
 def rollback(line: str = "") -> None:
-    """Go back to an earlier revision of a model, every object as it was then.
+    """Roll a model back: its rollout in progress, or else to an earlier revision.
 
-    The revisions are the ones `%rollout NAME` lists.
+    While a canary, blue-green or shadow rollout is in progress, `%rollback NAME` rolls that rollout
+    back: all traffic to the stable model first, then the candidate removed (after a blue-green
+    switch, traffic goes back to the old stable). Otherwise, and always with --to, it goes back to an
+    earlier revision of the stable model, every object as it was then; the revisions are the ones
+    `%rollout NAME` lists.
 
     Examples::
 
@@ -212,8 +284,9 @@ def rollback(line: str = "") -> None:
 @_where
 @argument("-A", "--all-namespaces", action="store_true", help="list models in every namespace")
 def mldeploy(line: str = "") -> None:
-    """Where %deploy goes: the kube context and namespace, the models jupyter-mldeploy runs there,
-    and the traffic layers the cluster serves (for canary and shadow rollouts).
+    """Where %deploy goes: the kube context and namespace, the models jupyter-mldeploy runs there (and
+    each one's rollout in progress), and the traffic layers the cluster serves (for canary and shadow
+    rollouts).
 
     Examples::
 
@@ -223,7 +296,121 @@ def mldeploy(line: str = "") -> None:
     """
 
 
-for _parser_func in (deploy, undeploy, rollout, rollback, mldeploy):
+@magic_arguments()
+@argument("name", nargs="?", metavar="NAME", help="the model with a canary rollout in progress")
+@argument("weight", nargs="?", metavar="PERCENT",
+          help="percent of requests the canary answers, 0 to 100; without it: a slider in a notebook, the "
+               "current split elsewhere")
+@_where
+def canary(line: str = "") -> None:
+    """Move a canary rollout's traffic: the percent of requests the canary answers.
+
+    One write to the route object (an HTTPRoute, a VirtualService or the canary Ingress); without a
+    router the stable and canary Deployments are resized, and the result says what split the replica
+    count really allows. In a notebook, `%canary NAME` alone shows a slider (one write once the slider
+    stops moving, disabled while the canary has no ready pod) with Promote and Roll back buttons.
+
+    Examples::
+
+      %canary churn 30
+      %canary churn 0
+      %canary churn
+    """
+
+
+@magic_arguments()
+@argument("name", nargs="?", metavar="NAME", help="the model with a rollout in progress")
+@_where
+@argument("--timeout", metavar="S", help="how long to wait for the stable model to roll (default "
+          "MLDeploy.timeout)")
+def promote(line: str = "") -> None:
+    """Promote a rollout's candidate.
+
+    canary and shadow: the stable Deployment takes the candidate's image and rolls (new pods first, so
+    ready capacity never drops), then all traffic goes to it and the candidate track is removed.
+    blue-green: the switch; all traffic moves to the preview at once, and the old stable stays for an
+    instant %rollback until %release.
+
+    Examples::
+
+      %promote churn
+      %promote churn --timeout 5m
+    """
+
+
+@magic_arguments()
+@argument("name", nargs="?", metavar="NAME", help="the model with a switched blue-green rollout")
+@_where
+@argument("--timeout", metavar="S", help="how long to wait for the stable model to roll (default "
+          "MLDeploy.timeout)")
+def release(line: str = "") -> None:
+    """Finish a blue-green rollout after the switch: the preview becomes the stable model and the old
+    stable is removed (until then, %rollback switches back at once).
+
+    Examples::
+
+      %promote churn
+      %release churn
+    """
+
+
+@magic_arguments()
+@argument("name", nargs="?", metavar="NAME", help="the model with a canary rollout in progress")
+@argument("schedule", nargs="?", metavar="PERCENTS",
+          help="rising canary weights separated by commas, the last one usually 100: 10,25,50,100")
+@_where
+@argument("--every", metavar="DURATION", help="how long each step is watched before the next: seconds, or "
+          "30s, 5m, 1h (default 5m)")
+@argument("--once", action="store_true", help="take one step and return (for a scheduled pipeline: the next "
+          "run takes the next step)")
+@argument("--timeout", metavar="S", help="how long to wait for the promotion at 100%% (default "
+          "MLDeploy.timeout)")
+def steps(line: str = "") -> None:
+    """Move a canary through rising weights, promoting it at the end.
+
+    Before each step the canary must have a ready pod and no failing one; otherwise the rollout is
+    rolled back and the cell fails with the reason. Reaching 100 promotes the canary. The step reached
+    is kept on the cluster, so `--once` in tomorrow's run takes the next one.
+
+    Examples::
+
+      %steps churn 10,25,50,100 --every 5m
+      %steps churn 50,100 --every 30s
+      %steps churn 10,25,50,100 --once
+    """
+
+
+@magic_arguments()
+@argument("name", nargs="?", metavar="NAME", help="the model: Services NAME (primary) and NAME-shadow")
+@argument("--data", metavar="VAR", help="the notebook variable holding the rows to send: a list, a NumPy "
+          "array or a pandas DataFrame")
+@argument("--primary-url", metavar="URL", help="base URL of the primary model server (with --shadow-url)")
+@argument("--shadow-url", metavar="URL", help="base URL of the shadow model server (with --primary-url)")
+@argument("--mode", choices=COMPARE_MODES, metavar="M", help=f"how answers are compared: "
+          f"{', '.join(COMPARE_MODES)} (default auto: picked from the answers' types)")
+@argument("--tolerance", metavar="X", help="with --mode numeric: the largest difference that still agrees "
+          "(default 1e-6)")
+@argument("--model", metavar="M", help="model name in /v2/models/M/infer (default NAME)")
+@_where
+@argument("--timeout", metavar="S", help="how long each request may take (default 10s)")
+def shadow(line: str = "") -> None:
+    """Compare the primary and the shadow model on the same rows, side by side.
+
+    Every row of --data goes to both models at once (Open Inference Protocol v2), with the same request
+    id; the answers are paired, compared, and shown with their agreement, the differences and both
+    latencies (a table and a plot in a notebook, text elsewhere). Without URLs the Services NAME and
+    NAME-shadow are asked through the API server's service proxy.
+
+    Examples::
+
+      %shadow churn --data X_test
+      %shadow churn --data X_test --mode numeric --tolerance 0.01
+      %shadow churn --data rows --primary-url http://127.0.0.1:8081 --shadow-url http://127.0.0.1:8082
+      report = %shadow churn --data X_test
+    """
+
+
+for _parser_func in (deploy, undeploy, rollout, rollback, mldeploy, canary, promote, release, steps, shadow):
     # a typo like --ima must not silently mean --image, and later flags must not change old lines
     _parser_func.parser.allow_abbrev = False
 
@@ -493,11 +680,64 @@ def _strategy(value: str | None) -> str | None:
     raise UsageError(f"--strategy {value!r} is not one of {', '.join(AVAILABLE_STRATEGIES)}{hint}.")
 
 
+def _percent(value: str | None, flag: str) -> int | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > 100:
+        raise UsageError(f"{flag} {value!r} is not a whole percent from 0 to 100.")
+    return int(text)
+
+
+_GATEWAY = re.compile(r"(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?/)?[a-z0-9](?:[-.a-z0-9]*[a-z0-9])?")
+
+
+def _rollout_options(a: argparse.Namespace, rollout: str | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """--weight, --mirror, --router and --gateway checked against the strategy; pure, one sentence each."""
+    weight, mirror = _percent(a.weight, "--weight"), _percent(a.mirror, "--mirror")
+    if weight is not None and rollout != "canary":
+        raise UsageError("--weight is the share of requests a canary answers, so it needs --strategy canary "
+                         "(a shadow takes --mirror, and blue-green switches all at once with %promote).")
+    if mirror is not None and rollout != "shadow":
+        raise UsageError("--mirror is the percent of requests copied to a shadow, so it needs --strategy "
+                         "shadow.")
+    if rollout is None:
+        if a.router is not None:
+            raise UsageError(f"--router chooses the traffic layer of a rollout, so it needs --strategy "
+                             f"{', '.join(ROLLOUT_STRATEGIES[:-1])} or {ROLLOUT_STRATEGIES[-1]}.")
+        return {}
+    for flag, given in (("--dry-run", a.dry_run), ("--atomic", a.atomic), ("--panel", a.panel)):
+        if given:
+            raise UsageError(f"{flag} applies to plain deploys, not to a {rollout} rollout: drop {flag} (a "
+                             f"rollout is undone with %rollback {a.name or 'NAME'}).")
+    gateway = None
+    if fields.get("expose") != "gateway" and "gateway" in fields:
+        # Not exposed through the Gateway: the parent Gateway is the rollout route's, not the spec's.
+        gateway = fields.pop("gateway")
+        if not _GATEWAY.fullmatch(gateway):
+            raise UsageError(f"--gateway {gateway!r} is not a Gateway: write NAMESPACE/NAME, such as "
+                             f"infra/public.")
+    if a.router not in (None, "auto"):
+        from ..traffic import check_supported  # pure: what the strategy and router can do, no cluster
+
+        try:
+            check_supported(rollout, a.router, weight=weight, mirror=mirror)
+        except SpecError as e:
+            raise UsageError(_sentence(str(e))) from None
+    return {"rollout": rollout, "weight": weight, "mirror": mirror, "router": a.router, "gateway": gateway}
+
+
 def _probe(value: str | None) -> str | None | bool:
     """A probe path; 'none' turns the probe off (None); False: not given."""
     if value is None:
         return False
     return None if value.lower() in ("none", "off") else value
+
+
+def _spec_strategy(value: str | None) -> str | None:
+    """The DeploySpec's own strategy: a rollout strategy is not one (it is handled by the magic)."""
+    value = _strategy(value)
+    return None if value in ROLLOUT_STRATEGIES else value
 
 
 def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
@@ -508,7 +748,7 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
         "gpu_resource": a.gpu_resource, "replicas": _count(a.replicas, "--replicas"),
         "autoscale": a.autoscale, "port": _count(a.port, "--port"), "env": _pairs(a.env, "--env"),
         "pvc": a.pvc, "labels": _pairs(a.label, "--label"), "image_pull_secrets": a.pull_secret,
-        "expose": a.expose, "host": a.host, "gateway": a.gateway, "strategy": _strategy(a.strategy),
+        "expose": a.expose, "host": a.host, "gateway": a.gateway, "strategy": _spec_strategy(a.strategy),
         "allow_latest": True if a.allow_latest else None,
     }
     out = {k: v for k, v in fields.items() if v is not None}
@@ -557,6 +797,8 @@ def parse_deploy(line: str, cell: str | None = None,
     if a.name is None and not a.panel and cell is None:
         raise UsageError("%deploy needs a model name first, such as %deploy churn --image "
                          "ghcr.io/acme/churn:1.4.")
+    rollout = _rollout_strategy(a.strategy, fields)
+    options = _rollout_options(a, rollout, fields)
     if a.output is not None and a.dry_run is None:
         raise UsageError(f"-o {a.output} shows what would be written, so it needs --dry-run (or --dry-run "
                          f"server).")
@@ -581,12 +823,25 @@ def parse_deploy(line: str, cell: str | None = None,
             raise UsageError(_sentence(str(e))) from None
     return DeployRequest(spec=spec, name=fields.get("name") if isinstance(fields.get("name"), str) else None,
                          namespace=namespace, context=context, wait=wait, timeout=timeout, atomic=a.atomic,
-                         dry_run=a.dry_run, output=a.output, panel=a.panel)
+                         dry_run=a.dry_run, output=a.output, panel=a.panel, **options)
+
+
+def _rollout_strategy(line_value: str | None, fields: dict[str, Any]) -> str | None:
+    """The rollout strategy from the line or the body (removed from the spec's fields), or None."""
+    line_rollout = line_value if line_value in ROLLOUT_STRATEGIES else None
+    body_value = fields.get("strategy")
+    if line_rollout is not None and body_value is not None and body_value != line_rollout:
+        raise UsageError(f"strategy is given both on the %%deploy line (--strategy {line_rollout}) and in "
+                         f"the body ({body_value}); give it in one place.")
+    if body_value in ROLLOUT_STRATEGIES:
+        return fields.pop("strategy")
+    return line_rollout
 
 
 def parse_target(magic: str, line: str, user_ns: Mapping[str, Any] | None = None) -> TargetRequest:
-    """`%undeploy` / `%rollout` / `%rollback` / `%mldeploy` line -> TargetRequest."""
-    func = {"undeploy": undeploy, "rollout": rollout, "rollback": rollback, "mldeploy": mldeploy}[magic]
+    """`%undeploy`, `%rollout`, `%rollback`, `%mldeploy`, `%promote` or `%release` -> TargetRequest."""
+    func = {"undeploy": undeploy, "rollout": rollout, "rollback": rollback, "mldeploy": mldeploy,
+            "promote": promote, "release": release}[magic]
     a = _parse(func, line, {} if user_ns is None else user_ns)
     name = None if magic == "mldeploy" else _model_name(a.name, magic)
     namespace = _namespace(a.namespace)
@@ -602,3 +857,95 @@ def parse_target(magic: str, line: str, user_ns: Mapping[str, Any] | None = None
                          timeout=_timeout(getattr(a, "timeout", None)), revision=revision,
                          watch=getattr(a, "watch", False), events=getattr(a, "events", False),
                          all_namespaces=getattr(a, "all_namespaces", False))
+
+
+def parse_canary(line: str, user_ns: Mapping[str, Any] | None = None) -> CanaryRequest:
+    """`%canary NAME [PERCENT]` -> CanaryRequest."""
+    a = _parse(canary, line, {} if user_ns is None else user_ns)
+    name = _model_name(a.name, "canary")
+    weight = None
+    if a.weight is not None:
+        weight = _percent(a.weight.rstrip("%"), "%canary's weight")
+    return CanaryRequest(name, weight, _namespace(a.namespace), _context(a.context))
+
+
+def _schedule(text: str | None, name: str) -> tuple[int, ...]:
+    if text is None:
+        raise UsageError(f"%steps needs the weights to go through, such as %steps {name} 10,25,50,100.")
+    parts = [p.strip().rstrip("%") for p in text.split(",")]
+    if not all(p.isascii() and p.isdigit() for p in parts):
+        raise UsageError(f"%steps {text!r} is not a list of whole percents: write rising weights separated "
+                         f"by commas, such as 10,25,50,100.")
+    values = tuple(int(p) for p in parts)
+    if any(not 0 < v <= 100 for v in values) or list(values) != sorted(set(values)):
+        raise UsageError(f"%steps {text!r} must rise from 1 to at most 100, each weight once, such as "
+                         f"10,25,50,100.")
+    return values
+
+
+def parse_steps(line: str, user_ns: Mapping[str, Any] | None = None) -> StepsRequest:
+    """`%steps NAME 10,25,50,100 [--every 5m] [--once]` -> StepsRequest."""
+    a = _parse(steps, line, {} if user_ns is None else user_ns)
+    name = _model_name(a.name, "steps")
+    schedule = _schedule(a.schedule, name)
+    every = 300.0
+    if a.every is not None:
+        if a.once:
+            raise UsageError("--once takes one step and returns, so --every does not apply; give one of "
+                             "them.")
+        try:
+            every = parse_seconds(a.every, "--every")
+        except SpecError as e:
+            raise UsageError(str(e)) from None
+    return StepsRequest(name, schedule, every, a.once, _namespace(a.namespace), _context(a.context),
+                        _timeout(a.timeout))
+
+
+def _url(value: str | None, flag: str) -> str | None:
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"{flag} {value!r} is not an http:// or https:// URL, such as http://127.0.0.1:8080.")
+    return value
+
+
+def _data(path: str | None, user_ns: Mapping[str, Any], name: str) -> Any:
+    if path is None:
+        raise UsageError(f"%shadow needs --data VAR, the notebook variable holding the rows to send, such as "
+                         f"%shadow {name} --data X_test.")
+    if not re.fullmatch(_IDENT, path):
+        shown = path if len(path) <= 40 else path[:39] + "\u2026"
+        raise UsageError(f"--data {_one_line(shown)!r} is not a variable name: give the name of the notebook "
+                         f"variable holding the rows (without braces), such as --data X_test.")
+    first = path.split(".")[0]
+    if first not in user_ns:
+        raise UsageError(f"--data {path}: there is no variable {first!r} in the notebook.")
+    return _lookup(path, user_ns, "--data")
+
+
+def parse_shadow(line: str, user_ns: Mapping[str, Any] | None = None) -> ShadowRequest:
+    """`%shadow NAME --data VAR [--primary-url U --shadow-url U] ...` -> ShadowRequest."""
+    user_ns = {} if user_ns is None else user_ns
+    a = _parse(shadow, line, user_ns)
+    name = _model_name(a.name, "shadow")
+    primary_url, shadow_url = _url(a.primary_url, "--primary-url"), _url(a.shadow_url, "--shadow-url")
+    if (primary_url is None) != (shadow_url is None):
+        raise UsageError("--primary-url and --shadow-url go together: give both (model servers you can "
+                         "reach) or neither (the Services, through the API server).")
+    tolerance = 1e-6
+    if a.tolerance is not None:
+        try:
+            tolerance = float(a.tolerance)
+        except ValueError:
+            raise UsageError(f"--tolerance {a.tolerance!r} is not a number, such as 0.01.") from None
+        if not (tolerance >= 0 and tolerance != float("inf")):
+            raise UsageError(f"--tolerance {a.tolerance!r} must be a finite number of 0 or more.")
+    model = a.model
+    if model is not None and not re.fullmatch(r"[A-Za-z0-9][-_.A-Za-z0-9]*", model):
+        raise UsageError(f"--model {model!r} is not a model name: letters, digits, '-', '_' and '.'.")
+    data = _data(a.data, user_ns, name)
+    return ShadowRequest(name, data, a.data, primary_url, shadow_url, a.mode or "auto", tolerance, model,
+                         _timeout(a.timeout), _namespace(a.namespace), _context(a.context))

@@ -1,12 +1,15 @@
-"""The magics: %deploy / %%deploy, %undeploy, %rollout, %rollback, %mldeploy.
+"""The magics: %deploy / %%deploy, %undeploy, %rollout, %rollback, %mldeploy, and the rollout ones:
+%canary, %steps, %shadow, %promote, %release.
 
 Each one is thin: parse the line (magics.args, where every mistake becomes one UsageError before any
-connection is made), call jupyter_mldeploy.api, show the result (magics.display). The API, and with
-it the Kubernetes client, is imported on the first call, so `%load_ext` stays cheap.
+connection is made), call jupyter_mldeploy.api / rollout / shadow, show the result (magics.display, or a
+widget in a live frontend). The API, and with it the Kubernetes client, is imported on the first call,
+so `%load_ext` stays cheap.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -21,6 +24,8 @@ from . import display as views
 
 if TYPE_CHECKING:
     from ..kube.client import Kube
+    from ..rollout import Rollout
+    from ..status import RolloutStatus
 
 __all__ = ["DeployMagics"]
 
@@ -36,6 +41,29 @@ def _help(stub: Callable) -> Callable[[Callable], Callable]:
 def _one_line(text: object) -> str:
     """Join a multi-line message into one line, leaving the spacing inside each line alone."""
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+class _Recorder:
+    """Forwards a rollout operation's statuses to the view and keeps the last one: a Rollout (unlike a
+    Deployment handle) carries no status for the view's final table."""
+
+    def __init__(self, view: views.Progress | None) -> None:
+        self.view = view
+        self.last: RolloutStatus | None = None
+
+    def __call__(self, status: RolloutStatus) -> None:
+        self.last = status
+        if self.view is not None:
+            self.view(status)
+
+
+def _no_rollout(name: str, namespace: str) -> MLDeployError:
+    return MLDeployError(f"{name} has no rollout in progress in namespace {namespace}: start one with "
+                         f"%deploy {name} --image ... --strategy canary (or blue-green, shadow).")
+
+
+def _version(v: str | None) -> str:
+    return f"version {v}" if v else "the candidate"
 
 
 @magics_class
@@ -103,6 +131,8 @@ class DeployMagics(Magics):
                 return api.DryRun(render(spec, namespace))
             kube = self._kube(settings, req.context)
             namespace = namespace or kube.namespace
+            if req.rollout is not None:
+                return self._start_rollout(req, settings, kube, namespace, timeout)
             if req.dry_run is not None:
                 dry = api.deploy(spec, namespace=namespace, kube=kube, dry_run=req.dry_run)
                 return api.DryRun(dry.manifests) if req.output == "yaml" else dry
@@ -115,8 +145,10 @@ class DeployMagics(Magics):
                 spec, namespace=namespace, kube=kube, wait=req.wait, timeout=timeout, atomic=req.atomic,
                 on_status=view))
 
-    def _follow(self, view: views.Progress | None, call: Callable[[], Any]) -> Any:
-        """Run a deploy or rollback with `view` as on_status; show its final state either way."""
+    def _follow(self, view: views.Progress | None, call: Callable[[], Any],
+                recorder: _Recorder | None = None) -> Any:
+        """Run a deploy, rollback or rollout operation with `view` as on_status (through `recorder` when
+        the result carries no status); show its final state either way."""
         try:
             handle = call()
         except MLDeployError as e:
@@ -127,6 +159,8 @@ class DeployMagics(Magics):
                 status = getattr(e, "status", None)
                 if not isinstance(status, RolloutStatus):
                     status = getattr(getattr(e, "deployment", None), "last_status", None)
+                if not isinstance(status, RolloutStatus) and recorder is not None:
+                    status = recorder.last
                 if isinstance(status, RolloutStatus):
                     view.finish(status)
                 else:
@@ -137,8 +171,40 @@ class DeployMagics(Magics):
                 view.close()
             raise
         if view is not None:
-            view.finish(handle.last_status)
+            last = getattr(handle, "last_status", None)
+            view.finish(last if last is not None else recorder.last if recorder is not None else None)
         return handle
+
+    def _start_rollout(self, req: args.DeployRequest, settings: Settings, kube: Kube, namespace: str,
+                       timeout: float) -> Rollout:
+        """%deploy --strategy canary|blue-green|shadow: the candidate beside the stable, and its route."""
+        from .. import rollout
+
+        spec = req.spec
+        view = None
+        if req.wait:
+            view = views.progress_view(self._live(settings),
+                                       f"Starting a {req.rollout} rollout of {spec.name}: {spec.image} "
+                                       f"beside the stable model in namespace {namespace}, context "
+                                       f"{kube.context}")
+        recorder = _Recorder(view)
+        return self._follow(view, lambda: rollout.start(
+            spec, strategy=req.rollout, router=req.router or settings.router, weight=req.weight,
+            mirror=req.mirror, gateway=req.gateway, namespace=namespace, kube=kube, wait=req.wait,
+            timeout=timeout, on_status=recorder), recorder)
+
+    def _widget(self, module: str, name: str, instead: str) -> Any:
+        """A widget class, or one sentence saying what to use instead when widgets cannot load."""
+        try:
+            return getattr(importlib.import_module(f"..widgets.{module}", __package__), name)
+        except Exception as e:  # noqa: BLE001 - any failure to import means the same thing to the user
+            raise UsageError(f"The {name} widget is not available ({type(e).__name__}: {_one_line(e)}); "
+                             f"use {instead}.") from None
+
+    def _where(self, req: Any, ctx: dict) -> tuple[Settings, Kube, str]:
+        settings = self._resolve(ctx)
+        kube = self._kube(settings, req.context)
+        return settings, kube, req.namespace or settings.namespace or kube.namespace
 
     def _panel(self, req: args.DeployRequest, settings: Settings) -> Any:
         try:
@@ -199,10 +265,19 @@ class DeployMagics(Magics):
         with self._reporting() as ctx:
             req = args.parse_target("rollback", line, self.shell.user_ns)
             settings = self._resolve(ctx)
-            from .. import api
+            from .. import api, rollout
 
             kube = self._kube(settings, req.context)
             namespace = req.namespace or settings.namespace or kube.namespace
+            if req.revision is None:  # --to N always means a revision of the stable model
+                found = rollout.read(req.name, namespace=namespace, kube=kube)
+                if found is not None:
+                    rollout.abort(req.name, namespace=namespace, kube=kube)
+                    back = "back on the old stable model" if found.weight == 100 else "on the stable model"
+                    stable = f" ({found.stable_version})" if found.stable_version else ""
+                    return views.RolloutChange(
+                        req.name, namespace, f"Rolled back the {found.strategy} rollout of {req.name}: all "
+                        f"traffic is {back}{stable} and {found.candidate_name} was removed.")
             target = f"revision {req.revision}" if req.revision else "the previous revision"
             view = None
             if req.wait:
@@ -239,7 +314,135 @@ class DeployMagics(Magics):
             models = [_model_row(d) for d in body.get("items", [])]
             return views.Overview(kube.context, kube.server, namespace, source,
                                   sorted(models, key=lambda m: (m.namespace, m.name, m.track)),
-                                  frozenset(inventory.served_groups(kube)), settings.router)
+                                  frozenset(inventory.served_groups(kube)), settings.router,
+                                  rollouts=_rollouts_in_progress(kube, models))
+
+    # -- rollouts ----------------------------------------------------------------------------------
+
+    @no_var_expand
+    @line_magic
+    @_help(args.canary)
+    def canary(self, line: str) -> Any:
+        with self._reporting() as ctx:
+            req = args.parse_canary(line, self.shell.user_ns)
+            settings, kube, namespace = self._where(req, ctx)
+            from .. import rollout
+
+            if req.weight is not None:
+                return rollout.set_weight(req.name, req.weight, namespace=namespace, kube=kube)
+            if self._live(settings):
+                slider = self._widget("canary", "CanarySlider", f"%canary {req.name} PERCENT")
+                return slider(req.name, namespace=namespace, kube=kube)
+            found = rollout.read(req.name, namespace=namespace, kube=kube)
+            if found is None:
+                raise _no_rollout(req.name, namespace)
+            return found
+
+    @no_var_expand
+    @line_magic
+    @_help(args.promote)
+    def promote(self, line: str) -> views.RolloutChange:
+        with self._reporting() as ctx:
+            req = args.parse_target("promote", line, self.shell.user_ns)
+            settings, kube, namespace = self._where(req, ctx)
+            from .. import rollout
+
+            name = req.name
+            before = rollout.read(name, namespace=namespace, kube=kube)
+            if before is None:
+                raise _no_rollout(name, namespace)
+            if before.strategy == "blue-green" and before.weight == 0:
+                after = rollout.promote(name, namespace=namespace, kube=kube)
+                return views.RolloutChange(
+                    name, namespace, f"Switched {name}: all traffic now goes to {before.candidate_name} "
+                    f"({_version(before.candidate_version)}); the old stable model keeps running until "
+                    f"%release {name}, and %rollback {name} switches back.", after)
+            return self._finish(name, namespace, kube, settings, req.timeout, rollout.promote, before)
+
+    @no_var_expand
+    @line_magic
+    @_help(args.release)
+    def release(self, line: str) -> views.RolloutChange:
+        with self._reporting() as ctx:
+            req = args.parse_target("release", line, self.shell.user_ns)
+            settings, kube, namespace = self._where(req, ctx)
+            from .. import rollout
+
+            before = rollout.read(req.name, namespace=namespace, kube=kube)
+            if before is None:
+                raise _no_rollout(req.name, namespace)
+            return self._finish(req.name, namespace, kube, settings, req.timeout, rollout.release, before)
+
+    def _finish(self, name: str, namespace: str, kube: Kube, settings: Settings, timeout: float | None,
+                operation: Callable[..., Any], before: Rollout) -> views.RolloutChange:
+        """promote (canary, shadow) or release (blue-green): the stable rolls to the candidate, followed."""
+        view = views.progress_view(self._live(settings),
+                                   f"Promoting {name} in namespace {namespace}: the stable model takes "
+                                   f"{_version(before.candidate_version)}, then {before.candidate_name} goes")
+        recorder = _Recorder(view)
+        self._follow(view, lambda: operation(name, namespace=namespace, kube=kube,
+                                             timeout=timeout or settings.timeout, on_status=recorder),
+                     recorder)
+        return views.RolloutChange(name, namespace, f"Promoted {name}: {_version(before.candidate_version)} "
+                                   f"is now the stable model and answers every request; "
+                                   f"{before.candidate_name} was removed.")
+
+    @no_var_expand
+    @line_magic
+    @_help(args.steps)
+    def steps(self, line: str) -> views.RolloutChange:
+        with self._reporting() as ctx:
+            req = args.parse_steps(line, self.shell.user_ns)
+            settings, kube, namespace = self._where(req, ctx)
+            from .. import rollout
+
+            plan = ", ".join(f"{w}%" for w in req.schedule)
+            if not req.once:  # the cell blocks for a while: say what it is doing
+                print(f"Stepping the canary of {req.name} through {plan}, watching each step for "
+                      f"{req.every:g} s; an unhealthy canary is rolled back.", flush=True)
+            after = rollout.steps(req.name, req.schedule, every=req.every, once=req.once, namespace=namespace,
+                                  kube=kube, timeout=req.timeout or settings.timeout)
+            if after is None:
+                return views.RolloutChange(req.name, namespace, f"The canary of {req.name} went through "
+                                           f"{plan} and was promoted: it is now the stable model.")
+            left = len(after.steps) - after.step - 1
+            return views.RolloutChange(req.name, namespace, f"The canary of {req.name} now answers "
+                                       f"{after.weight}% of requests (step {after.step + 1} of "
+                                       f"{len(after.steps)}; {left} to go).", after)
+
+    @no_var_expand
+    @line_magic
+    @_help(args.shadow)
+    def shadow(self, line: str) -> Any:
+        with self._reporting() as ctx:
+            req = args.parse_shadow(line, self.shell.user_ns)
+            settings = self._resolve(ctx)
+            from .. import shadow
+
+            kube, namespace = None, None
+            if req.primary_url is None:  # through the API server's service proxy
+                kube = self._kube(settings, req.context)
+                namespace = req.namespace or settings.namespace or kube.namespace
+            how = dict(primary_url=req.primary_url, shadow_url=req.shadow_url, namespace=namespace, kube=kube,
+                       mode=req.mode, tolerance=req.tolerance, model=req.model, timeout=req.timeout or 10.0)
+            report = shadow.compare(req.name, req.data, **how)
+            if self._live(settings):
+                view = self._widget("shadow_view", "ShadowView",
+                                    "%config MLDeploy.interactive = 'no' for the text report")
+                return view(report, data=req.data, **how)
+            return report
+
+
+def _rollouts_in_progress(kube: Kube, models: list[views.ModelRow]) -> list[Rollout]:
+    """The rollout of each model that has a candidate track running (only those can have one)."""
+    candidates = sorted({(m.namespace, m.name) for m in models if m.track != "stable"})
+    if not candidates:
+        return []
+    from .. import rollout
+
+    # One concurrent round of reads per model; sequential over models (rarely more than a few).
+    found = [rollout.read(name, namespace=ns, kube=kube) for ns, name in candidates]
+    return [r for r in found if r is not None]
 
 
 def _model_row(dep: dict) -> views.ModelRow:

@@ -21,8 +21,9 @@ from IPython.core.error import UsageError
 
 from ..status import RolloutStatus, format_progress_line, format_status_table, status_html
 
-__all__ = ["LiveProgress", "MLDeployFailed", "ModelRow", "Overview", "Progress", "RolloutReport",
-           "TextProgress", "TrafficLayer", "Undeployed", "is_live", "progress_view", "TRAFFIC_LAYERS"]
+__all__ = ["LiveProgress", "MLDeployFailed", "ModelRow", "Overview", "Progress", "RolloutChange",
+           "RolloutReport", "TextProgress", "TrafficLayer", "Undeployed", "is_live", "progress_view",
+           "TRAFFIC_LAYERS"]
 
 
 class MLDeployFailed(UsageError):
@@ -251,6 +252,26 @@ class Undeployed(_Text):
                 f"<code>{html.escape(self.namespace)}</code>:<ul>{items}</ul></div>")
 
 
+@dataclass(frozen=True, repr=False)
+class RolloutChange(_Text):
+    """What `%promote`, `%release`, `%rollback` (of a rollout) and `%steps` did, in one sentence, and the
+    rollout as it stands afterwards (None when it is over)."""
+
+    name: str
+    namespace: str
+    message: str
+    rollout: Any = None  # rollout.Rollout
+
+    def __str__(self) -> str:
+        return self.message if self.rollout is None else f"{self.message}\n{self.rollout}"
+
+    def _repr_html_(self) -> str:
+        out = f"<div>{html.escape(self.message)}"
+        if self.rollout is not None:
+            out += f"<br><code>{html.escape(str(self.rollout))}</code>"
+        return out + "</div>"
+
+
 @dataclass(frozen=True)
 class TrafficLayer:
     name: str
@@ -293,6 +314,7 @@ class Overview(_Text):
     models: Sequence[ModelRow]
     served: frozenset[str] = field(default_factory=frozenset)
     router: str = "auto"
+    rollouts: Sequence[Any] = ()  # rollout.Rollout, one per model with a rollout in progress
 
     @property
     def layers(self) -> list[TrafficLayer]:
@@ -301,6 +323,9 @@ class Overview(_Text):
     @property
     def missing_layers(self) -> list[TrafficLayer]:
         return [t for t in TRAFFIC_LAYERS if not t.served_by(set(self.served))]
+
+    def _where_of(self, r: Any) -> str:
+        return f"{r.namespace}/" if self.namespace is None else ""
 
     def _where(self) -> str:
         if self.namespace is None:
@@ -322,6 +347,9 @@ class Overview(_Text):
             lines.extend("  " + row for row in _table(self._head(), self._rows()))
         else:
             lines.append("Nothing deployed by jupyter-mldeploy here yet.")
+        if self.rollouts:
+            lines.append("Rollouts in progress:")
+            lines.extend(f"  {self._where_of(r)}{r}" for r in self.rollouts)
         lines.append("Traffic layers served: " + ", ".join(f"{t.name} ({t.what})" for t in self.layers) + ".")
         if self.missing_layers:
             lines.append("Not served: " + ", ".join(t.name for t in self.missing_layers) + ".")
@@ -336,6 +364,9 @@ class Overview(_Text):
             out.append(_html_table(tuple(h.title() for h in self._head()), self._rows()))
         else:
             out.append("<p>Nothing deployed by jupyter-mldeploy here yet.</p>")
+        if self.rollouts:
+            items = "".join(f"<li>{e(self._where_of(r))}{e(str(r))}</li>" for r in self.rollouts)
+            out.append(f"<p>Rollouts in progress:</p><ul>{items}</ul>")
         layers = "".join(f"<li><b>{e(t.name)}</b>: {e(t.what)}</li>" for t in self.layers)
         out.append(f"<p>Traffic layers served:</p><ul>{layers}</ul>")
         if self.missing_layers:

@@ -14,6 +14,7 @@ import traitlets
 
 from ..errors import SpecError
 from ..spec import ImageRef
+from .messages import as_sentence
 
 __all__ = ["ImageBuilder"]
 
@@ -79,8 +80,3 @@ class ImageBuilder(widgets.VBox):
                                   f"</code></span>")
         else:
             self.message.value = f'<span style="color:#c62828">{html.escape(self.error)}</span>'
-
-
-def as_sentence(text: str) -> str:
-    """SpecError messages start lower-case (they name a field); under a form they start a sentence."""
-    return text[:1].upper() + text[1:]

@@ -21,7 +21,8 @@ from ..errors import ClusterError, MLDeployError, SpecError
 from ..kube import inventory
 from ..kube.client import Kube, connect
 from ..spec import Autoscale, DeploySpec
-from .image import ImageBuilder, as_sentence
+from .image import ImageBuilder
+from .messages import as_sentence
 from .resources import ResourcePicker
 from .status_view import PodStatusView
 

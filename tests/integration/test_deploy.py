@@ -21,11 +21,6 @@ pytestmark = pytest.mark.sandbox
 FAIL = "sandbox.mldeploy.io/fail"
 
 
-@pytest.fixture
-def kube(cluster) -> Kube:
-    return Kube(str(cluster.kubeconfig), cluster.context)
-
-
 def spec(name="churn", image="ghcr.io/acme/churn:1.4", **kw) -> DeploySpec:
     return DeploySpec.from_dict({"name": name, "image": image, **kw})
 

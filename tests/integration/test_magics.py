@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from jupyter_mldeploy import api, magics
+from jupyter_mldeploy import api
 from jupyter_mldeploy import labels as L
 from jupyter_mldeploy.errors import ClusterError, RolloutFailed
 from jupyter_mldeploy.follow import WaitTimeout
@@ -24,34 +23,6 @@ pytestmark = pytest.mark.sandbox
 IMAGE = "ghcr.io/acme/iris:1.0"
 IMAGE2 = "ghcr.io/acme/iris:1.1"
 FAIL = "sandbox.mldeploy.io/fail"
-
-
-@pytest.fixture
-def kube(cluster) -> Kube:
-    return Kube(str(cluster.kubeconfig), cluster.context)
-
-
-@pytest.fixture
-def ip(cluster, namespace, monkeypatch, tmp_path):
-    """A shell with the extension loaded, pointed at the test cluster and this test's namespace."""
-    for var in ("MLDEPLOY_NAMESPACE", "MLDEPLOY_CONTEXT", "MLDEPLOY_TIMEOUT"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)  # no pyproject.toml settings from the repository
-    shell = InteractiveShell.instance()
-    magics.unload(shell)
-    magics._kept.clear()
-    shell.config.pop("MLDeploy", None)
-    shell.run_line_magic("reload_ext", "jupyter_mldeploy")  # loads it, even if another test loaded it before
-    shell.run_line_magic("config", f"MLDeploy.kubeconfig = {str(cluster.kubeconfig)!r}")
-    if cluster.context:
-        shell.run_line_magic("config", f"MLDeploy.context = {cluster.context!r}")
-    shell.run_line_magic("config", f"MLDeploy.namespace = {namespace!r}")
-    shell.run_line_magic("config", "MLDeploy.interactive = 'no'")
-    shell.run_line_magic("config", "MLDeploy.timeout = 120")
-    yield shell
-    magics.unload(shell)
-    magics._kept.clear()
-    shell.config.pop("MLDeploy", None)
 
 
 def get(kube: Kube, path: str) -> dict:
@@ -223,7 +194,8 @@ def test_cluster_refusal_is_one_sentence(ip, cluster, namespace):
     f"iris --image {IMAGE} --gpu 0.5",
     f"Iris --image {IMAGE}",
     f"{'i' * 60} --image {IMAGE}",
-    f"iris --image {IMAGE} --strategy canary",
+    f"iris --image {IMAGE} --strategy canary --mirror 10",
+    f"iris --image {IMAGE} --strategy shadow --router replicas",
 ])
 def test_bad_input_is_one_line_and_nothing_reaches_the_cluster(ip, kube, namespace, capsys, line):
     result = ip.run_cell(f"%deploy {line}")

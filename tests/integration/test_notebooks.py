@@ -21,6 +21,15 @@ pytestmark = pytest.mark.sandbox
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 QUICKSTART = NOTEBOOKS / "01-quickstart.ipynb"
+# The rollout notebooks, with the magics each one must show.
+ROLLOUTS = {
+    "02-canary.ipynb": ("--strategy canary --weight 10", "%canary fraud 30", "%canary fraud\n",
+                        "%steps fraud", "%promote fraud", "%mldeploy", "%undeploy fraud"),
+    "03-shadow.ipynb": ("--strategy shadow --mirror", "%shadow fraud --data X", "report.plot()",
+                        "%promote fraud", "%rollback fraud", "%undeploy fraud"),
+    "04-scheduled-pipeline.ipynb": ("--strategy shadow --mirror", "%shadow fraud --data X", "%promote fraud",
+                                    "%rollback fraud", "json.dumps(result)"),
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,11 +55,6 @@ def notebook_env(cluster, namespace, monkeypatch):
     monkeypatch.delenv("MLDEPLOY_TIMEOUT", raising=False)
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)  # headless, whatever runs the suite
     return dict(os.environ)
-
-
-@pytest.fixture
-def kube(cluster) -> Kube:
-    return Kube(str(cluster.kubeconfig), cluster.context)
 
 
 def ours(kube: Kube, namespace: str) -> list[str]:
@@ -175,3 +179,38 @@ def test_demo_reports_a_missing_notebook(monkeypatch, capsys):
     monkeypatch.setattr(demo, "find_quickstart", lambda: None)
     assert demo.run_demo() == 1
     assert "was not found" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(ROLLOUTS))
+def test_rollout_notebooks_have_parameters_and_explain_each_step(name):
+    nb = nbformat.read(NOTEBOOKS / name, 4)
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and nb.metadata.kernelspec.name == "python3"
+    for var in ("namespace", "interactive"):
+        assert f"\n{var} = " in "\n" + params[0].source
+    sources = "\n".join(c.source for c in nb.cells if c.cell_type == "code") + "\n"
+    for step in ROLLOUTS[name]:
+        assert step in sources, step
+    markdown = [c for c in nb.cells if c.cell_type == "markdown"]
+    assert len(markdown) >= 6
+    if name != "02-canary.ipynb":  # the shadow notebooks say why the answers come from this machine
+        assert "simulate" in "".join(c.source for c in markdown)
+
+
+@pytest.mark.parametrize("name", sorted(ROLLOUTS))
+def test_rollout_notebooks_pass_nbval(notebook_env, kube, namespace, name):
+    path = NOTEBOOKS / name
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--sanitize-with", str(NOTEBOOKS / "sanitize.cfg"),
+         str(path), "-p", "no:cacheprovider", "-q"],
+        cwd=REPO, env=notebook_env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    nb = nbformat.read(path, 4)
+    n_code = sum(c.cell_type == "code" for c in nb.cells)
+    assert f"{n_code} passed" in done.stdout
+    if name == "04-scheduled-pipeline.ipynb":  # a pipeline leaves the model serving: the candidate, promoted
+        deps = kube.request("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments")[1]["items"]
+        assert [(d["metadata"]["name"], d["spec"]["template"]["spec"]["containers"][0]["image"])
+                for d in deps] == [("fraud", "ghcr.io/acme/fraud:2.0")]
+    else:
+        assert ours(kube, namespace) == []  # the last cell removed the model, its route and records

@@ -7,15 +7,9 @@ import pytest
 import jupyter_mldeploy as mld
 from jupyter_mldeploy import rollout as ro
 from jupyter_mldeploy.errors import ClusterError, MLDeployError, RolloutFailed, SpecError
-from jupyter_mldeploy.kube.client import Kube
 from jupyter_mldeploy.spec import DeploySpec
 
 pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture
-def kube(cluster) -> Kube:
-    return Kube(str(cluster.kubeconfig), cluster.context)
 
 
 def spec(image: str, **kw) -> DeploySpec:

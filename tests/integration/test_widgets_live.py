@@ -9,7 +9,7 @@ import time
 
 import comm
 import pytest
-from comm.base_comm import BaseComm
+from widget_comm import RecordingComm
 
 from jupyter_mldeploy import api
 from jupyter_mldeploy.kube.client import Kube
@@ -21,24 +21,10 @@ pytestmark = pytest.mark.sandbox
 FAIL = "sandbox.mldeploy.io/fail"
 
 
-class RecordingComm(BaseComm):
-    def __init__(self, *args, **kwargs):
-        self.messages: list[tuple[str, dict]] = []
-        super().__init__(*args, **kwargs)
-
-    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
-        self.messages.append((msg_type, data or {}))
-
-
 @pytest.fixture(autouse=True)
 def recording_comm(monkeypatch):
-    # the widgets' frontend side, swapped as ipywidgets' own tests do; the cluster side is real
+    # the widgets' frontend side, swapped as ipywidgets' own tests do
     monkeypatch.setattr(comm, "create_comm", lambda *a, **kw: RecordingComm(*a, **kw))
-
-
-@pytest.fixture
-def kube(cluster) -> Kube:
-    return Kube(str(cluster.kubeconfig), cluster.context)
 
 
 def spec(**kw) -> DeploySpec:

@@ -129,15 +129,75 @@ def test_bad_line_is_one_usage_error_sentence(line, words):
     assert words in usage(line)
 
 
-@pytest.mark.parametrize("strategy", args.AVAILABLE_STRATEGIES)
-def test_available_strategies(strategy):
-    assert deploy(f"churn --image {IMAGE} --strategy {strategy}").spec.strategy == strategy
+@pytest.mark.parametrize("strategy", ["rolling", "recreate"])
+def test_plain_strategies_are_the_specs_own(strategy):
+    r = deploy(f"churn --image {IMAGE} --strategy {strategy}")
+    assert r.spec.strategy == strategy and r.rollout is None
 
 
-@pytest.mark.parametrize("strategy", args.PLANNED_STRATEGIES)
-def test_planned_strategies_are_refused_for_now(strategy):
-    assert usage(f"churn --image {IMAGE} --strategy {strategy}") == (
-        f"--strategy {strategy} is not available yet: use rolling or recreate.")
+def test_every_strategy_is_available_now():
+    assert set(args.AVAILABLE_STRATEGIES) == {"rolling", "recreate", "canary", "blue-green", "shadow"}
+    assert args.PLANNED_STRATEGIES == ()
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("--strategy canary --weight 10", {"rollout": "canary", "weight": 10, "mirror": None, "router": None}),
+    ("--strategy canary", {"rollout": "canary", "weight": None}),
+    ("--strategy canary --weight 0 --router replicas", {"weight": 0, "router": "replicas"}),
+    ("--strategy shadow --mirror 50 --router istio", {"rollout": "shadow", "mirror": 50, "router": "istio"}),
+    ("--strategy shadow --gateway infra/public", {"gateway": "infra/public", "router": None}),
+    ("--strategy blue-green --no-wait --timeout 2m",
+     {"rollout": "blue-green", "wait": False, "timeout": 120.0}),
+    ("--strategy canary --weight 5 --router gateway --gateway public",
+     {"router": "gateway", "gateway": "public"}),
+])
+def test_rollout_strategies_become_a_rollout_request(line, expected):
+    r = deploy(f"churn --image {IMAGE} {line}")
+    assert {k: getattr(r, k) for k in expected} == expected
+    # the candidate is a plain spec: the strategy and the rollout's Gateway are not the spec's
+    assert r.spec.strategy == "rolling" and r.spec.gateway is None and r.spec.name == "churn"
+
+
+def test_a_gateway_exposure_keeps_its_gateway_in_the_spec():
+    r = deploy(f"churn --image {IMAGE} --strategy canary --expose gateway --gateway infra/public "
+               f"--host c.example")
+    assert r.spec.gateway == "infra/public" and r.gateway is None
+
+
+def test_the_body_may_name_a_rollout_strategy():
+    r = deploy("churn --weight 20", f"image: {IMAGE}\nstrategy: canary\n")
+    assert (r.rollout, r.weight, r.spec.strategy) == ("canary", 20, "rolling")
+    assert "give it in one place" in usage("churn --strategy shadow", f"image: {IMAGE}\nstrategy: canary\n")
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    ("--strategy shadow --weight 10", "--weight is the share of requests a canary answers, so it needs "
+                                      "--strategy canary"),
+    ("--strategy blue-green --weight 100", "--weight is the share of requests a canary answers"),
+    ("--weight 10", "--weight is the share of requests a canary answers"),
+    ("--strategy canary --mirror 50", "--mirror is the percent of requests copied to a shadow, so it needs "
+                                      "--strategy shadow."),
+    ("--strategy canary --weight 150", "--weight '150' is not a whole percent from 0 to 100."),
+    ("--strategy canary --weight ten", "--weight 'ten' is not a whole percent from 0 to 100."),
+    ("--strategy shadow --mirror -5", "--mirror '-5' is not a whole percent from 0 to 100."),
+    ("--router istio", "--router chooses the traffic layer of a rollout, so it needs --strategy canary, "
+                       "blue-green or shadow."),
+    ("--strategy canary --router traefik", "--router 'traefik' is not one of 'auto', 'gateway', 'istio'"),
+    ("--strategy canary --router knative", "--router 'knative' is not one of"),
+    ("--strategy shadow --router replicas", "shadow traffic needs a router that can mirror requests; without "
+                                            "one (router 'replicas')"),
+    ("--strategy shadow --router nginx --mirror 50", "ingress-nginx mirrors every request or none"),
+    ("--strategy canary --dry-run", "--dry-run applies to plain deploys, not to a canary rollout: drop "
+                                    "--dry-run (a rollout is undone with %rollback churn)."),
+    ("--strategy shadow --atomic", "--atomic applies to plain deploys, not to a shadow rollout"),
+    ("--strategy blue-green --panel", "--panel applies to plain deploys, not to a blue-green rollout"),
+    ("--strategy canary --gateway 'infra/Public'", "--gateway 'infra/Public' is not a Gateway: write "
+                                                   "NAMESPACE/NAME, such as infra/public."),
+    ("--strategy canari", "--strategy 'canari' is not one of rolling, recreate, canary, blue-green, shadow "
+                          "(did you mean canary?)."),
+])
+def test_bad_rollout_lines_are_one_sentence(line, words):
+    assert words in usage(f"churn --image {IMAGE} {line}")
 
 
 def test_misspelt_strategy_gets_a_suggestion():
@@ -276,6 +336,9 @@ def test_bad_body_is_one_usage_error_sentence(line, body, words):
     ("undeploy", "churn -n ml", {"name": "churn", "namespace": "ml"}),
     ("rollout", "churn --watch --timeout 30 --events", {"watch": True, "timeout": 30.0, "events": True}),
     ("rollback", "churn --to 2 --no-wait --context dev", {"revision": 2, "wait": False, "context": "dev"}),
+    ("rollback", "churn", {"revision": None, "wait": True}),
+    ("promote", "churn --timeout 5m -n ml", {"name": "churn", "timeout": 300.0, "namespace": "ml"}),
+    ("release", "churn", {"name": "churn", "timeout": None}),
     ("mldeploy", "-A", {"all_namespaces": True, "name": None}),
     ("mldeploy", "", {"all_namespaces": False, "namespace": None}),
 ])
@@ -292,6 +355,9 @@ def test_target_lines(magic, line, expected):
     ("rollback", "churn --to 0", "--to 0 is not a revision"),
     ("rollout", "churn extra", "%rollout got an unexpected value 'extra'"),
     ("mldeploy", "-A -n ml", "-A lists every namespace"),
+    ("promote", "", "%promote needs a model name first, such as %promote churn."),
+    ("promote", "churn --wait", "%promote has no option --wait"),
+    ("release", "churn --timeout never", "--timeout 'never' is not a duration"),
 ])
 def test_bad_target_lines(magic, line, words):
     with pytest.raises(UsageError) as e:
@@ -299,7 +365,84 @@ def test_bad_target_lines(magic, line, words):
     assert words in one_sentence(e.value)
 
 
-@pytest.mark.parametrize("stub", [args.deploy, args.undeploy, args.rollout, args.rollback, args.mldeploy])
+@pytest.mark.parametrize(("line", "expected"), [
+    ("churn 30", {"name": "churn", "weight": 30}),
+    ("churn 30%", {"weight": 30}),
+    ("churn 0 -n ml --context dev", {"weight": 0, "namespace": "ml", "context": "dev"}),
+    ("churn", {"weight": None}),
+    ("churn {w}", {"weight": 45}),
+])
+def test_canary_lines(line, expected):
+    r = args.parse_canary(line, {"w": 45})
+    assert {k: getattr(r, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("churn 10,25,50,100", {"schedule": (10, 25, 50, 100), "every": 300.0, "once": False}),
+    ("churn 50,100 --every 5s", {"schedule": (50, 100), "every": 5.0}),
+    ("churn 10%,20% --once --timeout 90", {"schedule": (10, 20), "once": True, "timeout": 90.0}),
+    ("churn 100", {"schedule": (100,)}),
+])
+def test_steps_lines(line, expected):
+    r = args.parse_steps(line, {})
+    assert {k: getattr(r, k) for k in expected} == expected
+
+
+def test_shadow_lines_take_the_variable_itself():
+    rows = [[1.0, 2.0], [3.0, 4.0]]
+
+    class Split:
+        test = rows
+
+    r = args.parse_shadow("churn --data X --primary-url http://127.0.0.1:8081 --shadow-url "
+                          "http://127.0.0.1:8082 --mode numeric --tolerance 0.01 --model iris --timeout 3",
+                          {"X": rows})
+    assert r.data is rows and r.data_name == "X"
+    assert (r.primary_url, r.shadow_url) == ("http://127.0.0.1:8081", "http://127.0.0.1:8082")
+    assert (r.mode, r.tolerance, r.model, r.timeout) == ("numeric", 0.01, "iris", 3.0)
+    r = args.parse_shadow("churn --data split.test -n ml", {"split": Split()})
+    assert r.data is rows and r.primary_url is None and (r.mode, r.tolerance) == ("auto", 1e-6)
+    assert r.namespace == "ml"
+
+
+@pytest.mark.parametrize(("magic", "line", "words"), [
+    ("canary", "", "%canary needs a model name first, such as %canary churn."),
+    ("canary", "churn 101", "%canary's weight '101' is not a whole percent from 0 to 100."),
+    ("canary", "churn 10.5", "is not a whole percent"),
+    ("canary", "churn 10 20", "%canary got an unexpected value '20'"),
+    ("steps", "churn", "%steps needs the weights to go through, such as %steps churn 10,25,50,100."),
+    ("steps", "churn 10,x,100", "%steps '10,x,100' is not a list of whole percents"),
+    ("steps", "churn 50,25,100", "%steps '50,25,100' must rise from 1 to at most 100, each weight once"),
+    ("steps", "churn 0,50", "must rise from 1 to at most 100"),
+    ("steps", "churn 50,150", "must rise from 1 to at most 100"),
+    ("steps", "churn 10,10,100", "each weight once"),
+    ("steps", "churn 10,100 --every soon", "--every 'soon' is not a duration"),
+    ("steps", "churn 10,100 --every 5m --once",
+     "--once takes one step and returns, so --every does not apply"),
+    ("shadow", "churn", "%shadow needs --data VAR, the notebook variable holding the rows to send, such as "
+                        "%shadow churn --data X_test."),
+    ("shadow", "churn --data nope", "--data nope: there is no variable 'nope' in the notebook."),
+    ("shadow", "churn --data X.nope", "X has no attribute 'nope'"),
+    ("shadow", "churn --data {X}",
+     "is not a variable name: give the name of the notebook variable holding the rows (without braces)"),
+    ("shadow", "churn --data X --primary-url http://a:1", "--primary-url and --shadow-url go together"),
+    ("shadow", "churn --data X --primary-url a:1 --shadow-url http://b:2", "--primary-url 'a:1' is not an "
+                                                                           "http:// or https:// URL"),
+    ("shadow", "churn --data X --mode fuzzy", "--mode 'fuzzy' is not one of 'auto', 'exact', 'numeric'"),
+    ("shadow", "churn --data X --tolerance small", "--tolerance 'small' is not a number, such as 0.01."),
+    ("shadow", "churn --data X --tolerance=-1", "--tolerance '-1' must be a finite number of 0 or more."),
+    ("shadow", "churn --data X --tolerance nan", "must be a finite number of 0 or more"),
+    ("shadow", "churn --data X --model 'a b'", "--model 'a b' is not a model name"),
+])
+def test_bad_rollout_magic_lines(magic, line, words):
+    parse = {"canary": args.parse_canary, "steps": args.parse_steps, "shadow": args.parse_shadow}[magic]
+    with pytest.raises(UsageError) as e:
+        parse(line, {"X": [[1, 2]]})
+    assert words in one_sentence(e.value)
+
+
+@pytest.mark.parametrize("stub", [args.deploy, args.undeploy, args.rollout, args.rollback, args.mldeploy,
+                                  args.canary, args.promote, args.release, args.steps, args.shadow])
 def test_help_is_generated_from_the_arguments_with_examples(stub):
     doc = stub.__doc__
     assert f"%{stub.__name__} [" in doc or f"%{stub.__name__} NAME" in doc  # the usage line
@@ -366,10 +509,29 @@ def test_fuzz_body_only_usage_errors(tokens, body):
 
 
 @FUZZ
-@given(st.sampled_from(["undeploy", "rollout", "rollback", "mldeploy"]), _tokens, st.booleans())
+@given(st.sampled_from(["undeploy", "rollout", "rollback", "mldeploy", "promote", "release"]), _tokens,
+       st.booleans())
 def test_fuzz_target_lines_only_usage_errors(magic, tokens, quote):
     try:
         args.parse_target(magic, _line(tokens, quote), NS)
+    except UsageError as e:
+        one_sentence(e)
+
+
+_ROLLOUT_TOKENS = st.lists(st.one_of(
+    st.sampled_from(["churn", "30", "101", "10,25,50,100", "50,10", "--every", "5s", "--once", "--data",
+                     "x", "d", "d.a", "{x}", "--primary-url", "--shadow-url", "http://127.0.0.1:1", "--mode",
+                     "topk", "--tolerance", "0.1", "-1", "--model", "--timeout", "-n", "ml", "%", ",",
+                     "nan"]),
+    st.text(max_size=10)), max_size=10)
+
+
+@FUZZ
+@given(st.sampled_from(["canary", "steps", "shadow"]), _ROLLOUT_TOKENS, st.booleans())
+def test_fuzz_rollout_magic_lines_only_usage_errors(magic, tokens, quote):
+    parse = {"canary": args.parse_canary, "steps": args.parse_steps, "shadow": args.parse_shadow}[magic]
+    try:
+        parse(_line(tokens, quote), NS)
     except UsageError as e:
         one_sentence(e)
 
@@ -421,6 +583,8 @@ def _magic(ip, magic: str, line: str, cell: str | None = None):
 def _pure(magic: str, line: str, cell: str | None):
     if magic == "deploy":
         return args.parse_deploy(line, cell, NS)
+    if magic in ("canary", "steps"):
+        return getattr(args, f"parse_{magic}")(line, NS)
     return args.parse_target(magic, line, NS)
 
 
@@ -437,7 +601,7 @@ def _check_magic(ip, magic: str, line: str, cell: str | None = None) -> None:
         pure = e
     before = len(ip.connect_calls)
     try:
-        _magic(ip, magic, line, cell)
+        result = _magic(ip, magic, line, cell)
     except UsageError as e:
         text = one_sentence(e)
         if isinstance(pure, UsageError):
@@ -446,6 +610,9 @@ def _check_magic(ip, magic: str, line: str, cell: str | None = None) -> None:
         else:
             assert "Could not load the kube context" in text
     else:
+        if getattr(pure, "panel", False):  # the deploy panel opens anyway and says there is no cluster
+            assert type(result).__name__ == "DeployPanel"
+            return
         # only a client-side dry run with a known namespace succeeds without a cluster
         assert pure.dry_run == "client" and (pure.namespace or pure.spec.namespace)
         assert len(ip.connect_calls) == before
@@ -470,8 +637,28 @@ def test_client_dry_run_with_a_namespace_needs_no_cluster(shell):
     assert shell.connect_calls == []
 
 
+@pytest.mark.parametrize(("magic", "line"), [
+    ("deploy", f"churn --image {IMAGE} --strategy shadow --router replicas"),
+    ("deploy", f"churn --image {IMAGE} --strategy canary --mirror 5"),
+    ("canary", "churn 150"),
+    ("steps", "churn 50,10"),
+    ("promote", "Churn"),
+    ("release", ""),
+])
+def test_rollout_magics_report_the_parse_error_before_any_connection(shell, magic, line):
+    _check_magic(shell, magic, line)
+
+
+def test_shadow_magic_reports_the_parse_error_before_any_connection(shell):
+    with pytest.raises(UsageError) as e:
+        shell.run_line_magic("shadow", "churn --data missing")
+    assert one_sentence(e.value) == "--data missing: there is no variable 'missing' in the notebook."
+    assert shell.connect_calls == []
+
+
 @FUZZ
-@given(st.sampled_from(["deploy", "undeploy", "rollout", "rollback", "mldeploy"]), _tokens, st.booleans())
+@given(st.sampled_from(["deploy", "undeploy", "rollout", "rollback", "mldeploy", "canary", "steps", "promote",
+                        "release"]), _tokens, st.booleans())
 def test_fuzz_magic_lines_only_usage_errors(shell, magic, tokens, quote):
     _check_magic(shell, magic, _line(tokens, quote))
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import comm
 import pytest
-from comm.base_comm import BaseComm
+from widget_comm import RecordingComm
 
 from jupyter_mldeploy.api import Deployment, PreflightFailed
 from jupyter_mldeploy.capacity import Capacity
@@ -31,22 +31,9 @@ NS = "ml"
 RS = "churn-7d9f8c6b5"
 
 
-class RecordingComm(BaseComm):
-    """A comm that keeps what would go to the frontend."""
-
-    def __init__(self, *args, **kwargs):
-        self.messages: list[tuple[str, dict]] = []
-        super().__init__(*args, **kwargs)
-
-    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
-        self.messages.append((msg_type, data or {}))
-
-    def updates(self) -> list[dict]:
-        return [d["state"] for t, d in self.messages if t == "comm_msg" and d.get("method") == "update"]
-
-
 @pytest.fixture(autouse=True)
 def recording_comm(monkeypatch):
+    # the widgets' frontend side, swapped as ipywidgets' own tests do
     monkeypatch.setattr(comm, "create_comm", lambda *a, **kw: RecordingComm(*a, **kw))
 
 

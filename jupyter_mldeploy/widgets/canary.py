@@ -1,0 +1,477 @@
+"""CanarySlider: move a canary's share of traffic with a slider, see what the cluster holds, promote or roll
+back.
+
+The slider sends its value while it is dragged (`continuous_update`), but the cluster gets ONE write per
+settled value: a write goes out only once the value has stopped changing for `debounce` seconds. The timer
+runs on the kernel's asyncio event loop (the loop the slider was built on); the write itself, and every
+read, run in one worker thread, and their results come back to the loop through `loop.HandOff`, so
+widgets are only ever touched on the kernel's thread (ipykernel 7 breaks widget updates from others).
+Without a running loop (plain Python, tests) nothing is written until `flush()`.
+
+After each write the weights are read back from the route object (HTTPRoute, VirtualService or canary
+Ingress; the Deployments' replicas without a router) and shown as "stable 70% / canary 30%". The slider
+is disabled while the canary has no ready pod, and re-checks on its own until one is.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+import traitlets
+
+from .. import api, rollout, traffic
+from ..errors import ClusterError, MLDeployError
+from ..kube.client import Kube, connect
+from ..kube.resources import collection_path
+from .loop import HandOff, running_loop
+from .messages import capture, error_sentence
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ..rollout import Rollout
+
+__all__ = ["CanarySlider", "Weights", "read_weights"]
+
+Outcome = tuple[Any, BaseException | None]  # (result, error) of a job run off the loop
+
+_GREEN, _RED, _GREY = "#2e7d32", "#c62828", "#757575"
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0f}%" if abs(x - round(x)) < 0.05 else f"{x:.1f}%"
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The split the cluster holds: percent of requests to each track (and, without a router, what the
+    replica count allows, in a sentence)."""
+
+    stable: float
+    canary: float
+    router: str
+    sentence: str | None = None
+
+    def __str__(self) -> str:
+        return f"stable {_pct(self.stable)} / canary {_pct(self.canary)}"
+
+
+def _get(kube: Kube, path: str) -> dict | None:
+    try:
+        return kube.request("GET", path)[1]
+    except ClusterError as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def read_weights(r: Rollout) -> Weights:
+    """Read the weights from the route object itself (not the rollout's own record of them)."""
+    kube, ns, name = r.kube or connect(), r.namespace, r.name
+    if r.router == "istio":
+        vs = _get(kube, f"{collection_path('networking.istio.io/v1', 'VirtualService', ns)}/{name}") or {}
+        routes = ((vs.get("spec", {}).get("http") or [{}])[0]).get("route") or []
+        # An Istio route with a single destination and no weight takes all requests.
+        by = {d["destination"].get("subset"): d.get("weight", 100 if len(routes) == 1 else 0) for d in routes}
+        return Weights(float(by.get("stable", 0)), float(by.get("canary", 0)), r.router)
+    if r.router == "gateway":
+        hr = _get(kube, f"{collection_path('gateway.networking.k8s.io/v1', 'HTTPRoute', ns)}/{name}") or {}
+        refs = ((hr.get("spec", {}).get("rules") or [{}])[0]).get("backendRefs") or []
+        by = {b["name"]: b.get("weight", 1) for b in refs}  # Gateway API: weights are proportional, default 1
+        total = sum(by.values()) or 1
+        return Weights(100 * by.get(name, 0) / total, 100 * by.get(f"{name}-canary", 0) / total, r.router)
+    if r.router == "nginx":
+        ing = _get(kube, f"{collection_path('networking.k8s.io/v1', 'Ingress', ns)}/{name}-canary") or {}
+        ann = ing.get("metadata", {}).get("annotations", {})
+        prefix = "nginx.ingress.kubernetes.io/"
+        weight = float(ann.get(prefix + "canary-weight", 0))
+        total = float(ann.get(prefix + "canary-weight-total", 100)) or 100
+        return Weights(100 - 100 * weight / total, 100 * weight / total, r.router)
+    # replicas: requests divide by pods, so the split is what the Deployments ask for
+    deployments = collection_path("apps/v1", "Deployment", ns)
+    stable, canary = (_get(kube, f"{deployments}/{n}") or {} for n in (name, f"{name}-canary"))
+    s = int(stable.get("spec", {}).get("replicas") or 0)
+    c = int(canary.get("spec", {}).get("replicas") or 0)
+    total = s + c
+    sentence = r.split_sentence
+    if sentence is None and total:
+        sentence = traffic.achievable_split(r.weight, total).sentence
+    return Weights(100 * s / total if total else 100.0, 100 * c / total if total else 0.0, r.router, sentence)
+
+
+def _ready_canary_pods(name: str, *, namespace: str, kube: Kube | None) -> int:
+    try:
+        # api.get reads the canary Deployment, its pods, ReplicaSets and events at once (status()).
+        status = api.get(name, namespace=namespace, kube=kube, track="canary").last_status
+    except MLDeployError:
+        return 0  # no canary Deployment (yet, or any more)
+    return status.ready if status is not None else 0
+
+
+class CanarySlider(widgets.VBox):
+    """`CanarySlider("churn", namespace="ml")`: a 0-100 slider for the canary's share of requests.
+
+    The `*_fn` arguments default to `rollout.set_weight`, `rollout.read`, `read_weights`, the canary's
+    ready pod count, `rollout.promote` and `rollout.abort`; a UI test may pass its own.
+    """
+
+    ready = traitlets.Bool(False, help="True when the canary has a ready pod (the slider is enabled then).")
+    error = traitlets.Unicode("", help="The last failure, one sentence; '' when none.")
+
+    def __init__(self, name: str, *, namespace: str | None = None, kube: Kube | None = None,
+                 debounce: float = 0.4, recheck: float | None = 2.0,
+                 write_fn: Callable[..., Rollout | None] | None = None,
+                 read_fn: Callable[..., Rollout | None] | None = None,
+                 weights_fn: Callable[[Rollout], Weights] | None = None,
+                 ready_fn: Callable[..., int] | None = None,
+                 promote_fn: Callable[..., Any] | None = None, abort_fn: Callable[..., Any] | None = None,
+                 refresh: bool = True, **kwargs: Any) -> None:
+        self.name = name
+        self._kube = kube
+        self.namespace = namespace or (kube.namespace if kube is not None else None)
+        self.debounce = debounce
+        self.recheck = recheck
+        self._write_fn = write_fn or rollout.set_weight
+        self._read_fn = read_fn or rollout.read
+        self._weights_fn = weights_fn or read_weights
+        self._ready_fn = ready_fn or _ready_canary_pods
+        self._promote_fn = promote_fn or rollout.promote
+        self._abort_fn = abort_fn or rollout.abort
+        self.rollout: Rollout | None = None
+        self.weights: Weights | None = None
+        self.writes = 0  # weight writes sent (the debouncer's whole point is to keep this low)
+        self.over = False  # promoted or rolled back: nothing left to move
+        self._applied: int | None = None  # the weight the cluster holds (or was last written)
+        self._pending: int | None = None  # a moved value not written yet
+        self._writing: int | None = None  # the value a write in flight carries
+        self._busy = ""  # what is in flight (a refresh, promote or roll back), in words; "" when idle
+        self._quiet = 0  # > 0 while the slider's value is set by this code, not by the user
+        self._timer: asyncio.TimerHandle | None = None
+        self._recheck_timer: asyncio.TimerHandle | None = None
+        self._write_lock = threading.Lock()  # flush() on the caller's thread vs a write in the worker
+        self._worker: ThreadPoolExecutor | None = None
+
+        self.slider = widgets.IntSlider(value=0, min=0, max=100, step=1, description="Canary %",
+                                        continuous_update=True, disabled=True,
+                                        style={"description_width": "initial"},
+                                        layout=widgets.Layout(width="420px"))
+        self.title = widgets.HTML()
+        self.split = widgets.HTML()  # what the cluster holds
+        self.message = widgets.HTML()  # waiting, busy, or the last error
+        self.promote_button = widgets.Button(description="Promote", button_style="success", icon="check",
+                                             disabled=True, tooltip="The canary becomes the stable model")
+        self.abort_button = widgets.Button(description="Roll back", button_style="danger", icon="undo",
+                                           disabled=True,
+                                           tooltip="All traffic back to stable; remove the canary")
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh",
+                                             tooltip="Read the rollout and the canary's pods again")
+        super().__init__([self.title, self.slider, self.split,
+                          widgets.HBox([self.promote_button, self.abort_button, self.refresh_button]),
+                          self.message], **kwargs)
+        self.add_class("mldeploy-canary")
+        self.slider.observe(self._on_value, names="value")
+        self.promote_button.on_click(self.promote)
+        self.abort_button.on_click(self.abort)
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        if self.comm is not None:
+            self.comm.on_close(lambda _msg: self._stop())
+        # Taken here, on the kernel's thread: the worker reaches the loop only through this HandOff.
+        self._handoff = HandOff(self._on_results, loop=running_loop(), max_rate=50.0)
+        self._render()
+        if refresh:
+            self._apply_refresh(capture(self._read_all))  # the first read happens in the cell, at once
+
+    # -- the value -------------------------------------------------------------------------------------
+
+    @property
+    def value(self) -> int:
+        return self.slider.value
+
+    @value.setter
+    def value(self, percent: int) -> None:
+        self.slider.value = percent
+
+    @property
+    def live(self) -> bool:
+        """True when an event loop runs the debounce timer; False means call flush()."""
+        return self._handoff.loop is not None
+
+    @property
+    def kube(self) -> Kube:
+        if self._kube is None:
+            self._kube = connect()
+        if self.namespace is None:
+            self.namespace = self._kube.namespace
+        return self._kube
+
+    def _where(self) -> dict[str, Any]:
+        kube = self.kube  # first: connecting fills in the namespace when none was given
+        return {"namespace": self.namespace, "kube": kube}
+
+    def _on_value(self, change: dict) -> None:
+        if self._quiet:
+            return
+        if not self._movable():
+            # Set from code while disabled (no ready canary pod, busy, over): the route must not move.
+            if self._applied is not None:
+                self._set_quietly(self._applied)
+            return
+        self._pending = change["new"]
+        self._cancel_timer()
+        if self._writing is None and self._pending == self._applied:
+            self._pending = None  # moved back to what the cluster holds: nothing to write
+            self._render()
+            return
+        if self.live:
+            self._timer = self._handoff.call_later(self.debounce, self._settled)
+        self._render()
+
+    def _movable(self) -> bool:
+        canary = self.rollout is not None and self.rollout.strategy == "canary"
+        return canary and self.ready and not self._busy and not self.over
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _settled(self) -> None:
+        """On the loop: the value has not moved for `debounce` s; write it (unless a write is out)."""
+        self._timer = None
+        if self._writing is not None:
+            return  # the write in flight looks at _pending when it is done
+        value = self._pending
+        self._pending = None
+        if value is None or value == self._applied:
+            self._render()
+            return
+        self._writing = value
+        self._render()
+        self._submit(lambda: self._write(value), lambda outcome: self._written(value, outcome))
+
+    def flush(self) -> Rollout | None:
+        """Write the pending value now, on this thread (without an event loop nothing else will)."""
+        self._cancel_timer()
+        value = self._pending
+        self._pending = None
+        if value is None or value == self._applied or self.over:
+            self._render()
+            return self.rollout
+        self._writing = value
+        self._written(value, capture(lambda: self._write(value)))
+        return self.rollout
+
+    def _write(self, value: int) -> tuple[Rollout | None, Weights | None]:
+        """Worker thread (or flush's caller): one write, then the weights read back from the cluster."""
+        with self._write_lock:
+            self.writes += 1
+            written = self._write_fn(self.name, value, **self._where())
+        return written, self._weights_fn(written) if written is not None else None
+
+    def _written(self, value: int, outcome: Outcome) -> None:
+        result, error = outcome
+        self._writing = None
+        if error is None:
+            self.rollout, weights = result
+            self._applied = value
+            self.weights = weights or self.weights
+            self.error = ""
+        else:
+            self.error = error_sentence(error)
+        if self._pending is not None and self._timer is None and self.live:
+            self._settled()  # it settled while the write was out: write it now
+        self._render()
+
+    # -- refresh, promote, roll back ---------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Read the rollout, the weights and the canary's ready pods again (in the worker when live)."""
+        if self._busy or self.over:
+            return
+        self._busy = "reading the cluster"
+        self._render()
+        self._submit(self._read_all, self._apply_refresh)
+
+    def _read_all(self) -> tuple[Rollout | None, Weights | None, int]:
+        found = self._read_fn(self.name, **self._where())
+        if found is None or found.strategy != "canary":
+            return found, None, 0
+        return found, self._weights_fn(found), self._ready_fn(self.name, **self._where())
+
+    def _apply_refresh(self, outcome: Outcome) -> None:
+        self._busy = ""
+        result, error = outcome
+        if error is not None:
+            self.error = error_sentence(error)
+            self._render()
+            return
+        found, weights, ready_pods = result
+        self.rollout, self.weights = found, weights
+        self.error = ""
+        if found is None:
+            self.ready = False
+            self.error = (f"{self.name} has no rollout in progress in namespace {self.namespace}: start one "
+                          f"with %deploy {self.name} --image ... --strategy canary.")
+        elif found.strategy != "canary":
+            self.ready = False
+            self.error = (f"{self.name} is a {found.strategy} rollout; the slider moves a canary's weight "
+                          f"(use %promote or %rollback).")
+        else:
+            self.ready = ready_pods > 0
+            if self._writing is None and self._pending is None:
+                self._applied = found.weight
+                self._set_quietly(found.weight)
+        if found is not None and found.strategy == "canary" and not self.ready:
+            self._arm_recheck()
+        self._render()
+
+    def _arm_recheck(self) -> None:
+        if self.recheck and self.live and self._recheck_timer is None:
+            self._recheck_timer = self._handoff.call_later(self.recheck, self._recheck)
+
+    def _recheck(self) -> None:
+        self._recheck_timer = None
+        if not self.ready and not self.over:
+            self.refresh()
+
+    def promote(self, _button: widgets.Button | None = None) -> None:
+        """The canary becomes the stable model (waits for the stable Deployment to roll)."""
+        self._finish("Promoting", self._promote_fn,
+                     lambda: f"Promoted: {self._candidate()} is now the stable model; the canary was "
+                             f"removed.")
+
+    def abort(self, _button: widgets.Button | None = None) -> None:
+        """Roll the canary back: all traffic to stable first, then the canary removed."""
+        self._finish("Rolling back", self._abort_fn,
+                     lambda: f"Rolled back: all traffic is on the stable model; {self.name}-canary was "
+                             f"removed.")
+
+    def _candidate(self) -> str:
+        v = self.rollout.candidate_version if self.rollout is not None else None
+        return f"version {v}" if v else "the canary"
+
+    def _finish(self, doing: str, operation: Callable[..., Any], done: Callable[[], str]) -> None:
+        if self._busy or self.over:
+            return
+        self._cancel_timer()
+        self._pending = None  # a weight moved just before the button no longer matters
+        self._busy = f"{doing} {self.name}"
+        self.error = ""
+        self._render()
+
+        def after(outcome: Outcome) -> None:
+            self._busy = ""
+            if outcome[1] is not None:
+                self.error = error_sentence(outcome[1])
+            else:
+                self.over = True
+                self._done_message = done()
+            self._render()
+
+        self._submit(lambda: operation(self.name, **self._where()), after)
+
+    # -- threads and the loop -------------------------------------------------------------------------
+
+    def _submit(self, job: Callable[[], Any], then: Callable[[Outcome], None]) -> None:
+        """Run `job` in the worker and `then(outcome)` on the loop; both here and now without a loop."""
+        if not self.live:
+            then(capture(job))
+            return
+        if self._worker is None:
+            # One worker: writes go out in the order the values settled.
+            self._worker = ThreadPoolExecutor(max_workers=1,
+                                              thread_name_prefix=f"mldeploy-canary-{self.name}")
+        self._worker.submit(lambda: self._handoff.put((then, capture(job))))
+
+    def _on_results(self, items: list[tuple[Callable, Outcome]]) -> None:
+        for then, outcome in items:  # on the loop: the only place results touch the widgets
+            then(outcome)
+
+    def _set_quietly(self, value: int) -> None:
+        self._quiet += 1
+        try:
+            self.slider.value = value
+        finally:
+            self._quiet -= 1
+
+    # -- rendering (loop thread only) --------------------------------------------------------------------
+
+    _done_message = ""
+
+    def _render(self) -> None:
+        e = html.escape
+        r = self.rollout
+        versions = ""
+        if r is not None:
+            versions = (f" &mdash; stable <code>{e(r.stable_version or '?')}</code>, canary "
+                        f"<code>{e(r.candidate_version or '?')}</code> via {e(r.router)}")
+        self.title.value = f"<b>{e(self.name)}</b> canary{versions}"
+        w = self.weights
+        if w is not None:
+            split = f'<span class="mldeploy-split">{e(str(w))}</span>'
+            if w.sentence:
+                split += f'<div style="color:{_GREY};font-size:12px">{e(w.sentence)}</div>'
+            self.split.value = split
+        elif not self.split.value:
+            self.split.value = f'<span style="color:{_GREY}">no split read yet</span>'
+        canary_rollout = r is not None and r.strategy == "canary"
+        idle = not self._busy and not self.over
+        self.slider.disabled = not self._movable()
+        self.promote_button.disabled = self.abort_button.disabled = not (idle and canary_rollout)
+        self.refresh_button.disabled = bool(self._busy) or self.over
+        if self.error:
+            self.message.value = f'<span style="color:{_RED}">{e(self.error)}</span>'
+        elif self.over:
+            self.message.value = f'<span style="color:{_GREEN}">{e(self._done_message)}</span>'
+        elif self._busy:
+            self.message.value = f'<span style="color:{_GREY}">{e(self._busy)}...</span>'
+        elif canary_rollout and not self.ready:
+            self.message.value = (f'<span style="color:{_GREY}">waiting for a ready canary pod '
+                                  f"(the slider is disabled until one is ready)</span>")
+        elif self._writing is not None:
+            self.message.value = f'<span style="color:{_GREY}">writing {self._writing}%...</span>'
+        elif self._pending is not None:
+            self.message.value = f'<span style="color:{_GREY}">{self._pending}% once the slider stops</span>'
+        else:
+            self.message.value = ""
+
+    # -- lifetime and text -------------------------------------------------------------------------------
+
+    def _stop(self) -> None:
+        self._cancel_timer()
+        if self._recheck_timer is not None:
+            self._recheck_timer.cancel()
+            self._recheck_timer = None
+        self._handoff.close()
+        if self._worker is not None:
+            self._worker.shutdown(wait=False)
+
+    def close(self) -> None:
+        self._stop()
+        for w in (self.slider, self.title, self.split, self.message, self.promote_button, self.abort_button,
+                  self.refresh_button):
+            w.close()
+        super().close()
+
+    def __str__(self) -> str:
+        if self.over:
+            return self._done_message
+        if self.rollout is None:
+            return self.error or f"{self.name}: no rollout read yet."
+        text = f"{self.name}: {self.weights}" if self.weights is not None else str(self.rollout)
+        if self.weights is not None and self.weights.sentence:
+            text += f" ({self.weights.sentence})"
+        return text + (f"; {self.error}" if self.error else "")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
+        data = super()._repr_mimebundle_(**kwargs)
+        if data is not None:
+            # a frontend without the widget manager (nbconvert, papermill, a console) shows this text
+            data["text/plain"] = str(self)
+        return data
