@@ -706,16 +706,22 @@ class Toleration:
 # CLI helpers
 
 
-def parse_env(items: Iterable[str]) -> dict[str, str]:
-    """['K=V', ...] -> {'K': 'V'}; the value may contain '='; a name given twice is refused."""
+def parse_pairs(items: Iterable[str], field_: str, key_word: str = "NAME") -> dict[str, str]:
+    """['K=V', ...] -> {'K': 'V'}; the value may contain '='; a key given twice is refused."""
     out: dict[str, str] = {}
-    for item in _strings(items, "env"):
+    for item in _strings(items, field_):
         key, eq, value = item.partition("=")
         if not eq or not key:
-            raise SpecError(f"env {item!r} is not valid: write NAME=VALUE.")
+            raise SpecError(f"{field_} {item!r} is not valid: write {key_word}=VALUE.")
         if key in out:
-            raise SpecError(f"env {key!r} is given twice: give each name once.")
+            raise SpecError(f"{field_} {key!r} is given twice: give each {key_word.lower()} once.")
         out[key] = value
+    return out
+
+
+def parse_env(items: Iterable[str]) -> dict[str, str]:
+    """['K=V', ...] -> {'K': 'V'}; the value may contain '='; a name given twice is refused."""
+    out = parse_pairs(items, "env")
     _string_map(out, "env", key_rule="env")
     return out
 

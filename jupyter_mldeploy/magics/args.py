@@ -26,7 +26,7 @@ from IPython.core.magic_arguments import argument, argument_group, magic_argumen
 
 from ..config import parse_seconds
 from ..errors import SpecError
-from ..spec import DeploySpec, parse_env, validate_namespace
+from ..spec import DeploySpec, parse_env, parse_pairs, validate_namespace
 
 __all__ = ["AVAILABLE_STRATEGIES", "PLANNED_STRATEGIES", "ROLLOUT_ROUTERS", "ROLLOUT_STRATEGIES",
            "CanaryRequest", "DeployRequest", "ShadowRequest", "StepsRequest", "TargetRequest", "canary",
@@ -651,21 +651,9 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str] | None:
     if items is None:
         return None
     try:
-        return parse_env(items) if flag == "--env" else _labels(items)
+        return parse_env(items) if flag == "--env" else parse_pairs(items, "label", "KEY")
     except SpecError as e:
         raise UsageError(str(e)) from None
-
-
-def _labels(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise SpecError(f"label {item!r} is not valid: write KEY=VALUE.")
-        if key in out:
-            raise SpecError(f"label {key!r} is given twice: give each label once.")
-        out[key] = value
-    return out
 
 
 def _strategy(value: str | None) -> str | None:
