@@ -301,6 +301,23 @@ class Sandbox:
         self._wait("the CRDs to be established", crds_established, 60, state, "kube-apiserver")
         self._wait("the default service accounts", service_accounts, 60, state, "kube-controller-manager")
 
+    def compact_etcd(self) -> int:
+        """Compact etcd's history up to now, as the API server does every 5 minutes; returns the
+        revision. Tests use it to make old resourceVersions answer 410 Gone at once."""
+        state = self._state()
+        if state is None:
+            raise SandboxError("The sandbox is not up.")
+        base = f"http://127.0.0.1:{state['ports']['etcd']}/v3/kv"
+
+        def post(path: str, body: dict) -> dict:
+            req = urllib.request.Request(f"{base}/{path}", data=json.dumps(body).encode(), method="POST")
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return json.loads(resp.read())
+
+        revision = int(post("range", {"key": "YQ=="})["header"]["revision"])  # any key: for the header
+        post("compaction", {"revision": revision, "physical": True})
+        return revision
+
     def restart(self, component: str, progress: Progress = print) -> None:
         """Stop and start one component with the same flags (tests use it for API server restarts)."""
         with self._locked():
