@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -73,10 +72,10 @@ def test_same_spec_again_changes_and_restarts_nothing(kube, namespace):
 
 def test_image_pull_failure_fails_fast_with_plain_words(kube, namespace):
     s = spec(image="ghcr.io/acme/churn:9.9", labels={FAIL: "image-pull"})
-    t0 = time.monotonic()
+    # RolloutFailed, not WaitTimeout: it failed on the diagnosis, not at the timeout (the time it
+    # takes is measured in bench/bench_deploy.py).
     with pytest.raises(RolloutFailed) as err:
         mld.deploy(s, namespace=namespace, kube=kube, timeout=120)
-    assert time.monotonic() - t0 < 60  # far below the timeout: it failed on the diagnosis
     assert err.value.diagnosis.kind == "image-pull"
     assert "ghcr.io/acme/churn:9.9" in str(err.value)
     # Only the waiting failed: the objects stay, and the handle can be watched again.
