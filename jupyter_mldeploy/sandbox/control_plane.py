@@ -303,7 +303,7 @@ class Sandbox:
 
     def compact_etcd(self) -> int:
         """Compact etcd's history up to now, as the API server does every 5 minutes; returns the
-        revision. Tests use it to make old resourceVersions answer 410 Gone at once."""
+        revision. With an API server restart after it, old resourceVersions answer 410 Gone."""
         state = self._state()
         if state is None:
             raise SandboxError("The sandbox is not up.")

@@ -261,10 +261,13 @@ def test_watch_relists_after_410_gone(cluster, kube, namespace):
     kube.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body={
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seen"}})
     if cluster.is_sandbox:
-        # A young sandbox still holds revision 1; compact it, as the API server would in 5 minutes.
+        # A young sandbox still answers from revision 1: its watch cache replays its first list.
+        # Compact etcd (as the API server does every 5 minutes) and restart the API server, so its
+        # cache starts after the compaction, as on any cluster that has run a while.
         from jupyter_mldeploy.sandbox.control_plane import Sandbox
 
         Sandbox().compact_etcd()
+        Sandbox().restart("kube-apiserver", progress=lambda _m: None)
     w = Watch(kube, f"/api/v1/namespaces/{namespace}/configmaps", "ConfigMap", initial_list=False,
               resource_version="1")  # compacted: the server answers 410 Gone
     got = []
