@@ -8,6 +8,7 @@ machine that drifts in speed during the run does not tilt the comparison.
 
 from __future__ import annotations
 
+import atexit
 import statistics
 import subprocess
 import sys
@@ -92,11 +93,12 @@ RTT_MS = 20
 def remote(info: dict):
     """A connection to the same API server through a proxy adding RTT_MS per round trip."""
     from kubernetes import config
-    from latency_proxy import LatencyProxy  # beside this script
+    from latency_proxy import spawn  # beside this script
 
     kube = Kube(info["kubeconfig"], ADMIN_CONTEXT)
-    proxy = LatencyProxy(int(kube.server.rsplit(":", 1)[1]), RTT_MS / 2).start()
-    kube.server = f"https://127.0.0.1:{proxy.port}"
+    proc, port = spawn(int(kube.server.rsplit(":", 1)[1]), RTT_MS / 2)
+    atexit.register(proc.terminate)
+    kube.server = f"https://127.0.0.1:{port}"
     client = config.new_client_from_config(config_file=info["kubeconfig"], context=ADMIN_CONTEXT)
     client.configuration.host = kube.server
     return kube, client

@@ -3,11 +3,16 @@
 The sandbox's API server is on loopback, where a round trip costs nothing and its own CPU dominates;
 a cluster in a cloud region is tens of milliseconds away. Through this proxy (TLS passes through
 untouched) the benchmarks also measure what concurrency buys against a realistic round trip.
+
+Run it as its own process (`spawn`), so the proxy's event loop never waits for the measured
+client's GIL: in the same process, six writer threads delayed its deliveries by tens of ms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 
 
@@ -62,3 +67,16 @@ class LatencyProxy:
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def spawn(target_port: int, one_way_ms: float) -> tuple[subprocess.Popen, int]:
+    """Start the proxy in a child process; return it and the port it listens on."""
+    proc = subprocess.Popen([sys.executable, __file__, str(target_port), str(one_way_ms)],
+                            stdout=subprocess.PIPE, text=True)
+    return proc, int(proc.stdout.readline())
+
+
+if __name__ == "__main__":
+    proxy = LatencyProxy(int(sys.argv[1]), float(sys.argv[2])).start()
+    print(proxy.port, flush=True)
+    proxy._thread.join()
