@@ -246,11 +246,22 @@ def offered_routers(kube: Kube) -> tuple[str, ...]:
     classes: list[str] = []
     if "networking.k8s.io/v1" in groups:
         try:
-            _, body = kube.request("GET", "/apis/networking.k8s.io/v1/ingressclasses")
-            classes = [c["metadata"]["name"] for c in body.get("items", [])]
+            classes = _ingress_classes(kube) or []
         except ClusterError:
             classes = []
     return traffic.served_routers(groups, classes)
+
+
+def _ingress_classes(kube: Kube) -> list[str] | None:
+    """The IngressClass names; None when this identity may not list them (they are cluster-scoped, so a
+    namespace-bound Role never grants it)."""
+    try:
+        _, body = kube.request("GET", "/apis/networking.k8s.io/v1/ingressclasses")
+    except ClusterError as e:
+        if e.status == 403:
+            return None
+        raise
+    return [c["metadata"]["name"] for c in body.get("items", [])]
 
 
 def choose_router(strategy: str, offered: Sequence[str], *, gateway: str | None) -> str:
@@ -290,6 +301,12 @@ def start(candidate: DeploySpec, *, strategy: str, router: str = "auto", weight:
     offered = offered_routers(kube)
     if router == "auto":
         router = choose_router(strategy, offered, gateway=gateway)
+    if router == "nginx" and "nginx" not in offered and _ingress_classes(kube) is None:
+        # Unverifiable, not absent: the generic "not offered" sentence would send the user looking for
+        # an IngressClass that may well exist.
+        raise SpecError("the nginx router needs an IngressClass named 'nginx', and this identity may not "
+                        "list IngressClasses, so whether ingress-nginx is installed cannot be checked; ask "
+                        "for list on ingressclasses.networking.k8s.io, or use another router.")
     if strategy == "blue-green" and weight not in (None, 0):
         raise SpecError("a blue-green rollout starts with no traffic on the preview; switch it with "
                         "promote once the preview is ready.")
@@ -424,12 +441,16 @@ def _end(r: Rollout, stable: DeploySpec) -> None:
             pool.submit(kapply.delete_collections, r.kube, r.namespace,
                         L.selector_for(r.name, r.candidate_track), api.OUR_KINDS)]
     if r.router == "nginx":
-        canary_ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-                          "metadata": {"name": f"{r.name}-canary", "namespace": r.namespace}}
-        jobs.append(pool.submit(kapply.delete_one, r.kube, canary_ingress))
+        jobs.append(pool.submit(kapply.delete_one, r.kube, _canary_ingress(r)))
     for j in jobs:
         j.result()
     _forget(r)
+
+
+def _canary_ingress(r: Rollout) -> dict:
+    """The nginx router's canary Ingress (canary and blue-green), which no state renders once it ends."""
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": f"{r.name}-canary", "namespace": r.namespace}}
 
 
 def _dedupe(manifests: list[dict]) -> list[dict]:
@@ -449,6 +470,10 @@ def abort(name: str, *, namespace: str | None = None, kube: Kube | None = None) 
             m for m in render(stable, r.namespace) if m["kind"] in ("Deployment", "Service")]))
     else:
         _write_route(back, _route(back, candidate=False))
+        if r.router == "nginx":
+            # nginx's split lives on the canary Ingress, which the write above does not touch: it must
+            # go before the candidate's Service, or it keeps sending its share there while that goes.
+            kapply.delete_one(r.kube, _canary_ingress(r))
     _end(r, stable)
 
 

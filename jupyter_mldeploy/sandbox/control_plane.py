@@ -241,7 +241,7 @@ class Sandbox:
                        "kube-apiserver")
             for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
                 self._start(name, commands[name], state)
-            progress("Creating nodes, namespaces, identities and the traffic layers' CRDs...")
+            progress("Creating nodes, namespaces, identities, the traffic layers' CRDs and IngressClass...")
             self._kubectl(binaries, "apply", "--server-side", "--field-manager=mldeploy-sandbox",
                           "-f", str(crd_file), "-f", _data_path("cluster.yaml"))
             self._wait_ready(state, ports)

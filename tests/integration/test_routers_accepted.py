@@ -94,11 +94,15 @@ def test_offered_routers_follow_discovery(cluster, served, ingress_classes):
     for router, group_version in ROUTER_APIS.items():
         if router != "nginx":
             assert (router in offered) == (group_version in served)
+    assert ("nginx" in offered) == (ROUTER_APIS["nginx"] in served and "nginx" in ingress_classes)
     if cluster.is_sandbox:
-        assert offered == ("gateway", "istio", "knative", "replicas")
-        # No ingress-nginx in the sandbox: Ingress is served but no IngressClass 'nginx' exists.
-        with pytest.raises(SpecError, match="IngressClass named 'nginx'"):
-            check_supported("canary", "nginx", weight=10, offered=offered)
+        # The sandbox simulates ingress-nginx by its IngressClass, so it offers every router.
+        assert offered == ("gateway", "istio", "knative", "nginx", "replicas")
+    # The Ingress API alone is served by every cluster: without that IngressClass, nginx is refused.
+    without = served_routers(served, [c for c in ingress_classes if c != "nginx"])
+    assert "nginx" not in without
+    with pytest.raises(SpecError, match="IngressClass named 'nginx'"):
+        check_supported("canary", "nginx", weight=10, offered=without)
 
 
 def test_gateway_crds_support_mirror_percent(api, served):

@@ -7,7 +7,7 @@ The canary Ingress repeats the primary's host and path and carries `nginx.ingres
 "true"` with `canary-weight` out of `canary-weight-total` (written as 100, so the weight is a percent).
 ingress-nginx takes one canary Ingress per host and path, so a blue-green preview uses the same object
 pointing at `<name>-preview`. After a promotion or rollback the canary Ingress is no longer rendered
-and the rollout must delete it.
+and the rollout must delete it (on a rollback before the candidate's Service, as it holds the split).
 
 Shadow traffic is `mirror-target` on the primary Ingress: the full URL of the shadow Service with
 `$request_uri`. It has no percentage (every request or none, see `traffic.check_supported`), nginx
