@@ -19,7 +19,7 @@ import html
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -364,6 +364,11 @@ class CanarySlider(widgets.VBox):
         self._busy = f"{doing} {self.name}"
         self.error = ""
         self._render()
+        before = self.rollout  # taken on the loop: the worker never reads the widget's state
+
+        def job() -> Weights:
+            operation(self.name, **self._where())
+            return self._weights_after(before)
 
         def after(outcome: Outcome) -> None:
             self._busy = ""
@@ -371,10 +376,23 @@ class CanarySlider(widgets.VBox):
                 self.error = error_sentence(outcome[1])
             else:
                 self.over = True
+                # the split and the slider showed the canary's old share; now every request is on stable
+                self.weights, self._applied = outcome[0], 0
+                self._set_quietly(0)
                 self._done_message = done()
             self._render()
 
-        self._submit(lambda: operation(self.name, **self._where()), after)
+        self._submit(job, after)
+
+    def _weights_after(self, before: Rollout | None) -> Weights:
+        """Worker: the split after promote or roll back, read back from the route like after a write; if
+        that read fails the operation still succeeded, so say what it wrote (all on stable)."""
+        if before is not None:
+            try:
+                return self._weights_fn(replace(before, weight=0, split_sentence=None))
+            except MLDeployError:
+                pass
+        return Weights(100.0, 0.0, before.router if before is not None else "")
 
     # -- threads and the loop -------------------------------------------------------------------------
 

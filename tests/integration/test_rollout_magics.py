@@ -245,22 +245,23 @@ def test_the_slider_on_an_event_loop_moves_the_http_route_once(ip, kube, namespa
                 return
             await asyncio.sleep(0.05)
 
-    async def drag() -> tuple[CanarySlider, list]:
+    async def drag() -> tuple[CanarySlider, list, str]:
         slider = CanarySlider("fraud", namespace=namespace, kube=kube, debounce=0.3)
         assert slider.live
         for percent in range(21, 41):
             slider.value = percent
             await asyncio.sleep(0.02)
         await until(lambda: slider.weights is not None and slider.weights.canary == 40)
-        moved = route_refs(kube, namespace)[0]
+        moved, shown = route_refs(kube, namespace)[0], slider.split.value
         slider.abort()  # roll back from the widget: off the loop, reported back on it
         await until(lambda: slider.over or slider.error)
-        return slider, moved
+        return slider, moved, shown
 
-    slider, moved = asyncio.run(drag())
+    slider, moved, shown = asyncio.run(drag())
     assert slider.writes == 1 and moved == [("fraud", 60), ("fraud-canary", 40)]
-    assert "stable 60% / canary 40%" in slider.split.value
+    assert "stable 60% / canary 40%" in shown
     assert slider.over and slider.error == "" and "Rolled back" in slider.message.value
+    assert "stable 100% / canary 0%" in slider.split.value and slider.value == 0  # read back after it
     assert deployments(kube, namespace) == ["fraud"] and route_refs(kube, namespace)[0] == [("fraud", 100)]
 
 

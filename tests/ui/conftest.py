@@ -2,7 +2,8 @@
 
 The server runs with the sandbox's KUBECONFIG, in its own session so it and its kernels are stopped
 by the id we started, whatever the test did. Tests skip with the reason when Chromium or Playwright
-is missing.
+is missing. `notebook` writes, opens and runs a notebook there; `screenshot` saves a picture to
+test-artifacts/ and fails when it is blank.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import nbformat
 import pytest
 
 CHROMIUM = os.environ.get("MLDEPLOY_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -129,3 +134,59 @@ def browser_page():
             yield page
         finally:
             browser.close()
+
+
+@dataclass
+class Notebook:
+    """A notebook in the test's JupyterLab, driven through the browser page."""
+
+    page: Any  # playwright.sync_api.Page (imported only when Playwright is there)
+    lab: Lab
+
+    def run(self, cells: list[str], name: str = "ui.ipynb") -> None:
+        """Write `cells` as a notebook, open it once its kernel is idle, and run every cell in order."""
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells], metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+        nbformat.write(nb, self.lab.root / name)
+        self.page.goto(self.lab.open_url(name))
+        # the kernel is connected and idle (the toolbar's indicator is idle before a kernel exists, too)
+        self.page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+        self.page.locator(".jp-Notebook .jp-Cell").first.click()
+        for _ in range(len(cells)):
+            self.page.keyboard.press("Shift+Enter")
+
+    def wait_for(self, locator: Any, what: str, timeout: float = 90_000) -> None:
+        """Wait for `locator`; on failure keep a picture, say what the cells printed and the server logged."""
+        try:
+            locator.wait_for(timeout=timeout)
+        except Exception:
+            ARTIFACTS.mkdir(exist_ok=True)
+            self.page.screenshot(path=str(ARTIFACTS / "jupyterlab-failure.png"))
+            outputs = self.page.locator(".jp-OutputArea-output").all_inner_texts()
+            pytest.fail(f"{what} did not render; outputs: {outputs}\nserver log:\n{self.lab.log_tail()}")
+
+
+@pytest.fixture
+def notebook(browser_page, lab) -> Notebook:
+    return Notebook(browser_page, lab)
+
+
+@pytest.fixture
+def screenshot() -> Callable[[Any, str], list[tuple[int, tuple[int, int, int]]]]:
+    """`screenshot(locator, "name.png")`: save it to test-artifacts/, fail if it is blank, return its
+    (count, rgb) colours for colour-cue checks."""
+    image_lib = pytest.importorskip("PIL.Image", reason="Pillow checks the screenshot (pip install pillow)")
+
+    def take(locator: Any, name: str) -> list[tuple[int, tuple[int, int, int]]]:
+        time.sleep(0.5)  # let the last paint settle before the picture
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / name
+        locator.screenshot(path=str(shot))
+        with image_lib.open(shot) as img:
+            rgb = img.convert("RGB")
+            colours = rgb.getcolors(maxcolors=1 << 20) or []
+            assert rgb.width > 300 and rgb.height > 80, f"{name} is only {rgb.width}x{rgb.height}"
+            assert len(colours) > 20, f"{name} looks blank ({len(colours)} colours)"
+        return colours
+
+    return take

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from jupyter_mldeploy import api
@@ -18,7 +17,6 @@ from jupyter_mldeploy.kube.resources import collection_path
 pytestmark = [pytest.mark.sandbox, pytest.mark.ui]
 
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
 READY_GREEN = (0x2E, 0x7D, 0x32)  # the ready rows' colour cue
 
 
@@ -28,18 +26,14 @@ def _panel_magic() -> bool:
     return args.exists() and '"--panel"' in args.read_text()
 
 
-def write_notebook(path: Path, namespace: str, context: str | None) -> None:
+def cells(namespace: str, context: str | None) -> list[str]:
     if _panel_magic():
         where = f" --namespace {namespace}" + (f" --context {context}" if context else "")
-        cells = ["%load_ext jupyter_mldeploy", f"%deploy uitest --panel{where}"]
-    else:
-        cells = ["from jupyter_mldeploy.kube.client import connect\n"
-                 "from jupyter_mldeploy.widgets import DeployPanel\n"
-                 f"p = DeployPanel('uitest', namespace={namespace!r}, kube=connect(None, {context!r}))\n"
-                 "p"]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells], metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    nbformat.write(nb, path)
+        return ["%load_ext jupyter_mldeploy", f"%deploy uitest --panel{where}"]
+    return ["from jupyter_mldeploy.kube.client import connect\n"
+            "from jupyter_mldeploy.widgets import DeployPanel\n"
+            f"p = DeployPanel('uitest', namespace={namespace!r}, kube=connect(None, {context!r}))\n"
+            "p"]
 
 
 def leftovers(kube: Kube, namespace: str) -> list[str]:
@@ -56,25 +50,11 @@ def leftovers(kube: Kube, namespace: str) -> list[str]:
     return found
 
 
-def test_deploy_panel_deploys_shows_ready_pods_and_undeploys(browser_page, lab, cluster, namespace):
-    image_lib = pytest.importorskip("PIL.Image", reason="Pillow checks the screenshot (pip install pillow)")
-    page = browser_page
-    write_notebook(lab.root / "ui.ipynb", namespace, cluster.context)
-    page.goto(lab.open_url("ui.ipynb"))
-    # the kernel is connected and idle (the toolbar's indicator is idle before a kernel exists, too)
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
-
-    page.locator(".jp-Notebook .jp-Cell").first.click()
-    for _ in range(page.locator(".jp-Notebook .jp-CodeCell").count()):
-        page.keyboard.press("Shift+Enter")
+def test_deploy_panel_deploys_shows_ready_pods_and_undeploys(notebook, screenshot, cluster, namespace):
+    page = notebook.page
+    notebook.run(cells(namespace, cluster.context))
     panel = page.locator(".mldeploy-deploy-panel")
-    try:
-        panel.wait_for(timeout=90_000)
-    except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "jupyterlab-failure.png"))
-        outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
-        pytest.fail(f"the panel did not render; outputs: {outputs}\nserver log:\n{lab.log_tail()}")
+    notebook.wait_for(panel, "the panel")
 
     deploy = panel.locator("button.mldeploy-deploy")
     assert deploy.is_disabled()  # no image yet: nothing can be sent
@@ -100,11 +80,9 @@ def test_deploy_panel_deploys_shows_ready_pods_and_undeploys(browser_page, lab, 
     view.get_by_text("3/3 ready").first.wait_for(timeout=120_000)
     view.get_by_text("rollout complete").wait_for(timeout=60_000)
     assert view.locator("tr.mldeploy-ready").count() == 3
-    time.sleep(0.5)  # let the last paint settle before the picture
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "status-view.png"
-    view.screenshot(path=str(shot))
-    panel.screenshot(path=str(ARTIFACTS / "deploy-panel.png"))  # the whole form, for people to look at
+    colours = screenshot(view, "status-view.png")
+    assert any(c == READY_GREEN for _, c in colours), "no ready-green colour cue in the screenshot"
+    screenshot(panel, "deploy-panel.png")  # the whole form, for people to look at
 
     panel.locator("button.mldeploy-undeploy").click()
     panel.get_by_text("Undeployed uitest").wait_for()
@@ -115,10 +93,3 @@ def test_deploy_panel_deploys_shows_ready_pods_and_undeploys(browser_page, lab, 
     while (left := leftovers(kube, namespace)) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert left == []
-
-    with image_lib.open(shot) as img:
-        rgb = img.convert("RGB")
-        colours = rgb.getcolors(maxcolors=1 << 20) or []
-        assert rgb.width > 300 and rgb.height > 80
-        assert len(colours) > 20, f"the screenshot looks blank ({len(colours)} colours)"
-        assert any(c == READY_GREEN for _, c in colours), "no ready-green colour cue in the screenshot"

@@ -178,6 +178,7 @@ def test_promote_ends_the_rollout_and_disables_everything():
     assert fake.promoted == 1 and fake.writes == [] and s.over
     assert all(w.disabled for w in (s.slider, s.promote_button, s.abort_button, s.refresh_button))
     assert "Promoted: version 2.0 is now the stable model" in s.message.value
+    assert "stable 100% / canary 0%" in s.split.value and s.value == 0  # not the canary's old share
     s.value = 50
     s.flush()
     assert fake.writes == []
