@@ -492,9 +492,11 @@ def parse_every(text: str | float | int) -> float:
 
 def steps(name: str, schedule: Sequence[int], *, every: str | float = "5m",
           check: Callable[[], bool] | None = None, once: bool = False, namespace: str | None = None,
-          kube: Kube | None = None, timeout: float = 600) -> Rollout | None:
+          kube: Kube | None = None, timeout: float = 600,
+          on_step: Callable[[Rollout], None] | None = None) -> Rollout | None:
     """Advance the canary through `schedule` (e.g. [10, 25, 50, 100]) while its pods are Ready and
-    `check()` passes; roll back when either fails. With once=True, one step and return (pipelines)."""
+    `check()` passes; roll back when either fails. With once=True, one step and return (pipelines).
+    `on_step(rollout)` is called after each weight is written, so a caller can show progress."""
     sched = tuple(int(s) for s in schedule)
     if not sched or any(not 0 < s <= 100 for s in sched) or list(sched) != sorted(sched):
         raise SpecError(f"steps must be rising percents from 1 to 100, such as [10, 25, 50, 100], not "
@@ -516,6 +518,8 @@ def steps(name: str, schedule: Sequence[int], *, every: str | float = "5m",
             return promote(name, namespace=r.namespace, kube=r.kube, timeout=timeout)
         _write_route(r, _route(r))
         _remember(r)
+        if on_step is not None:
+            on_step(r)
         if once:
             return r
         _observe(r, check, wait_s)

@@ -30,9 +30,9 @@ from ..spec import DeploySpec, parse_env, parse_pairs, validate_namespace
 
 __all__ = ["AVAILABLE_STRATEGIES", "PLANNED_STRATEGIES", "ROLLOUT_ROUTERS", "ROLLOUT_STRATEGIES",
            "CanaryRequest", "DeployRequest", "ShadowRequest", "StepsRequest", "TargetRequest", "canary",
-           "deploy", "mldeploy", "parse_canary", "parse_deploy", "parse_shadow", "parse_steps",
-           "parse_target", "promote", "release", "rollback", "rollout", "shadow", "steps", "substitute",
-           "undeploy"]
+           "deploy", "mirror", "mldeploy", "parse_canary", "parse_deploy", "parse_mirror", "parse_shadow",
+           "parse_steps", "parse_target", "promote", "release", "rollback", "rollout", "shadow", "steps",
+           "substitute", "undeploy"]
 
 # rolling and recreate update the model in place (a DeploySpec strategy); the others start a rollout
 # beside the stable model (jupyter_mldeploy.rollout). Nothing is planned any more.
@@ -315,6 +315,26 @@ def canary(line: str = "") -> None:
       %canary churn 30
       %canary churn 0
       %canary churn
+    """
+
+
+@magic_arguments()
+@argument("name", nargs="?", metavar="NAME", help="the model with a shadow rollout in progress")
+@argument("percent", nargs="?", metavar="PERCENT",
+          help="percent of requests copied to the shadow, 0 to 100; without it: the current mirror")
+@_where
+def mirror(line: str = "") -> None:
+    """Change how much traffic a shadow rollout copies to the shadow model.
+
+    One write to the route object (an HTTPRoute's RequestMirror percent or a VirtualService's
+    mirrorPercentage). Users are always answered by the stable model; the shadow's answers are
+    discarded by the router and compared with `%shadow NAME --data VAR`.
+
+    Examples::
+
+      %mirror churn 100
+      %mirror churn 10
+      %mirror churn
     """
 
 
@@ -849,12 +869,21 @@ def parse_target(magic: str, line: str, user_ns: Mapping[str, Any] | None = None
 
 def parse_canary(line: str, user_ns: Mapping[str, Any] | None = None) -> CanaryRequest:
     """`%canary NAME [PERCENT]` -> CanaryRequest."""
-    a = _parse(canary, line, {} if user_ns is None else user_ns)
-    name = _model_name(a.name, "canary")
-    weight = None
-    if a.weight is not None:
-        weight = _percent(a.weight.rstrip("%"), "%canary's weight")
-    return CanaryRequest(name, weight, _namespace(a.namespace), _context(a.context))
+    return _name_and_percent(canary, "canary", "weight", line, user_ns)
+
+
+def parse_mirror(line: str, user_ns: Mapping[str, Any] | None = None) -> CanaryRequest:
+    """`%mirror NAME [PERCENT]` -> CanaryRequest whose weight is the mirror percent."""
+    return _name_and_percent(mirror, "mirror", "percent", line, user_ns)
+
+
+def _name_and_percent(func: Callable, magic: str, field: str, line: str,
+                      user_ns: Mapping[str, Any] | None) -> CanaryRequest:
+    a = _parse(func, line, {} if user_ns is None else user_ns)
+    name = _model_name(a.name, magic)
+    value = getattr(a, field)
+    percent = None if value is None else _percent(value.rstrip("%"), f"%{magic}'s {field}")
+    return CanaryRequest(name, percent, _namespace(a.namespace), _context(a.context))
 
 
 def _schedule(text: str | None, name: str) -> tuple[int, ...]:

@@ -10,6 +10,7 @@ so `%load_ext` stays cheap.
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,15 @@ class _Recorder:
 def _no_rollout(name: str, namespace: str) -> MLDeployError:
     return MLDeployError(f"{name} has no rollout in progress in namespace {namespace}: start one with "
                          f"%deploy {name} --image ... --strategy canary (or blue-green, shadow).")
+
+
+def _rollout_of(name: str, namespace: str, kube: Kube) -> Rollout:
+    from .. import rollout
+
+    found = rollout.read(name, namespace=namespace, kube=kube)
+    if found is None:
+        raise _no_rollout(name, namespace)
+    return found
 
 
 def _version(v: str | None) -> str:
@@ -295,7 +305,6 @@ class DeployMagics(Magics):
             req = args.parse_target("mldeploy", line, self.shell.user_ns)
             settings = self._resolve(ctx)
             from .. import labels as L
-            from ..kube import inventory
 
             kube = self._kube(settings, req.context)
             if req.all_namespaces:
@@ -312,9 +321,11 @@ class DeployMagics(Magics):
             selector = f"{L.APP_MANAGED_BY}={L.MANAGED_BY}"
             _, body = kube.request("GET", path, query={"labelSelector": selector})
             models = [_model_row(d) for d in body.get("items", [])]
+            from ..rollout import offered_routers
+
             return views.Overview(kube.context, kube.server, namespace, source,
                                   sorted(models, key=lambda m: (m.namespace, m.name, m.track)),
-                                  frozenset(inventory.served_groups(kube)), settings.router,
+                                  frozenset(offered_routers(kube)), settings.router,
                                   rollouts=_rollouts_in_progress(kube, models))
 
     # -- rollouts ----------------------------------------------------------------------------------
@@ -333,10 +344,20 @@ class DeployMagics(Magics):
             if self._live(settings):
                 slider = self._widget("canary", "CanarySlider", f"%canary {req.name} PERCENT")
                 return slider(req.name, namespace=namespace, kube=kube)
-            found = rollout.read(req.name, namespace=namespace, kube=kube)
-            if found is None:
-                raise _no_rollout(req.name, namespace)
-            return found
+            return _rollout_of(req.name, namespace, kube)
+
+    @no_var_expand
+    @line_magic
+    @_help(args.mirror)
+    def mirror(self, line: str) -> Any:
+        with self._reporting() as ctx:
+            req = args.parse_mirror(line, self.shell.user_ns)
+            _settings, kube, namespace = self._where(req, ctx)
+            from .. import rollout
+
+            if req.weight is not None:
+                return rollout.set_mirror(req.name, req.weight, namespace=namespace, kube=kube)
+            return _rollout_of(req.name, namespace, kube)
 
     @no_var_expand
     @line_magic
@@ -400,8 +421,15 @@ class DeployMagics(Magics):
             if not req.once:  # the cell blocks for a while: say what it is doing
                 print(f"Stepping the canary of {req.name} through {plan}, watching each step for "
                       f"{req.every:g} s; an unhealthy canary is rolled back.", flush=True)
+
+            def report(r: Rollout) -> None:
+                if not req.once:
+                    print(f"  {time.strftime('%H:%M:%S')}  {r.weight:>3}% to the canary (step {r.step + 1} "
+                          f"of {len(r.steps)}); the next step in {req.every:g} s if it stays healthy",
+                          flush=True)
+
             after = rollout.steps(req.name, req.schedule, every=req.every, once=req.once, namespace=namespace,
-                                  kube=kube, timeout=req.timeout or settings.timeout)
+                                  kube=kube, timeout=req.timeout or settings.timeout, on_step=report)
             if after is None:
                 return views.RolloutChange(req.name, namespace, f"The canary of {req.name} went through "
                                            f"{plan} and was promoted: it is now the stable model.")

@@ -276,19 +276,18 @@ class RolloutChange(_Text):
 class TrafficLayer:
     name: str
     what: str
-    api: str | None  # the group/version that must be served; None: always available
-
-    def served_by(self, groups: set[str]) -> bool:
-        return self.api is None or self.api in groups
+    needs: str  # what the cluster must have for it to be offered
 
 
-# In the order a router is preferred (MLDeploy.router = "auto" takes the first one served).
+# In rollout.ROUTERS order. With MLDeploy.router = "auto" a rollout takes the Gateway API when a parent
+# Gateway is given, then Istio, then ingress-nginx, then the replica split (rollout.choose_router).
 TRAFFIC_LAYERS = (
     TrafficLayer("gateway", "Gateway API HTTPRoute weights and mirroring", "gateway.networking.k8s.io/v1"),
     TrafficLayer("istio", "Istio VirtualService", "networking.istio.io/v1"),
-    TrafficLayer("knative", "Knative Service traffic split", "serving.knative.dev/v1"),
-    TrafficLayer("nginx", "Ingress with ingress-nginx canary annotations", "networking.k8s.io/v1"),
-    TrafficLayer("replicas", "plain replica ratio behind one Service (always available)", None),
+    TrafficLayer("knative", "Knative Service traffic split; deploys only, no rollout operations yet",
+                 "serving.knative.dev/v1"),
+    TrafficLayer("nginx", "Ingress with ingress-nginx canary annotations", "an IngressClass named nginx"),
+    TrafficLayer("replicas", "plain replica ratio behind one Service (always available)", "nothing"),
 )
 
 
@@ -312,17 +311,20 @@ class Overview(_Text):
     namespace: str | None  # None: every namespace
     namespace_source: str
     models: Sequence[ModelRow]
-    served: frozenset[str] = field(default_factory=frozenset)
+    offered: frozenset[str] = field(default_factory=frozenset)  # router names, rollout.offered_routers
     router: str = "auto"
     rollouts: Sequence[Any] = ()  # rollout.Rollout, one per model with a rollout in progress
 
     @property
     def layers(self) -> list[TrafficLayer]:
-        return [t for t in TRAFFIC_LAYERS if t.served_by(set(self.served))]
+        return [t for t in TRAFFIC_LAYERS if t.name in self.offered]
 
     @property
     def missing_layers(self) -> list[TrafficLayer]:
-        return [t for t in TRAFFIC_LAYERS if not t.served_by(set(self.served))]
+        return [t for t in TRAFFIC_LAYERS if t.name not in self.offered]
+
+    def _missing(self) -> str:
+        return ", ".join(f"{t.name} (needs {t.needs})" for t in self.missing_layers)
 
     def _where_of(self, r: Any) -> str:
         return f"{r.namespace}/" if self.namespace is None else ""
@@ -352,7 +354,7 @@ class Overview(_Text):
             lines.extend(f"  {self._where_of(r)}{r}" for r in self.rollouts)
         lines.append("Traffic layers served: " + ", ".join(f"{t.name} ({t.what})" for t in self.layers) + ".")
         if self.missing_layers:
-            lines.append("Not served: " + ", ".join(t.name for t in self.missing_layers) + ".")
+            lines.append(f"Not served: {self._missing()}.")
         lines.append(f"Router setting (MLDeploy.router): {self.router}.")
         return "\n".join(lines)
 
@@ -370,6 +372,6 @@ class Overview(_Text):
         layers = "".join(f"<li><b>{e(t.name)}</b>: {e(t.what)}</li>" for t in self.layers)
         out.append(f"<p>Traffic layers served:</p><ul>{layers}</ul>")
         if self.missing_layers:
-            out.append("<p>Not served: " + e(", ".join(t.name for t in self.missing_layers)) + ".</p>")
+            out.append(f"<p>Not served: {e(self._missing())}.</p>")
         out.append(f"<p>Router setting (MLDeploy.router): <code>{e(self.router)}</code></p></div>")
         return "".join(out)

@@ -17,6 +17,7 @@ from jupyter_mldeploy.errors import ClusterError, RolloutFailed
 from jupyter_mldeploy.follow import WaitTimeout
 from jupyter_mldeploy.kube.client import Kube
 from jupyter_mldeploy.magics.display import MLDeployFailed, Overview, RolloutReport, Undeployed
+from jupyter_mldeploy.rollout import offered_routers
 
 pytestmark = pytest.mark.sandbox
 
@@ -136,8 +137,8 @@ def test_mldeploy_lists_the_models_and_the_traffic_layers(ip, kube, namespace, c
     assert text.startswith(f"Context {kube.context} ({kube.server}), namespace {namespace} (from %config).")
     assert "iris" in text and "ghcr.io/acme/churn:2.0" in text
     layers = [t.name for t in view.layers]
-    assert layers[-1] == "replicas" and "nginx" in layers  # networking.k8s.io/v1 is always served
-    if cluster.is_sandbox:  # the sandbox serves the Gateway API, Istio and Knative CRDs
+    assert layers == list(offered_routers(kube)) and layers[-1] == "replicas"  # what rollouts may use
+    if cluster.is_sandbox:  # the sandbox serves the Gateway API, Istio and Knative CRDs, and has nginx
         assert layers == ["gateway", "istio", "knative", "nginx", "replicas"]
         assert "Traffic layers served: gateway (Gateway API HTTPRoute" in text
     shown = ip.display_formatter.format(view)[0]  # what a notebook saves: text and HTML

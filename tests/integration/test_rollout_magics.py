@@ -100,6 +100,16 @@ def test_shadow_with_the_magics_compare_and_roll_back(ip, kube, namespace, capsy
     assert filters[0]["requestMirror"]["backendRef"]["name"] == "fraud-shadow"  # ...the shadow gets copies
     assert filters[0]["requestMirror"]["percent"] == 50
 
+    r = ip.run_line_magic("mirror", "fraud 100")
+    assert r.mirror == 100
+    refs, filters = route_refs(kube, namespace)
+    assert refs == [("fraud", 100)] and filters[0]["requestMirror"]["percent"] == 100
+    assert ip.run_line_magic("mirror", "fraud").mirror == 100  # without a percent: read back
+    with pytest.raises(MLDeployFailed) as e:
+        ip.run_line_magic("mirror", "nothere 10")
+    assert str(e.value) == (f"nothere has no rollout in progress in namespace {namespace}: start one with "
+                            f"%deploy nothere --image ... --strategy canary (or blue-green, shadow).")
+
     ip.user_ns["rows"] = [[float(i), 1.0] for i in range(20)]
     with serve(models.primary, name="fraud", version="1.0") as p, serve(models.shadow, name="fraud",
                                                                         version="2.0") as s:
@@ -301,3 +311,21 @@ def test_the_slider_says_a_refused_write_in_one_sentence(ip, kube, namespace):
     assert "#c62828" in slider.message.value
     with pytest.raises(ClusterError):
         ro.set_weight("fraud", 30, namespace=namespace, kube=kube)
+
+
+def test_steps_prints_each_step_then_promotes(ip, kube, namespace, capsys):
+    ip.run_line_magic("deploy", f"fraud --image {V1}")
+    ip.run_line_magic("deploy", f"fraud --image {V2} --strategy canary --weight 10 --router istio")
+    capsys.readouterr()
+    done = ip.run_line_magic("steps", "fraud 40,70,100 --every 1")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("Stepping the canary of fraud through 40%, 70%, 100%, watching each step for 1 s; "
+                      "an unhealthy canary is rolled back.")
+    # one line per step written, as it happens (the time in front varies)
+    steps = [line.split("  ", 2)[2] for line in out if line.startswith("  ") and "to the canary" in line]
+    assert steps == [" 40% to the canary (step 1 of 3); the next step in 1 s if it stays healthy",
+                     " 70% to the canary (step 2 of 3); the next step in 1 s if it stays healthy"]
+    assert str(done) == ("The canary of fraud went through 40%, 70%, 100% and was promoted: it is now the "
+                         "stable model.")
+    assert deployments(kube, namespace) == ["fraud"] and image(kube, namespace) == V2
+    assert vs_weights(kube, namespace) == [("stable", 100)]

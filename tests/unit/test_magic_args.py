@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
 from jupyter_mldeploy.magics import args
-from jupyter_mldeploy.magics.display import MLDeployFailed, TextProgress
+from jupyter_mldeploy.magics.display import MLDeployFailed, Overview, TextProgress
 from jupyter_mldeploy.spec import SPEC_FIELDS
 from jupyter_mldeploy.status import RolloutStatus
 
@@ -378,6 +378,17 @@ def test_canary_lines(line, expected):
 
 
 @pytest.mark.parametrize(("line", "expected"), [
+    ("churn 100", {"name": "churn", "weight": 100}),
+    ("churn 5% -n ml", {"weight": 5, "namespace": "ml"}),
+    ("churn", {"weight": None}),
+    ("churn {w}", {"weight": 45}),
+])
+def test_mirror_lines(line, expected):
+    r = args.parse_mirror(line, {"w": 45})
+    assert {k: getattr(r, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(("line", "expected"), [
     ("churn 10,25,50,100", {"schedule": (10, 25, 50, 100), "every": 300.0, "once": False}),
     ("churn 50,100 --every 5s", {"schedule": (50, 100), "every": 5.0}),
     ("churn 10%,20% --once --timeout 90", {"schedule": (10, 20), "once": True, "timeout": 90.0}),
@@ -410,6 +421,8 @@ def test_shadow_lines_take_the_variable_itself():
     ("canary", "churn 101", "%canary's weight '101' is not a whole percent from 0 to 100."),
     ("canary", "churn 10.5", "is not a whole percent"),
     ("canary", "churn 10 20", "%canary got an unexpected value '20'"),
+    ("mirror", "", "%mirror needs a model name first, such as %mirror churn."),
+    ("mirror", "churn 150", "%mirror's percent '150' is not a whole percent from 0 to 100."),
     ("steps", "churn", "%steps needs the weights to go through, such as %steps churn 10,25,50,100."),
     ("steps", "churn 10,x,100", "%steps '10,x,100' is not a list of whole percents"),
     ("steps", "churn 50,25,100", "%steps '50,25,100' must rise from 1 to at most 100, each weight once"),
@@ -435,14 +448,16 @@ def test_shadow_lines_take_the_variable_itself():
     ("shadow", "churn --data X --model 'a b'", "--model 'a b' is not a model name"),
 ])
 def test_bad_rollout_magic_lines(magic, line, words):
-    parse = {"canary": args.parse_canary, "steps": args.parse_steps, "shadow": args.parse_shadow}[magic]
+    parse = {"canary": args.parse_canary, "mirror": args.parse_mirror, "steps": args.parse_steps,
+             "shadow": args.parse_shadow}[magic]
     with pytest.raises(UsageError) as e:
         parse(line, {"X": [[1, 2]]})
     assert words in one_sentence(e.value)
 
 
 @pytest.mark.parametrize("stub", [args.deploy, args.undeploy, args.rollout, args.rollback, args.mldeploy,
-                                  args.canary, args.promote, args.release, args.steps, args.shadow])
+                                  args.canary, args.mirror, args.promote, args.release, args.steps,
+                                  args.shadow])
 def test_help_is_generated_from_the_arguments_with_examples(stub):
     doc = stub.__doc__
     assert f"%{stub.__name__} [" in doc or f"%{stub.__name__} NAME" in doc  # the usage line
@@ -527,9 +542,10 @@ _ROLLOUT_TOKENS = st.lists(st.one_of(
 
 
 @FUZZ
-@given(st.sampled_from(["canary", "steps", "shadow"]), _ROLLOUT_TOKENS, st.booleans())
+@given(st.sampled_from(["canary", "mirror", "steps", "shadow"]), _ROLLOUT_TOKENS, st.booleans())
 def test_fuzz_rollout_magic_lines_only_usage_errors(magic, tokens, quote):
-    parse = {"canary": args.parse_canary, "steps": args.parse_steps, "shadow": args.parse_shadow}[magic]
+    parse = {"canary": args.parse_canary, "mirror": args.parse_mirror, "steps": args.parse_steps,
+             "shadow": args.parse_shadow}[magic]
     try:
         parse(_line(tokens, quote), NS)
     except UsageError as e:
@@ -583,7 +599,7 @@ def _magic(ip, magic: str, line: str, cell: str | None = None):
 def _pure(magic: str, line: str, cell: str | None):
     if magic == "deploy":
         return args.parse_deploy(line, cell, NS)
-    if magic in ("canary", "steps"):
+    if magic in ("canary", "mirror", "steps"):
         return getattr(args, f"parse_{magic}")(line, NS)
     return args.parse_target(magic, line, NS)
 
@@ -641,6 +657,7 @@ def test_client_dry_run_with_a_namespace_needs_no_cluster(shell):
     ("deploy", f"churn --image {IMAGE} --strategy shadow --router replicas"),
     ("deploy", f"churn --image {IMAGE} --strategy canary --mirror 5"),
     ("canary", "churn 150"),
+    ("mirror", "churn 50.5"),
     ("steps", "churn 50,10"),
     ("promote", "Churn"),
     ("release", ""),
@@ -657,8 +674,8 @@ def test_shadow_magic_reports_the_parse_error_before_any_connection(shell):
 
 
 @FUZZ
-@given(st.sampled_from(["deploy", "undeploy", "rollout", "rollback", "mldeploy", "canary", "steps", "promote",
-                        "release"]), _tokens, st.booleans())
+@given(st.sampled_from(["deploy", "undeploy", "rollout", "rollback", "mldeploy", "canary", "mirror", "steps",
+                        "promote", "release"]), _tokens, st.booleans())
 def test_fuzz_magic_lines_only_usage_errors(shell, magic, tokens, quote):
     _check_magic(shell, magic, _line(tokens, quote))
 
@@ -755,3 +772,13 @@ def test_text_progress_prints_changes_at_most_once_a_second_and_always_the_end()
     assert lines[2] == "churn  [##########] 2/2 ready  rolled out"
     assert lines[3].startswith("churn: 2/2 ready, rollout complete")
     assert len(lines) == 4
+
+
+def test_overview_lists_the_offered_layers_and_what_the_others_need():
+    view = Overview("dev", "https://k:6443", "ml", "%config", [], frozenset({"istio", "replicas"}))
+    text = str(view)
+    assert "Nothing deployed by jupyter-mldeploy here yet." in text
+    assert "Traffic layers served: istio (Istio VirtualService), replicas (plain replica ratio" in text
+    assert ("Not served: gateway (needs gateway.networking.k8s.io/v1), knative (needs "
+            "serving.knative.dev/v1), nginx (needs an IngressClass named nginx).") in text
+    assert "nginx (needs an IngressClass named nginx)" in view._repr_html_()
