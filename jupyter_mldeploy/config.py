@@ -22,8 +22,8 @@ from traitlets.config import Configurable
 
 from .errors import SpecError
 
-__all__ = ["ENV_VARS", "ROUTERS", "MLDeploy", "Settings", "current", "find_pyproject", "parse_seconds",
-           "price_table", "read_pyproject", "set_current"]
+__all__ = ["ENV_VARS", "ROUTERS", "MLDeploy", "Settings", "check_price_table", "current", "find_pyproject",
+           "parse_seconds", "price_table", "read_pyproject", "set_current"]
 
 ROUTERS = ("auto", "replicas", "gateway", "istio", "nginx", "knative")
 ENV_VARS = {"namespace": "MLDEPLOY_NAMESPACE", "context": "MLDEPLOY_CONTEXT", "timeout": "MLDEPLOY_TIMEOUT"}
@@ -148,20 +148,47 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict)
 
 
+PRICE_KEYS = ("cpu", "memory_gib", "gpu")
+
+
+def _price(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
+def check_price_table(value: object, where: str = "price_table") -> dict[str, Any]:
+    """The one rule for a price table, wherever it comes from (%config, pyproject.toml, a widget):
+    cpu (per core-hour) and memory_gib (per GiB-hour) are required, gpu is optional (one price per
+    GPU-hour, or a table of GPU type to price with a 'default'); nothing else, so a misspelt key is
+    an error and not a silent zero in the estimate."""
+    example = "{cpu = 0.031, memory_gib = 0.004, gpu = 2.5}"
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{where} must be a table of hourly prices, such as {example}.")
+    unknown = [k for k in value if k not in PRICE_KEYS]
+    if unknown:
+        raise SpecError(f"{where} has an unknown key {unknown[0]!r}; the keys are cpu, memory_gib and gpu.")
+    for key in ("cpu", "memory_gib"):
+        if key not in value:
+            raise SpecError(f"{where} needs a price for {key!r}, such as {example}.")
+    for key, price in value.items():
+        if key == "gpu" and isinstance(price, Mapping):
+            if "default" not in price:
+                raise SpecError(f"{where}: the gpu table needs a 'default' price for the GPU types it does "
+                                f"not name, got {dict(price)!r}.")
+            ok = all(_price(p) for p in price.values())
+        else:
+            ok = _price(price)
+        if not ok:
+            raise SpecError(f"{where}: the price for {key!r} must be a number of 0 or more (or, for gpu, "
+                            f"a table of GPU type to price), got {price!r}.")
+    return dict(value)
+
+
 def _checked(name: str, value: object, where: str) -> Any:
     """Validate one setting from the environment or pyproject, returning its typed value."""
     if name == "timeout":
         return parse_seconds(value, where)
     if name == "price_table":
-        if not isinstance(value, Mapping):
-            raise SpecError(f"{where} must be a table of hourly prices, such as "
-                            f"{{cpu = 0.031, memory_gib = 0.004, gpu = 2.5}}.")
-        for key, price in value.items():
-            prices = price.values() if isinstance(price, Mapping) else [price]
-            if not all(isinstance(p, (int, float)) and not isinstance(p, bool) and p >= 0 for p in prices):
-                raise SpecError(f"{where}: the price for {key!r} must be a number of 0 or more (or, for gpu, "
-                                f"a table of GPU type to price), got {price!r}.")
-        return dict(value)
+        return check_price_table(value, where)
     if not isinstance(value, str) or not value.strip():
         raise SpecError(f"{where} must be a non-empty string, got {value!r}.")
     value = value.strip()

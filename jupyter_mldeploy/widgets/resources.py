@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import importlib
-import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,7 +21,7 @@ import ipywidgets as widgets
 import traitlets
 
 from ..capacity import GIB, Capacity, gib
-from ..errors import SpecError
+from ..config import check_price_table, price_table
 from ..spec import Resources, quantity_value
 
 __all__ = ["EXAMPLE_PRICES", "HOURS_PER_MONTH", "Cost", "ResourcePicker", "check_prices", "default_prices",
@@ -40,29 +38,15 @@ _STYLE = {"description_width": "100px"}
 
 
 def check_prices(table: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Refuse a malformed price table with one sentence; return it unchanged otherwise."""
-    if not isinstance(table, Mapping):
-        raise SpecError(f"price_table must be a mapping like {dict(EXAMPLE_PRICES)!r}.")
-    for key in ("cpu", "memory_gib"):
-        if not isinstance(table.get(key), (int, float)) or isinstance(table.get(key), bool) or table[key] < 0:
-            raise SpecError(f"price_table[{key!r}] must be a price per hour (a number, 0 or more).")
-    gpu = table.get("gpu", 0)
-    prices = gpu.values() if isinstance(gpu, Mapping) else [gpu]
-    if not all(isinstance(p, (int, float)) and not isinstance(p, bool) and p >= 0 for p in prices):
-        raise SpecError("price_table['gpu'] must be a price per GPU-hour, or a mapping of GPU type to price "
-                        "with a 'default' entry.")
-    return table
+    """Refuse a malformed price table with one sentence (the same rule as MLDeploy.price_table)."""
+    return check_price_table(table)
 
 
 def default_prices() -> tuple[Mapping[str, Any], bool]:
-    """(table, is_example): `jupyter_mldeploy.config`'s price table when that module provides one
-    (a `price_table()` function or a `PRICE_TABLE` mapping), else the example table."""
-    if importlib.util.find_spec("jupyter_mldeploy.config") is not None:
-        config = importlib.import_module("jupyter_mldeploy.config")
-        found = getattr(config, "price_table", None) or getattr(config, "PRICE_TABLE", None)
-        table = found() if callable(found) else found
-        if table:
-            return check_prices(table), False
+    """(table, is_example): the configured price table (%config or pyproject.toml), else the example."""
+    table = price_table()
+    if table:
+        return check_prices(table), False
     return EXAMPLE_PRICES, True
 
 

@@ -73,7 +73,10 @@ def test_nearest_pyproject_is_found_upward_and_kubeconfig_is_relative_to_it(tmp_
     ("router = 'traefik'", "'traefik' is not one of auto, replicas, gateway, istio, nginx, knative"),
     ("interactive = 'maybe'", "'maybe' is not one of auto, yes, no"),
     ("context = 3", "must be a non-empty string, got 3"),
-    ("price_table = {cpu = 'cheap'}", "the price for 'cpu' must be a number of 0 or more"),
+    ("price_table = {cpu = 'cheap', memory_gib = 0.01}", "the price for 'cpu' must be a number of 0 or more"),
+    ("price_table = {cpu = 0.05}", "needs a price for 'memory_gib'"),
+    ("price_table = {cpu = 0.05, memory = 0.01}", "has an unknown key 'memory'; the keys are"),
+    ("price_table = {cpu = 0.05, memory_gib = 0.01, gpu = {A100 = 3.0}}", "the gpu table needs a 'default'"),
     ("namespace = ", "could not be read as TOML"),
 ])
 def test_bad_pyproject_value_is_one_sentence_naming_the_file(tmp_path, body, words):
