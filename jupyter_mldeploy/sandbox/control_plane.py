@@ -369,15 +369,25 @@ class Sandbox:
         for _name, proc in alive:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for _, p in alive):
-            time.sleep(0.05)
+        _wait_gone(alive, 10)
         for _name, proc in alive:
             if _alive(proc):
-                os.kill(proc["pid"], signal.SIGKILL)
-        for _name, proc in alive:
-            _reap(proc["pid"])
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc["pid"], signal.SIGKILL)
+        # SIGKILL is delivered, not done: a large process takes a moment to exit on a busy machine,
+        # and `down` promises that nothing it started is left running.
+        _wait_gone(alive, 10)
         return [n for n, _ in alive]
+
+
+def _wait_gone(procs: list[tuple[str, dict]], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        for _name, proc in procs:
+            _reap(proc["pid"])
+        if not any(_alive(p) for _, p in procs) or time.monotonic() >= deadline:
+            return
+        time.sleep(0.05)
 
 
 def _reap(pid: int) -> None:
