@@ -1016,8 +1016,8 @@ def live_from_pods(kube: Kube, namespace: str, name: str, since: float | timedel
 
     Pods are found with `app.kubernetes.io/instance=<name>,mldeploy.io/track=<track>`; each pod's log is
     read with `GET .../pods/{pod}/log?sinceSeconds=...` (all at once). `container` defaults to each pod's
-    first container. Only unit-tested (against a stand-in API server): the sandbox's simulated pods
-    have no container logs.
+    first container. Tested against the sandbox, whose kwok serves pod logs from files
+    (tests/integration/test_pod_logs.py).
     """
     from . import labels
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from . import build, crds, pki
+from . import build, crds, pki, pod_logs
 from .errors import SandboxError
 
 Progress = Callable[[str], None]
@@ -221,7 +221,7 @@ class Sandbox:
         components_kc.write_text(pki.kubeconfig(server, ca, [("components", tokens.components, "default")]))
         components_kc.chmod(0o600)
         kwok_config = self.dir / "kwok.yaml"
-        kwok_config.write_text(_kwok_config())
+        kwok_config.write_text(_kwok_config(pod_logs.write_defaults(self.dir / "pod-logs")))
 
         state = {
             "server": server,
@@ -243,7 +243,8 @@ class Sandbox:
                 self._start(name, commands[name], state)
             progress("Creating nodes, namespaces, identities, the traffic layers' CRDs and IngressClass...")
             self._kubectl(binaries, "apply", "--server-side", "--field-manager=mldeploy-sandbox",
-                          "-f", str(crd_file), "-f", _data_path("cluster.yaml"))
+                          "-f", str(crd_file), "-f", _data_path("kwok-logs-crd.yaml"),
+                          "-f", _data_path("cluster.yaml"))
             self._wait_ready(state, ports)
         except BaseException:
             progress(f"The sandbox did not come up; stopping what started. Logs stay in {self.log_dir}.")
@@ -421,14 +422,20 @@ def _data_path(name: str) -> str:
     return str(resources.files("jupyter_mldeploy.sandbox") / "data" / name)
 
 
-def _kwok_config() -> str:
+def _kwok_config(cluster_logs: str) -> str:
     stages = (resources.files("jupyter_mldeploy.sandbox") / "data" / "stages.yaml").read_text()
     options = (
         "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n"
         "  podPlayStageParallelism: 8\n  nodePlayStageParallelism: 4\n  nodeLeaseParallelism: 4\n"
         "  podsOnNodeSyncParallelism: 4\n"
+        # The kubelet-like endpoints the API server proxies pod logs to. A --config file without
+        # this key leaves them off (405 "Debug endpoints are disabled"), whatever kwok's docs say.
+        "  enableDebuggingHandlers: true\n  enableProfilingHandler: false\n"
+        # Logs objects come from the API server, so a pod's log file can be named once the pod
+        # exists; the cluster-wide defaults stay in this file (see pod_logs.py).
+        "  enableCRDs: [Logs]\n"
     )
-    return options + "---\n" + stages
+    return options + "---\n" + cluster_logs + "---\n" + stages
 
 
 def _commands(b: Path, d: Path, p: Ports, components_kc: Path, kwok_config: Path) -> dict[str, list[str]]:
