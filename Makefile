@@ -32,5 +32,6 @@ test: $(STAMP) system-deps
 bench: $(STAMP)
 	$(PYTHON) bench/bench_deploy.py
 	$(PYTHON) bench/bench_rollout.py
+	$(PYTHON) bench/bench_slider.py
 	$(PYTHON) bench/bench_shadow.py
 	$(PYTHON) bench/bench_status_view.py

@@ -12,10 +12,14 @@ import atexit
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
 
 import jupyter_mldeploy as mld
 from jupyter_mldeploy.errors import RolloutFailed
@@ -91,16 +95,25 @@ RTT_MS = 20
 
 
 def remote(info: dict):
-    """A connection to the same API server through a proxy adding RTT_MS per round trip."""
+    """Both clients connected to the same API server through a proxy adding RTT_MS per round trip.
+
+    Through a kubeconfig of their own that names the proxy: the official client's token-refresh hook
+    puts the kubeconfig's server back before every request, so setting `configuration.host` after
+    loading silently sent the baseline straight to the API server.
+    """
     from kubernetes import config
     from latency_proxy import spawn  # beside this script
 
-    kube = Kube(info["kubeconfig"], ADMIN_CONTEXT)
-    proc, port = spawn(int(kube.server.rsplit(":", 1)[1]), RTT_MS / 2)
+    direct = Kube(info["kubeconfig"], ADMIN_CONTEXT)
+    proc, port = spawn(int(direct.server.rsplit(":", 1)[1]), RTT_MS / 2)
     atexit.register(proc.terminate)
-    kube.server = f"https://127.0.0.1:{port}"
-    client = config.new_client_from_config(config_file=info["kubeconfig"], context=ADMIN_CONTEXT)
-    client.configuration.host = kube.server
+    kc = yaml.safe_load(Path(info["kubeconfig"]).read_text())
+    for cluster in kc["clusters"]:
+        cluster["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    path = Path(tempfile.mkdtemp()) / "kubeconfig-via-proxy"
+    path.write_text(yaml.safe_dump(kc))
+    kube = Kube(str(path), ADMIN_CONTEXT)
+    client = config.new_client_from_config(config_file=str(path), context=ADMIN_CONTEXT)
     return kube, client
 
 
