@@ -284,8 +284,8 @@ class TrafficLayer:
 TRAFFIC_LAYERS = (
     TrafficLayer("gateway", "Gateway API HTTPRoute weights and mirroring", "gateway.networking.k8s.io/v1"),
     TrafficLayer("istio", "Istio VirtualService", "networking.istio.io/v1"),
-    TrafficLayer("knative", "Knative Service traffic split; deploys only, no rollout operations yet",
-                 "serving.knative.dev/v1"),
+    TrafficLayer("knative", "Knative Service traffic split; rendered by render.routers.knative, not yet "
+                 "driven by %deploy or the rollouts", "serving.knative.dev/v1"),
     TrafficLayer("nginx", "Ingress with ingress-nginx canary annotations", "an IngressClass named nginx"),
     TrafficLayer("replicas", "plain replica ratio behind one Service (always available)", "nothing"),
 )
