@@ -78,7 +78,9 @@ def follow(kube: Kube, namespace: str, name: str, selector: str, *, timeout: flo
             now = time.monotonic()
             changed = last is None or status != last
             final = status.complete or (fail_fast and status.phase == "failed")
-            if on_status is not None and changed and (final or now - last_sent >= min_interval):
+            # Nothing to show before the Deployment itself arrives (a "0/0 ready" would be a guess).
+            seen = tracker.deployment is not None
+            if on_status is not None and seen and changed and (final or now - last_sent >= min_interval):
                 on_status(status)
                 last_sent = now
             last = status

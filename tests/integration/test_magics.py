@@ -48,6 +48,7 @@ def test_deploy_waits_prints_progress_and_returns_the_handle(ip, kube, namespace
     # a line is printed only when it changes; the same words may come back later (pods become ready
     # a moment before the Deployment's status counts them), so only neighbours are compared
     assert all(a != b for a, b in zip(progress, progress[1:], strict=False))
+    assert all("/2 ready" in line for line in progress)  # nothing shown before the Deployment is seen
     assert "iris: 2/2 ready, rollout complete" in out and any(line.startswith("NAME") for line in out)
     dep = get(kube, f"/apis/apps/v1/namespaces/{namespace}/deployments/iris")
     container = dep["spec"]["template"]["spec"]["containers"][0]
