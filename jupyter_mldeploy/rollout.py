@@ -27,7 +27,7 @@ from .kube.client import Kube, connect
 from .kube.resources import collection_path, describe
 from .render import release as rel
 from .render import render
-from .render.routers import ROUTER_KINDS, route_for
+from .render.routers import ROUTER_KINDS, nginx, route_for
 from .spec import DeploySpec
 from .status import RolloutStatus
 
@@ -307,6 +307,9 @@ def start(candidate: DeploySpec, *, strategy: str, router: str = "auto", weight:
         raise SpecError("the nginx router needs an IngressClass named 'nginx', and this identity may not "
                         "list IngressClasses, so whether ingress-nginx is installed cannot be checked; ask "
                         "for list on ingressclasses.networking.k8s.io, or use another router.")
+    if router == "nginx":
+        # The router rewrites the model's Ingress with class nginx: never move it there silently.
+        nginx.check_exposure(candidate.name, stable.expose, stable.ingress_class, strategy=strategy)
     if strategy == "blue-green" and weight not in (None, 0):
         raise SpecError("a blue-green rollout starts with no traffic on the preview; switch it with "
                         "promote once the preview is ready.")
@@ -412,7 +415,8 @@ def _finish(r: Rollout, *, wait: bool, timeout: float, on_status) -> None:
     stable = stable_spec(r.kube, r.namespace, r.name)
     cand = candidate_spec(r.kube, r.namespace, r.name, r.candidate_track)
     promoted = cand.with_(track="stable", replicas=stable.replicas, autoscale=stable.autoscale,
-                          expose=stable.expose, host=stable.host, gateway=stable.gateway)
+                          expose=stable.expose, host=stable.host, gateway=stable.gateway,
+                          ingress_class=stable.ingress_class)
     # Round 1: the stable track takes the candidate's template; the route (which replaces the
     # stable's own exposure of the same name) keeps its split and its state meanwhile.
     api.deploy(promoted, namespace=r.namespace, kube=r.kube, wait=True, timeout=timeout, on_status=on_status,

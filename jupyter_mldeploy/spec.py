@@ -768,7 +768,7 @@ SPEC_FIELDS = (
     "replicas", "autoscale", "strategy", "max_surge", "max_unavailable",
     "port", "command", "args", "env", "readiness", "liveness", "pvc", "model_path",
     "node_selector", "tolerations", "image_pull_secrets", "service_account", "pod_security",
-    "labels", "annotations", "expose", "host", "gateway",
+    "labels", "annotations", "expose", "host", "gateway", "ingress_class",
 )
 
 
@@ -828,6 +828,7 @@ class DeploySpec:
     expose: Expose | None = None
     host: str | None = None
     gateway: str | None = None
+    ingress_class: str | None = None  # None: no ingressClassName, the cluster's default IngressClass
     pod_security: Literal["restricted"] | None = None
     strategy: Strategy = "rolling"
     max_surge: int | str | None = None
@@ -956,6 +957,11 @@ class DeploySpec:
         elif self.expose == "gateway":
             raise SpecError("expose='gateway' needs gateway, the parent Gateway as 'namespace/name' (or "
                             "'name' in the model's namespace).")
+        if self.ingress_class is not None:
+            _subdomain(self.ingress_class, "ingress_class")
+            if self.expose != "ingress":
+                raise SpecError("ingress_class is set but expose is not 'ingress': the IngressClass only "
+                                "applies to an Ingress.")
 
     # Derived values -------------------------------------------------------------------------------------
 
@@ -1017,7 +1023,7 @@ class DeploySpec:
         kwargs: dict[str, Any] = {k: d[k] for k in (
             "namespace", "track", "replicas", "strategy", "max_surge", "max_unavailable", "port",
             "node_selector", "service_account", "pod_security", "labels", "annotations", "version",
-            "expose", "host", "gateway", "model_path") if k in d}
+            "expose", "host", "gateway", "ingress_class", "model_path") if k in d}
         if "autoscale" in d:
             kwargs["autoscale"] = Autoscale.from_value(d["autoscale"])
         if "env" in d:
@@ -1068,6 +1074,7 @@ class DeploySpec:
             "service_account": self.service_account, "pod_security": self.pod_security,
             "labels": dict(self.labels) or None, "annotations": dict(self.annotations) or None,
             "expose": self.expose, "host": self.host, "gateway": self.gateway,
+            "ingress_class": self.ingress_class,
         }
         out = {k: values[k] for k in SPEC_FIELDS if values.get(k) is not None}
         for key, default in (("readiness", READY_PATH), ("liveness", LIVE_PATH)):

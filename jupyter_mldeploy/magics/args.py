@@ -177,6 +177,8 @@ def _where(func: Callable) -> Callable:
 @argument_group("Exposure")
 @argument("--expose", metavar="gateway|ingress", help="make the model reachable from outside the cluster")
 @argument("--host", metavar="H", help="host name for --expose")
+@argument("--ingress-class", metavar="NAME", help="with --expose ingress: the IngressClass that serves it, "
+          "such as nginx (default: none named, the cluster's default class)")
 @argument("--gateway", metavar="NS/NAME", help="the parent Gateway for --expose gateway, or for a rollout's "
           "Gateway API route")
 @argument_group("Where, waiting and output")
@@ -208,6 +210,7 @@ def deploy(line: str = "", cell: str | None = None) -> None:
       %deploy churn --image ghcr.io/acme/churn:1.4 --gpu 1 --gpu-type NVIDIA-A100-SXM4-80GB
       %deploy churn --image {image} --autoscale 2:10:70 --cpu 500m --env MODEL_NAME=churn LOG=info
       %deploy churn --image ghcr.io/acme/churn:1.5 --dry-run -o yaml
+      %deploy churn --image {image} --expose ingress --host churn.example.com --ingress-class nginx
       d = %deploy churn --image ghcr.io/acme/churn:1.5 --no-wait
 
       %%deploy churn --namespace ml
@@ -756,7 +759,8 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
         "gpu_resource": a.gpu_resource, "replicas": _count(a.replicas, "--replicas"),
         "autoscale": a.autoscale, "port": _count(a.port, "--port"), "env": _pairs(a.env, "--env"),
         "pvc": a.pvc, "labels": _pairs(a.label, "--label"), "image_pull_secrets": a.pull_secret,
-        "expose": a.expose, "host": a.host, "gateway": a.gateway, "strategy": _spec_strategy(a.strategy),
+        "expose": a.expose, "host": a.host, "gateway": a.gateway, "ingress_class": a.ingress_class,
+        "strategy": _spec_strategy(a.strategy),
         "allow_latest": True if a.allow_latest else None,
     }
     out = {k: v for k, v in fields.items() if v is not None}

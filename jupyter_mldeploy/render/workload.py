@@ -293,8 +293,15 @@ def exposure(spec: DeploySpec, namespace: str) -> dict[str, Any] | None:
         "path": "/", "pathType": "Prefix",
         "backend": {"service": {"name": object_name(spec), "port": {"name": HTTP_PORT_NAME}}},
     }]}
+    body: dict[str, Any] = {}
+    # Only when asked: without it the cluster's default IngressClass serves the Ingress, as kubectl and
+    # Helm charts leave it. Sent on every apply, so a redeploy keeps the class (server-side apply would
+    # remove a field this manager stops sending).
+    if spec.ingress_class is not None:
+        body["ingressClassName"] = spec.ingress_class
+    body["rules"] = [rule]
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": _metadata(spec, namespace), "spec": {"rules": [rule]}}
+            "metadata": _metadata(spec, namespace), "spec": body}
 
 
 def render(spec: DeploySpec, namespace: str | None = None, *, replica_split: bool = False,

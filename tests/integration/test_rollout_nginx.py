@@ -16,6 +16,7 @@ from jupyter_mldeploy import labels as L
 from jupyter_mldeploy import rollout as ro
 from jupyter_mldeploy.errors import SpecError
 from jupyter_mldeploy.kube.client import Kube
+from jupyter_mldeploy.magics.display import MLDeployFailed
 from jupyter_mldeploy.render.routers import ROUTER, nginx
 from jupyter_mldeploy.spec import DeploySpec
 
@@ -107,7 +108,8 @@ def test_the_sandbox_has_the_ingress_class_the_chart_installs(cluster, kube):
 
 
 def test_canary_weight_then_promote_leaves_only_the_stable_ingress(kube, namespace, offered):
-    mld.deploy(spec(V1, replicas=2, expose="ingress", host=HOST), namespace=namespace, kube=kube, timeout=120)
+    exposed = dict(expose="ingress", host=HOST, ingress_class="nginx")
+    mld.deploy(spec(V1, replicas=2, **exposed), namespace=namespace, kube=kube, timeout=120)
     uid = ingress(kube, namespace, "fraud")["metadata"]["uid"]
     r = ro.start(spec(V2), strategy="canary", weight=10, router="nginx", namespace=namespace, kube=kube,
                  timeout=120)
@@ -151,6 +153,15 @@ def test_canary_weight_then_promote_leaves_only_the_stable_ingress(kube, namespa
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == V2
     assert dep["spec"]["replicas"] == 2  # the stable's size, not the canary's
     assert ro.read("fraud", namespace=namespace, kube=kube) is None
+    # The promoted release keeps the exposure, class included, so the next rollout starts from it.
+    assert ro.stable_spec(kube, namespace, "fraud").ingress_class == "nginx"
+
+    # A plain redeploy of the same spec (same field manager) keeps the class the rollout wrote.
+    mld.deploy(spec(V2, replicas=2, **exposed), namespace=namespace, kube=kube, timeout=120)
+    primary = ingress(kube, namespace, "fraud")
+    assert primary["metadata"]["uid"] == uid
+    assert primary["spec"]["ingressClassName"] == "nginx"
+    assert primary["spec"]["rules"][0]["host"] == HOST
 
 
 def test_canary_rollback_removes_the_canary_ingress_before_the_candidate(cluster, kube, namespace, offered):
@@ -273,6 +284,71 @@ def test_refusals_are_one_sentence_and_write_nothing(kube, namespace, offered):
         assert words in text and "\n" not in text and text.endswith("."), kw
     assert snapshot(kube, namespace) == before
     assert ro.read("fraud", namespace=namespace, kube=kube) is None
+
+
+@pytest.mark.parametrize(("ingress_class", "has"), [
+    (None, "has no class (the cluster default)"), ("traefik", "has class 'traefik'")])
+def test_a_model_exposed_through_another_ingress_class_is_refused_with_nothing_written(
+        kube, namespace, offered, ingress_class, has):
+    # The rollout would rewrite the model's Ingress with class nginx: moved to another controller without
+    # being asked, and a plain redeploy of the same spec would then remove the class again.
+    mld.deploy(spec(V1, expose="ingress", host=HOST, ingress_class=ingress_class), namespace=namespace,
+               kube=kube, timeout=120)
+    exposure = ingress(kube, namespace, "fraud")
+    before = snapshot(kube, namespace)
+    for strategy, how in (("canary", "splits traffic with a canary Ingress that ingress-nginx serves only "
+                                     "beside a main Ingress of class nginx"),
+                          ("blue-green", "splits traffic with a canary Ingress"),
+                          ("shadow", "mirrors with an annotation that only ingress-nginx reads")):
+        with pytest.raises(SpecError) as e:
+            ro.start(spec(V2), strategy=strategy, router="nginx", namespace=namespace, kube=kube, timeout=120)
+        text = str(e.value)
+        assert text.startswith(f"the nginx router {how}") and "\n" not in text, text
+        assert text.endswith(f"; fraud's Ingress {has}: redeploy it with --ingress-class nginx "
+                             f"(ingress_class='nginx') first, or use another router.")
+    assert snapshot(kube, namespace) == before
+    after = ingress(kube, namespace, "fraud")
+    assert after["metadata"]["resourceVersion"] == exposure["metadata"]["resourceVersion"]  # not written
+    assert after["spec"].get("ingressClassName") == ingress_class
+    assert ro.read("fraud", namespace=namespace, kube=kube) is None
+
+
+def test_the_magics_refuse_an_ingress_without_a_class(ip, kube, namespace, offered):
+    ip.run_line_magic("deploy", f"fraud --image {V1} --expose ingress --host {HOST}")
+    before = snapshot(kube, namespace)
+    with pytest.raises(MLDeployFailed) as e:
+        ip.run_line_magic("deploy", f"fraud --image {V2} --strategy canary --weight 10 --router nginx")
+    assert isinstance(e.value.error, SpecError) and "\n" not in str(e.value)
+    assert "fraud's Ingress has no class (the cluster default): redeploy it with --ingress-class nginx" in (
+        str(e.value))
+    assert snapshot(kube, namespace) == before
+    assert "ingressClassName" not in ingress(kube, namespace, "fraud")["spec"]
+
+
+def test_with_ingress_class_nginx_the_magics_canary_promote_and_redeploy_keep_the_class(
+        ip, kube, namespace, offered):
+    plain = f"fraud --image {V2} --replicas 2 --expose ingress --host {HOST} --ingress-class nginx"
+    ip.run_line_magic("deploy", plain.replace(V2, V1))
+    assert ingress(kube, namespace, "fraud")["spec"]["ingressClassName"] == "nginx"
+    ip.run_line_magic("deploy", f"fraud --image {V2} --strategy canary --weight 20 --router nginx")
+    assert names(kube, namespace, INGRESSES) == {"fraud", "fraud-canary"}
+    for name in ("fraud", "fraud-canary"):
+        assert ingress(kube, namespace, name)["spec"]["ingressClassName"] == "nginx"
+    ip.run_line_magic("promote", "fraud")
+    assert names(kube, namespace, INGRESSES) == {"fraud"}
+    assert ingress(kube, namespace, "fraud")["spec"]["ingressClassName"] == "nginx"
+
+    ip.run_line_magic("deploy", plain)  # the same spec, plainly: the class stays
+    primary = ingress(kube, namespace, "fraud")
+    assert primary["spec"]["ingressClassName"] == "nginx"
+    assert rule_host(primary) == HOST
+    assert ro.STRATEGY not in primary["metadata"].get("annotations", {})
+    dep = get(kube, f"{DEPLOYS.format(ns=namespace)}/fraud")
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == V2
+
+
+def rule_host(obj: dict) -> str | None:
+    return obj["spec"]["rules"][0].get("host")
 
 
 def test_an_identity_that_cannot_list_ingress_classes_is_told_so(cluster):

@@ -158,6 +158,21 @@ def test_rollout_strategies_become_a_rollout_request(line, expected):
     assert r.spec.strategy == "rolling" and r.spec.gateway is None and r.spec.name == "churn"
 
 
+def test_ingress_class_on_the_line_and_in_the_body():
+    r = deploy(f"churn --image {IMAGE} --expose ingress --host c.example --ingress-class nginx")
+    assert (r.spec.expose, r.spec.host, r.spec.ingress_class) == ("ingress", "c.example", "nginx")
+    assert deploy(f"churn --image {IMAGE} --expose ingress").spec.ingress_class is None
+    body = f"image: {IMAGE}\nexpose: ingress\ningress_class: nginx\n"
+    assert deploy("churn", body).spec.ingress_class == "nginx"
+    assert deploy("churn --ingress-class nginx", body).spec.ingress_class == "nginx"
+    assert usage("churn --ingress-class traefik", body) == (
+        "ingress_class is given both on the %%deploy line (--ingress-class) and in the body; give it in one "
+        "place.")
+    assert "DNS-1123 subdomain" in usage(f"churn --image {IMAGE} --expose ingress --ingress-class Nginx")
+    assert "expose is not 'ingress'" in usage(f"churn --image {IMAGE} --ingress-class nginx")
+    assert "--ingress-class NAME" in args.deploy.__doc__
+
+
 def test_a_gateway_exposure_keeps_its_gateway_in_the_spec():
     r = deploy(f"churn --image {IMAGE} --strategy canary --expose gateway --gateway infra/public "
                f"--host c.example")

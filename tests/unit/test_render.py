@@ -439,6 +439,16 @@ def test_ingress_shape():
     assert "host" not in no_host
 
 
+def test_ingress_class_only_when_the_spec_names_one():
+    # Unset: no ingressClassName, so the cluster's default IngressClass serves it (as kubectl and charts).
+    assert "ingressClassName" not in by_kind(render(spec(expose="ingress"), "ml"))["Ingress"]["spec"]
+    ingress = by_kind(render(spec(expose="ingress", host="churn.example.com", ingress_class="nginx"),
+                             "ml"))["Ingress"]
+    assert list(ingress["spec"]) == ["ingressClassName", "rules"]
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["rules"][0]["host"] == "churn.example.com"
+
+
 @pytest.mark.parametrize("track", ["canary", "shadow", "preview"])
 def test_only_the_stable_track_is_exposed(track):
     assert kinds(spec(expose="ingress", track=track)) == ["Deployment", "Service"]

@@ -646,6 +646,26 @@ def test_nginx_refuses_gateway():
     refusal(_nginx, gateway="infra/public")
 
 
+@pytest.mark.parametrize(("ingress_class", "has"), [
+    (None, "has no class (the cluster default)"), ("traefik", "has class 'traefik'")])
+def test_nginx_refuses_a_stable_ingress_of_another_class(ingress_class, has):
+    message = refusal(nginx.check_exposure, "fraud", "ingress", ingress_class, strategy="canary")
+    assert message == (
+        "the nginx router splits traffic with a canary Ingress that ingress-nginx serves only beside a main "
+        f"Ingress of class nginx; fraud's Ingress {has}: redeploy it with --ingress-class nginx "
+        "(ingress_class='nginx') first, or use another router.")
+    shadow = refusal(nginx.check_exposure, "fraud", "ingress", ingress_class, strategy="shadow")
+    assert shadow.startswith("the nginx router mirrors with an annotation that only ingress-nginx reads")
+
+
+@pytest.mark.parametrize(("expose", "ingress_class"), [("ingress", "nginx"), (None, None),
+                                                        ("gateway", None)])
+def test_nginx_takes_a_stable_of_class_nginx_or_without_an_ingress(expose, ingress_class):
+    # Without an Ingress exposure the router writes its own Ingress <name>; nothing is moved.
+    for strategy in ("canary", "blue-green", "shadow"):
+        nginx.check_exposure("fraud", expose, ingress_class, strategy=strategy)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # replicas
 

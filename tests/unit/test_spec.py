@@ -649,6 +649,23 @@ def test_exposure_rules():
     assert "did you mean 'ingress'" in refused(spec, expose="ingres")
 
 
+def test_ingress_class_names_an_ingress_class_of_an_ingress_exposure():
+    assert spec(expose="ingress").ingress_class is None  # unset: the cluster's default IngressClass
+    assert spec(expose="ingress", ingress_class="nginx").ingress_class == "nginx"
+    assert spec(expose="ingress", ingress_class="int.example.com").ingress_class == "int.example.com"
+    assert refused(spec, expose="ingress", ingress_class="Nginx") == (
+        "ingress_class 'Nginx' is not a valid name: use lower-case letters, digits, '-' and '.', starting "
+        "and ending with a letter or digit, at most 253 characters (DNS-1123 subdomain).")
+    assert "DNS-1123 subdomain" in refused(spec, expose="ingress", ingress_class="")
+    assert "DNS-1123 subdomain" in refused(spec, expose="ingress", ingress_class="a" * 254)
+    assert "must be a string" in refused(spec, expose="ingress", ingress_class=1)
+    for kw in ({}, {"expose": "gateway", "gateway": "infra/public"}):
+        assert refused(spec, ingress_class="nginx", **kw) == (
+            "ingress_class is set but expose is not 'ingress': the IngressClass only applies to an Ingress.")
+    data = {"name": "churn", "image": IMAGE, "expose": "ingress", "ingress_class": "nginx"}
+    assert DeploySpec.from_dict(data).to_dict() == data
+
+
 def test_tracks():
     assert [spec(track=t).object_name for t in L.TRACKS] == ["churn", "churn-canary", "churn-shadow",
                                                              "churn-preview"]
@@ -770,6 +787,7 @@ ROUND_TRIP = [
         "annotations": {"n": "y"}, "expose": "gateway", "gateway": "infra/gw", "host": "c.example.com",
     }),
     spec(resources=Resources(gpu=1, gpu_resource="amd.com/gpu", gpu_type="MI300X")),
+    spec(expose="ingress", host="c.example.com", ingress_class="nginx"),
 ]
 
 

@@ -16,7 +16,10 @@ a slow shadow model slows the primary (the next request on a keep-alive connecti
 
 Service selectors: each backend is a per-track Service selecting `{instance, track}` (render's
 default). This primary Ingress has the same name as `render()`'s exposure for expose='ingress': apply
-this one instead of exposure's.
+this one instead of exposure's. Both are written by the same field manager, so the class must be the
+same in both: `check_exposure` refuses a model exposed through an Ingress of another class (or of none,
+the cluster default's), which the router would otherwise move onto nginx, and a plain redeploy of that
+spec would then take the class off again.
 """
 
 from __future__ import annotations
@@ -49,6 +52,22 @@ def _ingress(t: Traffic, name: str, backend: str, annotations: Mapping[str, str]
     }]}
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta,
             "spec": {"ingressClassName": ingress_class, "rules": [rule]}}
+
+
+def check_exposure(name: str, expose: str | None, ingress_class: str | None, *, strategy: str) -> None:
+    """Refuse a rollout over a stable model whose own Ingress is not of class nginx (unset included).
+
+    A model with no Ingress exposure is fine: the router then writes its own Ingress `<name>`.
+    """
+    if expose != "ingress" or ingress_class == INGRESS_CLASS:
+        return
+    has = "has no class (the cluster default)" if ingress_class is None else f"has class {ingress_class!r}"
+    how = ("mirrors with an annotation that only ingress-nginx reads, on a main Ingress of class nginx"
+           if strategy == "shadow" else
+           "splits traffic with a canary Ingress that ingress-nginx serves only beside a main Ingress of "
+           "class nginx")
+    raise SpecError(f"the nginx router {how}; {name}'s Ingress {has}: redeploy it with --ingress-class "
+                    f"nginx (ingress_class='nginx') first, or use another router.")
 
 
 def route(name: str, namespace: str, *, stable_weight: int, candidate_weight: int,
