@@ -113,11 +113,12 @@ class StepsRequest:
 
 @dataclass(frozen=True)
 class ShadowRequest:
-    """A parsed `%shadow NAME --data VAR ...`: `data` is the notebook variable's value itself."""
+    """A parsed `%shadow NAME --data VAR ...` (`data` is the notebook variable's value itself) or
+    `%shadow NAME --live [--since DURATION]` (data and data_name None: nothing is sent)."""
 
     name: str
     data: Any
-    data_name: str
+    data_name: str | None
     primary_url: str | None
     shadow_url: str | None
     mode: str
@@ -126,6 +127,8 @@ class ShadowRequest:
     timeout: float | None
     namespace: str | None
     context: str | None
+    live: bool = False  # join the pods' prediction logs of mirrored traffic instead of sending rows
+    since: float | None = None  # with live: seconds of log to read; None: all the pods still have
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -331,7 +334,7 @@ def mirror(line: str = "") -> None:
 
     One write to the route object (an HTTPRoute's RequestMirror percent or a VirtualService's
     mirrorPercentage). Users are always answered by the stable model; the shadow's answers are
-    discarded by the router and compared with `%shadow NAME --data VAR`.
+    discarded by the router; compare them with `%shadow NAME --live` (or send rows: --data VAR).
 
     Examples::
 
@@ -407,15 +410,20 @@ def steps(line: str = "") -> None:
 @argument("name", nargs="?", metavar="NAME", help="the model: Services NAME (primary) and NAME-shadow")
 @argument("--data", metavar="VAR", help="the notebook variable holding the rows to send: a list, a NumPy "
           "array or a pandas DataFrame")
+@argument("--live", action="store_true", help="send nothing: join the prediction logs of the stable and "
+          "shadow pods, the requests the router mirrored (instead of --data)")
+@argument("--since", metavar="DURATION", help="with --live: only log lines this recent: seconds, or 90s, "
+          "10m, 1h (default: all the lines the pods still have)")
 @argument("--primary-url", metavar="URL", help="base URL of the primary model server (with --shadow-url)")
 @argument("--shadow-url", metavar="URL", help="base URL of the shadow model server (with --primary-url)")
 @argument("--mode", choices=COMPARE_MODES, metavar="M", help=f"how answers are compared: "
           f"{', '.join(COMPARE_MODES)} (default auto: picked from the answers' types)")
 @argument("--tolerance", metavar="X", help="with --mode numeric: the largest difference that still agrees "
           "(default 1e-6)")
-@argument("--model", metavar="M", help="model name in /v2/models/M/infer (default NAME)")
+@argument("--model", metavar="M", help="model name in /v2/models/M/infer (default NAME); not with --live")
 @_where
-@argument("--timeout", metavar="S", help="how long each request may take (default 10s)")
+@argument("--timeout", metavar="S", help="how long each request may take (default 10s; with --live, each "
+          "pod's log read, default 30s)")
 def shadow(line: str = "") -> None:
     """Compare the primary and the shadow model on the same rows, side by side.
 
@@ -424,16 +432,22 @@ def shadow(line: str = "") -> None:
     latencies (a table and a plot in a notebook, text elsewhere). Without URLs the Services NAME and
     NAME-shadow are asked through the API server's service proxy.
 
+    With --live nothing is sent: the prediction logs of the stable and the shadow pods (read through
+    the API server, like `kubectl logs [--since]`) are joined by request id, so the comparison is of
+    the real traffic the router mirrored; latencies are the servers' own.
+
     Examples::
 
       %shadow churn --data X_test
       %shadow churn --data X_test --mode numeric --tolerance 0.01
       %shadow churn --data rows --primary-url http://127.0.0.1:8081 --shadow-url http://127.0.0.1:8082
       report = %shadow churn --data X_test
+      %shadow churn --live --since 10m
     """
 
 
-for _parser_func in (deploy, undeploy, rollout, rollback, mldeploy, canary, promote, release, steps, shadow):
+for _parser_func in (deploy, undeploy, rollout, rollback, mldeploy, canary, mirror, promote, release, steps,
+                     shadow):
     # a typo like --ima must not silently mean --image, and later flags must not change old lines
     _parser_func.parser.allow_abbrev = False
 
@@ -936,7 +950,8 @@ def _url(value: str | None, flag: str) -> str | None:
 def _data(path: str | None, user_ns: Mapping[str, Any], name: str) -> Any:
     if path is None:
         raise UsageError(f"%shadow needs --data VAR, the notebook variable holding the rows to send, such as "
-                         f"%shadow {name} --data X_test.")
+                         f"%shadow {name} --data X_test, or --live to compare the requests the router "
+                         f"mirrored.")
     if not re.fullmatch(_IDENT, path):
         shown = path if len(path) <= 40 else path[:39] + "\u2026"
         raise UsageError(f"--data {_one_line(shown)!r} is not a variable name: give the name of the notebook "
@@ -947,11 +962,36 @@ def _data(path: str | None, user_ns: Mapping[str, Any], name: str) -> Any:
     return _lookup(path, user_ns, "--data")
 
 
+def _live_options(a: argparse.Namespace) -> float | None:
+    """--live against --data, the URLs, --model and --since: one sentence each; the --since seconds."""
+    if not a.live:
+        if a.since is not None:
+            raise UsageError("--since chooses which log lines --live reads, so it needs --live (--data "
+                             "sends its rows now).")
+        return None
+    if a.data is not None:
+        raise UsageError("--live compares the requests the router already mirrored and --data sends rows "
+                         "now; give one of them.")
+    for flag, given in (("--primary-url", a.primary_url), ("--shadow-url", a.shadow_url),
+                        ("--model", a.model)):
+        if given is not None:
+            raise UsageError(f"{flag} applies to the rows --data sends; --live reads the stable and shadow "
+                             f"pods' logs through the API server, so drop {flag}.")
+    if a.since is None:
+        return None
+    try:
+        return parse_seconds(a.since, "--since")
+    except SpecError as e:
+        raise UsageError(str(e)) from None
+
+
 def parse_shadow(line: str, user_ns: Mapping[str, Any] | None = None) -> ShadowRequest:
-    """`%shadow NAME --data VAR [--primary-url U --shadow-url U] ...` -> ShadowRequest."""
+    """`%shadow NAME --data VAR [--primary-url U --shadow-url U] ...` or `%shadow NAME --live [--since D]`
+    -> ShadowRequest."""
     user_ns = {} if user_ns is None else user_ns
     a = _parse(shadow, line, user_ns)
     name = _model_name(a.name, "shadow")
+    since = _live_options(a)
     primary_url, shadow_url = _url(a.primary_url, "--primary-url"), _url(a.shadow_url, "--shadow-url")
     if (primary_url is None) != (shadow_url is None):
         raise UsageError("--primary-url and --shadow-url go together: give both (model servers you can "
@@ -967,6 +1007,6 @@ def parse_shadow(line: str, user_ns: Mapping[str, Any] | None = None) -> ShadowR
     model = a.model
     if model is not None and not re.fullmatch(r"[A-Za-z0-9][-_.A-Za-z0-9]*", model):
         raise UsageError(f"--model {model!r} is not a model name: letters, digits, '-', '_' and '.'.")
-    data = _data(a.data, user_ns, name)
+    data = None if a.live else _data(a.data, user_ns, name)
     return ShadowRequest(name, data, a.data, primary_url, shadow_url, a.mode or "auto", tolerance, model,
-                         _timeout(a.timeout), _namespace(a.namespace), _context(a.context))
+                         _timeout(a.timeout), _namespace(a.namespace), _context(a.context), a.live, since)

@@ -447,6 +447,8 @@ class DeployMagics(Magics):
             settings = self._resolve(ctx)
             from .. import shadow
 
+            if req.live:
+                return self._shadow_live(req, settings)
             kube, namespace = None, None
             if req.primary_url is None:  # through the API server's service proxy
                 kube = self._kube(settings, req.context)
@@ -459,6 +461,21 @@ class DeployMagics(Magics):
                                     "%config MLDeploy.interactive = 'no' for the text report")
                 return view(report, data=req.data, **how)
             return report
+
+    def _shadow_live(self, req: args.ShadowRequest, settings: Settings) -> Any:
+        """%shadow NAME --live: the stable and shadow pods' prediction logs joined, nothing sent."""
+        from .. import shadow
+
+        kube = self._kube(settings, req.context)
+        namespace = req.namespace or settings.namespace or kube.namespace
+        report = shadow.live_from_pods(kube, namespace, req.name, since=req.since, mode=req.mode,
+                                       tolerance=req.tolerance, timeout=req.timeout or 30.0)
+        if self._live(settings):
+            # Without data the view only shows the report (its Refresh, which re-sends rows, stays off).
+            view = self._widget("shadow_view", "ShadowView",
+                                "%config MLDeploy.interactive = 'no' for the text report")
+            return view(report)
+        return report
 
 
 def _rollouts_in_progress(kube: Kube, models: list[views.ModelRow]) -> list[Rollout]:

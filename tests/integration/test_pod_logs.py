@@ -19,7 +19,7 @@ from jupyter_mldeploy.errors import RolloutFailed
 from jupyter_mldeploy.kube.client import Kube
 from jupyter_mldeploy.sandbox import pod_logs
 from jupyter_mldeploy.serving import serve
-from jupyter_mldeploy.shadow import live, live_from_pods
+from jupyter_mldeploy.shadow import ShadowReport, live, live_from_pods
 from jupyter_mldeploy.spec import DeploySpec
 
 pytestmark = pytest.mark.sandbox
@@ -71,7 +71,10 @@ def _infer(url: str, request_id: str, row: list[float]) -> None:
     conn.close()
 
 
-def test_live_from_pods_joins_the_prediction_logs_kwok_serves(kube, namespace, tmp_path: Path):
+def shadow_with_prediction_logs(kube: Kube, namespace: str, folder: Path) -> tuple[list[str], list[str]]:
+    """A stable track of 2 pods and a shadow of 1 whose kwok logs hold what the reference server wrote
+    for mirrored traffic: 20 pairs (15 agreeing), one shadow error, one unmirrored request, one line that
+    is not a record, and a pair stamped an hour ago. Returns the recent lines (primary, shadow)."""
     mld.deploy(spec("ghcr.io/acme/churn:1.0", replicas=2), namespace=namespace, kube=kube, timeout=120)
     ro.start(spec("ghcr.io/acme/churn:2.0"), strategy="shadow", mirror=100, router="istio",
              namespace=namespace, kube=kube, timeout=120)
@@ -101,7 +104,7 @@ def test_live_from_pods_joins_the_prediction_logs_kwok_serves(kube, namespace, t
         shadow[0]: [(old_s, hour_ago), *[(x, None) for x in s_lines]],
     }
     for pod, lines in files.items():
-        path = tmp_path / f"{pod}.log"
+        path = folder / f"{pod}.log"
         for line, when in lines:
             pod_logs.write_log(path, [line], when)
         kube.request("POST", f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{namespace}/logs",
@@ -112,8 +115,11 @@ def test_live_from_pods_joins_the_prediction_logs_kwok_serves(kube, namespace, t
         while read_log(kube, namespace, pod).splitlines() != [line for line, _ in lines]:
             assert time.monotonic() < deadline, f"kwok never served the log of {pod}"
             time.sleep(0.2)
+    return p_lines, s_lines
 
-    report = live_from_pods(kube, namespace, "churn", since=timedelta(minutes=5))
+
+def check_prediction_log_report(report: ShadowReport, namespace: str) -> None:
+    """The figures of the last five minutes of the logs shadow_with_prediction_logs wrote."""
     sm = report.summary
     assert (sm.n, sm.compared, sm.agreeing) == (21, 20, 15)  # r15..r19 differ by SHADOW_OFFSET
     assert (sm.primary_errors, sm.shadow_errors) == (0, 1)
@@ -123,6 +129,28 @@ def test_live_from_pods_joins_the_prediction_logs_kwok_serves(kube, namespace, t
     assert "old" not in set(report.rows["request_id"])
     assert report.primary == f"logs of 2 stable pod(s) in {namespace}"
     assert report.shadow == f"logs of 1 shadow pod(s) in {namespace}"
+
+
+def test_live_from_pods_joins_the_prediction_logs_kwok_serves(kube, namespace, tmp_path: Path):
+    p_lines, s_lines = shadow_with_prediction_logs(kube, namespace, tmp_path)
+    report = live_from_pods(kube, namespace, "churn", since=timedelta(minutes=5))
+    check_prediction_log_report(report, namespace)
     # The same join as live() over the lines as the servers wrote them, minus the hour-old ones.
     local = live("churn", primary_log=["INFO serving: listening on :8080", *p_lines], shadow_log=s_lines)
     assert report.rows.equals(local.rows)
+
+
+def test_shadow_magic_live_reads_the_same_logs_without_sending_a_row(ip, kube, namespace, tmp_path: Path):
+    shadow_with_prediction_logs(kube, namespace, tmp_path)
+    report = ip.run_line_magic("shadow", "churn --live --since 5m")
+    assert isinstance(report, ShadowReport) and report.source == "live"
+    check_prediction_log_report(report, namespace)
+    # Without --since the whole log is read: the hour-old pair joins too.
+    whole = ip.run_line_magic("shadow", "churn --live --mode exact")
+    assert (whole.summary.n, whole.summary.mode) == (22, "exact")
+    assert "old" in set(whole.rows["request_id"])
+    # A live frontend shows the report in the ShadowView, whose Refresh (it would send rows) stays off.
+    ip.run_line_magic("config", "MLDeploy.interactive = 'yes'")
+    view = ip.run_line_magic("shadow", "churn --live --since 5m")
+    assert type(view).__name__ == "ShadowView" and view.refresh_button.disabled
+    check_prediction_log_report(view.report, namespace)

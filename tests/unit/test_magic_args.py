@@ -429,6 +429,19 @@ def test_shadow_lines_take_the_variable_itself():
     r = args.parse_shadow("churn --data split.test -n ml", {"split": Split()})
     assert r.data is rows and r.primary_url is None and (r.mode, r.tolerance) == ("auto", 1e-6)
     assert r.namespace == "ml"
+    assert not r.live and r.since is None
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("churn --live", {"live": True, "since": None, "data": None, "data_name": None, "timeout": None}),
+    ("churn --live --since 5m", {"since": 300.0, "mode": "auto", "tolerance": 1e-6}),
+    ("churn --since 90 --live --mode numeric --tolerance 0.01 -n ml --timeout 5",
+     {"since": 90.0, "mode": "numeric", "tolerance": 0.01, "namespace": "ml", "timeout": 5.0}),
+])
+def test_shadow_live_lines_send_nothing(line, expected):
+    r = args.parse_shadow(line, {})
+    assert {k: getattr(r, k) for k in expected} == expected
+    assert r.live and (r.primary_url, r.shadow_url, r.model) == (None, None, None)
 
 
 @pytest.mark.parametrize(("magic", "line", "words"), [
@@ -438,6 +451,7 @@ def test_shadow_lines_take_the_variable_itself():
     ("canary", "churn 10 20", "%canary got an unexpected value '20'"),
     ("mirror", "", "%mirror needs a model name first, such as %mirror churn."),
     ("mirror", "churn 150", "%mirror's percent '150' is not a whole percent from 0 to 100."),
+    ("mirror", "churn 10 --name ml", "%mirror has no option --name"),
     ("steps", "churn", "%steps needs the weights to go through, such as %steps churn 10,25,50,100."),
     ("steps", "churn 10,x,100", "%steps '10,x,100' is not a list of whole percents"),
     ("steps", "churn 50,25,100", "%steps '50,25,100' must rise from 1 to at most 100, each weight once"),
@@ -448,7 +462,22 @@ def test_shadow_lines_take_the_variable_itself():
     ("steps", "churn 10,100 --every 5m --once",
      "--once takes one step and returns, so --every does not apply"),
     ("shadow", "churn", "%shadow needs --data VAR, the notebook variable holding the rows to send, such as "
-                        "%shadow churn --data X_test."),
+                        "%shadow churn --data X_test, or --live to compare the requests the router "
+                        "mirrored."),
+    ("shadow", "churn --data X --live", "--live compares the requests the router already mirrored and --data "
+                                        "sends rows now; give one of them."),
+    ("shadow", "churn --live --primary-url http://a:1 --shadow-url http://b:2",
+     "--primary-url applies to the rows --data sends; --live reads the stable and shadow pods' logs through "
+     "the API server, so drop --primary-url."),
+    ("shadow", "churn --live --shadow-url http://b:2", "so drop --shadow-url."),
+    ("shadow", "churn --live --model iris", "so drop --model."),
+    ("shadow", "churn --data X --since 5m", "--since chooses which log lines --live reads, so it needs "
+                                            "--live (--data sends its rows now)."),
+    ("shadow", "churn --since 5m", "so it needs --live"),
+    ("shadow", "churn --live --since soon", "--since 'soon' is not a duration: write seconds such as 600"),
+    ("shadow", "churn --live --since 0", "--since must be more than zero seconds"),
+    ("shadow", "churn --live=yes", "%shadow: --live takes no value, got 'yes'."),
+    ("shadow", "churn --live --tolerance x", "--tolerance 'x' is not a number"),
     ("shadow", "churn --data nope", "--data nope: there is no variable 'nope' in the notebook."),
     ("shadow", "churn --data X.nope", "X has no attribute 'nope'"),
     ("shadow", "churn --data {X}",
@@ -552,7 +581,7 @@ _ROLLOUT_TOKENS = st.lists(st.one_of(
     st.sampled_from(["churn", "30", "101", "10,25,50,100", "50,10", "--every", "5s", "--once", "--data",
                      "x", "d", "d.a", "{x}", "--primary-url", "--shadow-url", "http://127.0.0.1:1", "--mode",
                      "topk", "--tolerance", "0.1", "-1", "--model", "--timeout", "-n", "ml", "%", ",",
-                     "nan"]),
+                     "nan", "--live", "--since", "10m", "0", "1e400"]),
     st.text(max_size=10)), max_size=10)
 
 
@@ -686,6 +715,23 @@ def test_shadow_magic_reports_the_parse_error_before_any_connection(shell):
         shell.run_line_magic("shadow", "churn --data missing")
     assert one_sentence(e.value) == "--data missing: there is no variable 'missing' in the notebook."
     assert shell.connect_calls == []
+
+
+@pytest.mark.parametrize("line", ["churn --live --data missing", "churn --live --since soon",
+                                  "churn --live --primary-url http://a:1 --shadow-url http://b:2"])
+def test_shadow_live_reports_the_parse_error_before_any_connection(shell, line):
+    with pytest.raises(UsageError) as e:
+        shell.run_line_magic("shadow", line)
+    with pytest.raises(UsageError) as pure:
+        args.parse_shadow(line, {})
+    assert one_sentence(e.value) == str(pure.value)
+    assert shell.connect_calls == []
+
+
+def test_shadow_live_line_fails_only_at_the_connection(shell):
+    with pytest.raises(UsageError) as e:
+        shell.run_line_magic("shadow", "churn --live --since 10m")
+    assert "Could not load the kube context" in one_sentence(e.value) and len(shell.connect_calls) == 1
 
 
 @FUZZ
