@@ -28,3 +28,21 @@ class RolloutFailed(MLDeployError):
     def __init__(self, message: str, *, diagnosis=None) -> None:
         super().__init__(message)
         self.diagnosis = diagnosis
+
+
+class NoRollout(MLDeployError):
+    """A rollout operation on a model that has no rollout in progress; nothing was written."""
+
+
+class StaleRollout(MLDeployError):
+    """The rollout changed on the cluster since this kernel read it (another kernel acted on it); the
+    message names what changed and nothing was written."""
+
+
+class RolloutInterrupted(MLDeployError):
+    """A promotion stopped part-way (Ctrl-C, a timeout, a failed round); the message says where it
+    stopped and how to carry on. `phase` names the round it stopped in."""
+
+    def __init__(self, message: str, *, phase: str) -> None:
+        super().__init__(message)
+        self.phase = phase

@@ -91,8 +91,12 @@ class Kube:
 
     def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None,
                 content_type: str = "application/json", timeout: float | None = DEFAULT_TIMEOUT,
-                what: str | None = None, headers: Mapping[str, str] | None = None) -> tuple[int, dict]:
-        """Send one request; return (status, JSON body). Non-2xx raises ClusterError."""
+                what: str | None = None, headers: Mapping[str, str] | None = None,
+                response_headers: dict[str, str] | None = None) -> tuple[int, dict]:
+        """Send one request; return (status, JSON body). Non-2xx raises ClusterError.
+
+        `response_headers`, when given, is filled with the response's headers (the server's Date, for
+        ages measured by the server's clock only)."""
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         sent = {**self._headers(content_type if data is not None else None), **(headers or {})}
         resp = self._send(method, path, query, data, sent, timeout, what)
@@ -105,6 +109,8 @@ class Kube:
             waited += pause
             resp = self._send(method, path, query, data, sent, timeout, what)
         payload = _json(resp.data)
+        if response_headers is not None:
+            response_headers.update(resp.headers)
         if resp.status >= 300:
             raise error_from_status(resp.status, payload, what=what, method=method)
         return resp.status, payload

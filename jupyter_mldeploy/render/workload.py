@@ -26,7 +26,7 @@ import yaml
 
 from .. import labels as L
 from ..errors import SpecError
-from ..spec import DeploySpec, validate_namespace
+from ..spec import REDACTED, DeploySpec, validate_namespace
 
 HTTP_PORT_NAME = "http"
 SERVICE_PORT = 80
@@ -115,8 +115,13 @@ def _container(spec: DeploySpec) -> dict[str, Any]:
     if spec.args:
         c["args"] = list(spec.args)
     c["ports"] = [{"name": HTTP_PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}]
-    if spec.env:
-        c["env"] = [{"name": k, "value": v} for k, v in spec.env.items()]  # in the order given
+    env = [{"name": k, "value": v} for k, v in spec.env.items()]  # in the order given
+    for k, ref in spec.env_from_secret.items():
+        # Referenced, never copied: the kubelet reads the Secret; no manifest or record holds the value.
+        secret, _, key = ref.partition(":")
+        env.append({"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    if env:
+        c["env"] = env
     resources = {k: v for k, v in (("requests", spec.resources.requests()),
                                    ("limits", spec.resources.limits())) if v}
     if resources:
@@ -329,6 +334,24 @@ def render(spec: DeploySpec, namespace: str | None = None, *, replica_split: boo
         if optional is not None:
             manifests.append(optional)
     return manifests
+
+
+def redact(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of `manifests` with every literal env value replaced by REDACTED (Secret references kept)."""
+    return [_redacted(m) for m in manifests]
+
+
+def _redacted(node: Any) -> Any:
+    if isinstance(node, dict):
+        out = {k: _redacted(v) for k, v in node.items()}
+        env = out.get("env")
+        if isinstance(env, list) and "image" in node:  # a container's env
+            out["env"] = [{**e, "value": REDACTED} if isinstance(e, dict) and "value" in e else e
+                          for e in env]
+        return out
+    if isinstance(node, list):
+        return [_redacted(v) for v in node]
+    return node
 
 
 def to_yaml(manifests: list[dict[str, Any]]) -> str:
