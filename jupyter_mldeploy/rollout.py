@@ -117,7 +117,9 @@ class Rollout:
     # The spec's own labels and annotations, which the route objects carry beside the rollout state.
     route_labels: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     route_annotations: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
-    versions: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # describe(obj) -> (resourceVersion, uid) of each route object as last read or written: every write
+    # names both, so a changed object is refused (409) and a deleted one is not silently created again.
+    versions: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def candidate_track(self) -> str:
@@ -316,7 +318,7 @@ def _from_annotations(name: str, ns: str, router: str, ann: dict, obj: dict, see
     for m in _objects_of(router, name, ns):
         live = seen.objects.get(describe(m))
         if live is not None:
-            r.versions[describe(m)] = live["metadata"]["resourceVersion"]
+            r.versions[describe(m)] = (live["metadata"]["resourceVersion"], live["metadata"]["uid"])
     r.last_route = _route(r)
     return r
 
@@ -343,8 +345,8 @@ def _no_rollout_sentence(name: str, ns: str, seen: _Seen) -> str:
         obj, words = ended
         ago = _ago(obj, seen.server_now)
         when = f" (it was {words}{' ' + ago if ago else ''})"
-    return (f"{name} has no rollout in progress in namespace {ns}{when}, so nothing was written; start one "
-            f"with %deploy {name} --image ... --strategy canary (or blue-green, shadow).")
+    return (f"{name} has no rollout in progress in namespace {ns}{when}: start one with %deploy {name} "
+            f"--image ... --strategy canary (or blue-green, shadow).")
 
 
 def _ended(seen: _Seen, name: str, ns: str) -> tuple[dict, str] | None:
@@ -445,10 +447,12 @@ def _is_stale(e: ClusterError) -> bool:
     return e.status == 409 and "Apply failed" not in text and "managed by" not in text
 
 
-def _guarded(m: dict, version: str | None) -> dict:
+def _guarded(m: dict, version: tuple[str, str] | None) -> dict:
+    """`m` with the resourceVersion and uid it is based on: server-side apply then refuses the write
+    when the object changed since, or is gone (a resourceVersion alone would create it again)."""
     if version is None:
         return m
-    return {**m, "metadata": {**m["metadata"], "resourceVersion": version}}
+    return {**m, "metadata": {**m["metadata"], "resourceVersion": version[0], "uid": version[1]}}
 
 
 def _write(r: Rollout, new: Rollout, manifests: list[dict], *, then: Sequence[dict] = ()) -> Rollout:
@@ -468,7 +472,8 @@ def _write(r: Rollout, new: Rollout, manifests: list[dict], *, then: Sequence[di
                 report = kapply.apply_all(r.kube, [_guarded(m, versions.get(describe(m)))],
                                           recorded=_recorded(r))
                 for a in getattr(report, "applied", []):
-                    versions[describe(a.manifest)] = a.result.get("metadata", {}).get("resourceVersion")
+                    meta = a.result.get("metadata", {})
+                    versions[describe(a.manifest)] = (meta.get("resourceVersion"), meta.get("uid"))
             break
         except ClusterError as e:
             if not _is_stale(e):
