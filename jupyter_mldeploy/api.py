@@ -22,7 +22,7 @@ from .kube import apply as kapply
 from .kube import inventory
 from .kube.client import Kube, connect
 from .kube.resources import collection_path, describe, object_path
-from .render import redact, render, to_yaml
+from .render import redact, redact_pair, render, to_yaml
 from .render import release as rel
 from .render.workload import object_name
 from .spec import DeploySpec
@@ -205,15 +205,18 @@ def _server_diff(kube: Kube, manifests: Sequence[dict], show_values: bool = Fals
     would = [pool.submit(kapply.apply_one, kube, m, dry_run=True) for m in manifests]
     live = [pool.submit(kube.request, "GET", object_path(m)) for m in manifests]
     out = []
-    shown = (lambda obj: obj) if show_values else (lambda obj: redact([obj])[0])
     for m, w, lv in zip(manifests, would, live, strict=True):
-        after = yaml.safe_dump(shown(_clean(w.result().result)), sort_keys=True)
+        new = _clean(w.result().result)
         try:
-            before = yaml.safe_dump(shown(_clean(lv.result()[1])), sort_keys=True)
+            old = _clean(lv.result()[1])
         except ClusterError as e:
             if e.status != 404:
                 raise
-            before = ""
+            old = None
+        if not show_values:  # a changed value shows as changed, never as what it was or became
+            old, new = redact_pair(old or {}, new)
+        after = yaml.safe_dump(new, sort_keys=True)
+        before = "" if not old else yaml.safe_dump(old, sort_keys=True)
         name = describe(m)
         out.extend(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
                                         f"live/{name}", f"new/{name}"))

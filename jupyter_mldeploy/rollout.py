@@ -56,10 +56,11 @@ from .kube import apply as kapply
 from .kube import inventory
 from .kube.client import Kube, connect
 from .kube.resources import collection_path, describe, object_path
-from .render import redact, render, to_yaml
 from .render import release as rel
+from .render import render
 from .render.routers import ROUTER, nginx, route_for
-from .spec import DeploySpec, changes_of, inherit, validate_namespace
+from .render.workload import CHANGED
+from .spec import REDACTED, DeploySpec, changes_of, inherit, validate_namespace
 from .status import RolloutStatus
 
 __all__ = ["Rollout", "abort", "finish_interrupted", "forget_cache", "offered_routers", "promote", "read",
@@ -599,14 +600,22 @@ def _changes(candidate: DeploySpec | Mapping[str, Any]) -> tuple[str, str | None
     return name, namespace, changes
 
 
-def _spec_diff(stable: DeploySpec, cand: DeploySpec, ns: str, *, show_values: bool) -> str:
-    """The candidate's differences from the stable: a unified diff of the two rendered at one track."""
-    def text(spec: DeploySpec) -> list[str]:
-        manifests = render(spec.with_(track="stable"), ns)
-        return to_yaml(manifests if show_values else redact(manifests)).splitlines(True)
+def _spec_diff(stable: DeploySpec, cand: DeploySpec, *, show_values: bool) -> str:
+    """The candidate's differences from the stable: a unified diff of the two specs (their from_dict
+    form), in full, so what the candidate inherits shows too; env values redacted unless asked."""
+    import yaml
 
-    out = "".join(difflib.unified_diff(text(stable), text(cand), f"stable/{stable.name}",
-                                       f"candidate/{cand.object_name}"))
+    def text(spec: DeploySpec) -> list[str]:
+        d = {k: v for k, v in spec.to_dict().items() if k not in ("namespace", "track")}
+        if not show_values and d.get("env"):
+            # a changed value shows as changed, never as what it was or became
+            d["env"] = {k: CHANGED if spec is cand and stable.env.get(k, v) != v else REDACTED
+                        for k, v in d["env"].items()}
+        return yaml.safe_dump(d, sort_keys=False, default_flow_style=False, width=4096).splitlines(True)
+
+    before, after = text(stable), text(cand)
+    out = "".join(difflib.unified_diff(before, after, f"stable/{stable.name}",
+                                       f"candidate/{cand.object_name}", n=max(len(before), len(after))))
     return out or f"The candidate is the same spec as the stable {stable.name}.\n"
 
 
@@ -685,7 +694,8 @@ def start(candidate: DeploySpec | Mapping[str, Any], *, strategy: str, router: s
         dry = api.deploy(cand, namespace=ns, kube=kube, dry_run="client", extra=extra)
         if dry_run == "server":
             kapply.apply_all(kube, dry.manifests, dry_run=True)  # the API server's checks; nothing stored
-        return api.DryRun(dry.manifests, _spec_diff(stable, cand, ns, show_values=show_values))
+        return api.DryRun(dry.manifests, _spec_diff(stable, cand, show_values=show_values),
+                          show_values=show_values)
     api.deploy(cand, namespace=ns, kube=kube, wait=wait, timeout=timeout, on_status=on_status, extra=extra)
     fresh = read(name, namespace=ns, kube=kube)  # the route's versions, for the next guarded write
     if fresh is None:

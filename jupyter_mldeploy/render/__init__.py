@@ -8,6 +8,7 @@ from .workload import (
     object_name,
     pod_template,
     redact,
+    redact_pair,
     render,
     resolve_namespace,
     selector_labels,
@@ -17,6 +18,6 @@ from .workload import (
 )
 
 __all__ = [
-    "labels_for", "live_selector", "object_name", "pod_template", "redact", "render", "resolve_namespace",
-    "selector_labels", "spec_hash", "to_yaml", "track_name",
+    "labels_for", "live_selector", "object_name", "pod_template", "redact", "redact_pair", "render",
+    "resolve_namespace", "selector_labels", "spec_hash", "to_yaml", "track_name",
 ]

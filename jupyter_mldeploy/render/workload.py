@@ -341,16 +341,39 @@ def redact(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [_redacted(m) for m in manifests]
 
 
-def _redacted(node: Any) -> Any:
+CHANGED = "<redacted, changed>"
+
+
+def redact_pair(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both objects redacted for a diff; a value that differs reads CHANGED on the new side, so the
+    diff still shows that it changed, never what it was or became."""
+    old = {(c.get("name"), e.get("name")): e.get("value") for c in _containers(before)
+           for e in c.get("env") or [] if isinstance(e, dict)}
+    return _redacted(before), _redacted(after, old)
+
+
+def _containers(obj: Any) -> list[dict[str, Any]]:
+    if isinstance(obj, dict):
+        found = [obj] if "image" in obj else []
+        return found + [c for v in obj.values() for c in _containers(v)]
+    if isinstance(obj, list):
+        return [c for v in obj for c in _containers(v)]
+    return []
+
+
+def _redacted(node: Any, old: Mapping[tuple[Any, Any], Any] | None = None) -> Any:
     if isinstance(node, dict):
-        out = {k: _redacted(v) for k, v in node.items()}
+        out = {k: _redacted(v, old) for k, v in node.items()}
         env = out.get("env")
         if isinstance(env, list) and "image" in node:  # a container's env
-            out["env"] = [{**e, "value": REDACTED} if isinstance(e, dict) and "value" in e else e
-                          for e in env]
+            def hide(e: dict[str, Any]) -> dict[str, Any]:
+                key = (node.get("name"), e.get("name"))
+                changed = old is not None and key in old and old[key] != e["value"]
+                return {**e, "value": CHANGED if changed else REDACTED}
+            out["env"] = [hide(e) if isinstance(e, dict) and "value" in e else e for e in env]
         return out
     if isinstance(node, list):
-        return [_redacted(v) for v in node]
+        return [_redacted(v, old) for v in node]
     return node
 
 

@@ -9,7 +9,9 @@ widgets are only ever touched on the kernel's thread (ipykernel 7 breaks widget 
 Without a running loop (plain Python, tests) nothing is written until `flush()`.
 
 After each write the weights are read back from the route object (HTTPRoute, VirtualService or canary
-Ingress; the Deployments' replicas without a router) and shown as "stable 70% / canary 30%". The slider
+Ingress; the Deployments' replicas without a router) and shown as "stable 70% / canary 30%". A write the
+cluster refuses because the rollout changed elsewhere (another kernel moved, promoted or rolled it back)
+shows that sentence and snaps the slider to what the cluster holds. The slider
 is disabled while the canary has no ready pod, and re-checks on its own until one is.
 """
 
@@ -26,7 +28,7 @@ import ipywidgets as widgets
 import traitlets
 
 from .. import api, rollout, traffic
-from ..errors import ClusterError, MLDeployError
+from ..errors import ClusterError, MLDeployError, NoRollout, StaleRollout
 from ..kube.client import Kube, connect
 from ..kube.resources import collection_path
 from .loop import HandOff, running_loop
@@ -284,6 +286,8 @@ class CanarySlider(widgets.VBox):
             self.error = ""
         else:
             self.error = error_sentence(error)
+            if isinstance(error, (StaleRollout, NoRollout)):
+                self._snap_back(self.error)
         if self._pending is not None and self._timer is None and self.live:
             self._settled()  # it settled while the write was out: write it now
         self._render()
@@ -304,8 +308,28 @@ class CanarySlider(widgets.VBox):
             return found, None, 0
         return found, self._weights_fn(found), self._ready_fn(self.name, **self._where())
 
+    def _snap_back(self, refusal: str) -> None:
+        """The cluster refused a write made on an old view: read what it holds now and show that, with
+        the refusal kept as the message (a pending value is dropped: it was chosen against the old view)."""
+        self._pending = None
+        self._cancel_timer()
+        self._refusal = refusal
+        self._busy = ""
+        self.refresh()
+
+    _refusal = ""
+
     def _apply_refresh(self, outcome: Outcome) -> None:
         self._busy = ""
+        refusal, self._refusal = self._refusal, ""
+        try:
+            self._refreshed(outcome)
+        finally:
+            if refusal:
+                self.error = refusal
+                self._render()
+
+    def _refreshed(self, outcome: Outcome) -> None:
         result, error = outcome
         if error is not None:
             self.error = error_sentence(error)
@@ -374,6 +398,8 @@ class CanarySlider(widgets.VBox):
             self._busy = ""
             if outcome[1] is not None:
                 self.error = error_sentence(outcome[1])
+                if isinstance(outcome[1], (StaleRollout, NoRollout)):
+                    self._snap_back(self.error)
             else:
                 self.over = True
                 # the split and the slider showed the canary's old share; now every request is on stable

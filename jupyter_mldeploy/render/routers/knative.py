@@ -104,8 +104,8 @@ def route(name: str, namespace: str, *, stable_weight: int, candidate_weight: in
           candidate_track: str | None = "canary", mirror_percent: int | None = None,
           mirror_track: str = "shadow", host: str | None = None, gateway: str | None = None,
           labels: Mapping[str, str], port: int = 80, state: Mapping[str, str] | None = None,
-          annotations: Mapping[str, str] | None = None, template: Mapping[str, Any], stable_version: str, candidate_version: str | None = None,
-          scale_to_zero: bool = False) -> list[dict[str, Any]]:
+          annotations: Mapping[str, str] | None = None, template: Mapping[str, Any], stable_version: str,
+          candidate_version: str | None = None, scale_to_zero: bool = False) -> list[dict[str, Any]]:
     """The Knative Service for `name`.
 
     `template` is the pod template (render's `pod_template(spec)`) of the newest revision: the
