@@ -458,42 +458,48 @@ def _guarded(m: dict, version: tuple[str, str] | None) -> dict:
 
 def _write(r: Rollout, new: Rollout, manifests: list[dict], *, then: Sequence[dict] = ()) -> Rollout:
     """Write the route objects of `new` that differ from what `r` holds, each with the resourceVersion
-    `r` saw, the state object first; then `then` (replica counts), once the route is accepted.
+    and uid `r` saw, the state object first; then `then` (replica counts), once the route is accepted.
 
-    On a refused precondition the route is read again: when the rollout state is what `r` says (only
-    status or unrelated fields moved) the write is retried once on the new versions; otherwise
-    StaleRollout names what changed, and nothing was written.
+    On a refused precondition the route is read again: when the rollout state is what this call
+    expects (only status or unrelated fields moved) the objects not yet written are retried once on the
+    new versions; otherwise StaleRollout names what changed, and nothing (more) was written.
     """
     before = {describe(m): m for m in r.last_route}
-    todo = [m for m in manifests if before.get(describe(m)) != m]
+    state_key = describe(_objects_of(r.router, r.name, r.namespace)[0])
+    todo = sorted((m for m in manifests if before.get(describe(m)) != m),
+                  key=lambda m: describe(m) != state_key)  # the state object first
     versions = dict(r.versions)
+    basis = r  # what the cluster should hold: r, until the state object carrying `new` is accepted
     for attempt in (1, 2):
         try:
-            for m in todo:  # the state object first: once it is accepted, the change is ours
+            while todo:
+                m = todo[0]
                 report = kapply.apply_all(r.kube, [_guarded(m, versions.get(describe(m)))],
                                           recorded=_recorded(r))
                 for a in getattr(report, "applied", []):
                     meta = a.result.get("metadata", {})
                     versions[describe(a.manifest)] = (meta.get("resourceVersion"), meta.get("uid"))
+                if describe(m) == state_key:
+                    basis = new
+                todo.pop(0)
             break
         except ClusterError as e:
             if not _is_stale(e):
                 raise
             seen = _probe(r.kube, r.namespace, r.name)
             fresh = _rollout_from(seen, r.name, r.namespace, r.kube)
-            why = _what_changed(r, fresh, seen)
+            why = _what_changed(basis, fresh, seen)
             if fresh is not None:
                 _remember(fresh)
             else:
                 _forget(r)
             if why is not None:
-                raise StaleRollout(why) from None
+                raise StaleRollout(why if basis is r else f"{why[:-1]} after the route's state object; "
+                                   f"run the operation again to finish it.") from None
             if attempt == 2:
                 raise StaleRollout(f"the route of {r.name} kept changing while it was written, so nothing "
                                    f"more was written; try again.") from None
-            versions = dict(fresh.versions)
-            before = {describe(m): m for m in fresh.last_route}
-            todo = [m for m in manifests if before.get(describe(m)) != m or m is manifests[0]]
+            versions = {**versions, **fresh.versions}
     if then:
         kapply.apply_all(r.kube, list(then), recorded=_recorded(r))
     out = replace(new, versions=versions, last_route=manifests)

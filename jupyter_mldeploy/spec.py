@@ -1010,6 +1010,17 @@ class DeploySpec:
                 raise SpecError("ingress_class is set but expose is not 'ingress': the IngressClass only "
                                 "applies to an Ingress.")
 
+    def __repr__(self) -> str:
+        """The dataclass form with literal env values redacted: a password printed in a notebook stays in
+        its output. The values themselves are in `env`."""
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "env" and value:
+                value = FrozenMap(dict.fromkeys(value, REDACTED))
+            parts.append(f"{f.name}={value!r}")
+        return f"DeploySpec({', '.join(parts)})"
+
     # Derived values -------------------------------------------------------------------------------------
 
     @property

@@ -215,3 +215,9 @@ def test_a_guarded_write_names_the_version_and_the_uid_it_was_based_on():
     assert ro._guarded(m, ("41", "u-1"))["metadata"] == {"name": "churn", "namespace": "ml",
                                                          "resourceVersion": "41", "uid": "u-1"}
     assert ro._guarded(m, None) is m and "resourceVersion" not in m["metadata"]
+
+
+def test_a_spec_printed_in_a_notebook_shows_no_env_value():
+    spec = DeploySpec("churn", V1, env={"DB_PASSWORD": "hunter2"})
+    assert "hunter2" not in repr(spec) and "'DB_PASSWORD': '<redacted>'" in repr(spec)
+    assert spec.env["DB_PASSWORD"] == "hunter2"
