@@ -406,3 +406,66 @@ def test_promote_switches_the_route_before_it_removes_the_candidate(kube, namesp
     switched = next(rv for rv, _t, name, w in seen if name == "churn" and w == [100])
     deleted = next(rv for rv, t, name, _w in seen if name == "churn-canary" and t == "DELETED")
     assert switched < deleted  # by the API server's order, not by any clock
+
+
+def test_the_slider_shows_the_refusal_and_snaps_to_what_the_cluster_holds(cluster, kube, namespace,
+                                                                         tmp_path):
+    from jupyter_mldeploy.widgets.canary import CanarySlider
+
+    canary(kube, namespace)
+    slider = CanarySlider("churn", namespace=namespace, kube=kube)  # no event loop: writes on flush()
+    assert (slider.value, slider.ready) == (10, True)
+    (b,) = kernels(cluster, namespace, tmp_path, ("weight", "40"))
+    assert b["ok"], b
+    slider.value = 20  # dragged against the old view
+    slider.flush()
+    assert slider.error.startswith("the canary weight of churn was moved from 10% to 40% from another kernel")
+    assert slider.value == 40 and str(slider.weights) == "stable 60% / canary 40%"
+    assert vs_weights(kube, namespace) == [60, 40]  # the refused write changed nothing
+    slider.value = 25  # from the view it now shows, the next move is accepted
+    slider.flush()
+    assert slider.error == "" and vs_weights(kube, namespace) == [75, 25]
+    slider.close()
+
+
+def test_a_mirror_change_after_another_kernel_rolled_back_is_refused(kube, namespace):
+    mld.deploy(stable(V1), namespace=namespace, kube=kube, timeout=120)
+    ro.start({"name": "churn", "image": V2}, strategy="shadow", mirror=50, router="gateway",
+             gateway="infra/public", namespace=namespace, kube=kube, timeout=120)
+    mine = ro.read("churn", namespace=namespace, kube=kube)
+    ro.abort("churn", namespace=namespace, kube=kube)  # "another kernel": this view is now old
+    ro._remember(mine)
+    before = route(kube, namespace, "gateway")
+    with pytest.raises(StaleRollout, match=r"^churn was rolled back from another kernel \d+ s ago; nothing"):
+        ro.set_mirror("churn", 100, namespace=namespace, kube=kube)
+    assert route(kube, namespace, "gateway")["metadata"]["resourceVersion"] == before["metadata"][
+        "resourceVersion"]
+    assert "filters" not in route(kube, namespace, "gateway")["spec"]["rules"][0]  # no mirror came back
+    ro._remember(mine)
+    with pytest.raises(StaleRollout, match="rolled back"):
+        ro.promote("churn", namespace=namespace, kube=kube, timeout=120)
+    assert deployments(kube, namespace) == {"churn"}
+    assert container(deployment(kube, namespace, "churn"))["image"] == V1  # the stale promote rolled nothing
+
+
+def test_a_timeout_while_round_one_waits_stops_before_the_switch(kube, namespace):
+    canary(kube, namespace)
+    with pytest.raises(RolloutInterrupted) as e:
+        ro.promote("churn", namespace=namespace, kube=kube, timeout=0.001)
+    assert e.value.phase == "roll"
+    assert "(the wait timed out after 0.001 s); run %promote churn" in str(e.value)
+    assert vs_weights(kube, namespace) == [90, 10] and "churn-canary" in deployments(kube, namespace)
+    ro.promote("churn", namespace=namespace, kube=kube, timeout=120)
+    promoted(kube, namespace)
+
+
+def test_steps_from_an_old_view_are_refused(kube, namespace):
+    canary(kube, namespace, weight=0)
+    mine = ro.read("churn", namespace=namespace, kube=kube)
+    ro.set_weight("churn", 25, namespace=namespace, kube=kube)  # elsewhere
+    ro._remember(mine)
+    with pytest.raises(StaleRollout, match="moved from 0% to 25%"):
+        ro.steps("churn", [10, 50, 100], once=True, namespace=namespace, kube=kube)
+    assert vs_weights(kube, namespace) == [75, 25]
+    r = ro.steps("churn", [10, 50, 100], once=True, namespace=namespace, kube=kube)  # the fresh view
+    assert (r.weight, r.step) == (50, 1) and vs_weights(kube, namespace) == [50, 50]
