@@ -526,7 +526,8 @@ def _what_changed(r: Rollout, fresh: Rollout | None, seen: _Seen) -> str | None:
                 f"started from another kernel{since}{nothing}")
     if fresh.phase != r.phase:
         if fresh.phase == PROMOTING:
-            return f"{name} is being promoted from another kernel (since{since or ' recently'}){nothing}"
+            return (f"{name} is being promoted from another kernel (since{since or ' recently'}); nothing "
+                    f"was written; if that kernel stopped, %promote {name} again carries the promotion on.")
         return f"{name}'s rollout moved on from another kernel{since}{nothing}"
     if fresh.weight != r.weight:
         what = "preview" if r.strategy == "blue-green" else "canary"

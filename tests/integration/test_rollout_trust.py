@@ -185,8 +185,9 @@ KERNEL = textwrap.dedent("""
     try:
         if op == "weight":
             ro.set_weight("churn", int(arg), namespace=ns, kube=kube)
-        else:
-            ro.promote("churn", namespace=ns, kube=kube, timeout=120)
+        else:  # "promote"; with arg "phases" it says each phase as it begins (for a test to signal it)
+            say = (lambda p: print("phase", p, flush=True)) if arg == "phases" else None
+            ro.promote("churn", namespace=ns, kube=kube, timeout=120, on_phase=say)
         print(json.dumps({"ok": True, "writes": writes}), flush=True)
     except Exception as e:
         print(json.dumps({"ok": False, "error": type(e).__name__, "message": str(e), "writes": writes}),
@@ -245,7 +246,8 @@ def test_two_kernels_racing_on_promote_one_promotes_the_other_writes_nothing(clu
     loser = b if a["ok"] else a
     assert loser["error"] == "StaleRollout" and loser["writes"] == []
     assert loser["message"].startswith("churn is being promoted from another kernel (since ")
-    assert loser["message"].endswith("); nothing was written.")
+    assert loser["message"].endswith("); nothing was written; if that kernel stopped, %promote churn again "
+                                     "carries the promotion on.")
     assert container(deployment(kube, namespace, "churn"))["image"] == V2
     assert deployments(kube, namespace) == {"churn"} and vs_weights(kube, namespace) == [100]
 
@@ -469,3 +471,62 @@ def test_steps_from_an_old_view_are_refused(kube, namespace):
     assert vs_weights(kube, namespace) == [75, 25]
     r = ro.steps("churn", [10, 50, 100], once=True, namespace=namespace, kube=kube)  # the fresh view
     assert (r.weight, r.step) == (50, 1) and vs_weights(kube, namespace) == [50, 50]
+
+
+def kernel_in_phase(cluster, ns: str, tmp_path: Path, phase: str) -> subprocess.Popen:
+    """A kernel promoting churn, returned once it says `phase` began."""
+    go = tmp_path / "go"
+    go.touch()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+           "TEST_KUBECONFIG": str(cluster.kubeconfig), "TEST_CONTEXT": cluster.context or ""}
+    proc = subprocess.Popen([sys.executable, "-c", KERNEL, ns, "promote", "phases", str(go)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.strip() == f"phase {phase}":
+            return proc
+    raise AssertionError(f"the kernel ended before phase {phase}: {proc.stderr.read()}")
+
+
+def test_a_real_ctrl_c_in_another_kernels_round_one_says_where_it_stopped(cluster, kube, namespace, tmp_path):
+    import signal
+
+    canary(kube, namespace, replicas=2)
+    proc = kernel_in_phase(cluster, namespace, tmp_path, "roll")
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C (or papermill's interrupt on a cell timeout) sends
+    stdout, stderr = proc.communicate(timeout=120)
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["error"] == "RolloutInterrupted", (result, stderr)
+    assert result["message"].startswith("The promotion of churn stopped ")
+    assert "run %promote churn (rollout.promote) again, from any kernel, to carry on." in result["message"]
+    assert "churn-canary" in deployments(kube, namespace)  # no cleanup ran after the interruption
+    # this kernel's view is from before the promotion: the first call says so, the second carries on
+    with pytest.raises(StaleRollout, match="if that kernel stopped, %promote churn again carries"):
+        ro.promote("churn", namespace=namespace, kube=kube, timeout=120)
+    ro.promote("churn", namespace=namespace, kube=kube, timeout=120)
+    promoted(kube, namespace)
+
+
+def test_a_kernel_killed_while_it_promotes_leaves_a_state_another_kernel_finishes(cluster, kube, namespace,
+                                                                                  tmp_path):
+    canary(kube, namespace, replicas=2)
+    proc = kernel_in_phase(cluster, namespace, tmp_path, "roll")
+    proc.kill()  # a papermill cell timeout shuts the kernel down: no Python code runs any more
+    proc.communicate(timeout=60)
+    seen = ro.read("churn", namespace=namespace, kube=kube)
+    assert seen.phase == "promoting" and vs_weights(kube, namespace) == [90, 10]
+    ro.promote("churn", namespace=namespace, kube=kube, timeout=120)
+    promoted(kube, namespace)
+
+
+def test_promote_magic_that_times_out_says_where_and_never_promoted(ip, kube, namespace, capsys):
+    from jupyter_mldeploy.magics.display import MLDeployFailed
+
+    canary(kube, namespace)
+    capsys.readouterr()
+    with pytest.raises(MLDeployFailed) as e:
+        ip.run_line_magic("promote", "churn --timeout 0.001")
+    assert str(e.value).startswith("The promotion of churn stopped before the stable churn finished rolling")
+    assert "\n" not in str(e.value) and "Promoted" not in capsys.readouterr().out
+    done = ip.run_line_magic("promote", "churn")
+    assert str(done).startswith("Promoted churn: version 1.5 is now the stable model")
+    promoted(kube, namespace)

@@ -201,7 +201,8 @@ def test_a_refusal_names_what_changed_and_how_long_ago():
         "the canary weight of churn was moved from 10% to 50% from another kernel 2 s ago; nothing was "
         "written.")
     assert ro._what_changed(r, cached(phase="promoting"), seen_with(route_obj("2026-12-02T10:00:00Z"))) == (
-        "churn is being promoted from another kernel (since 20 s ago); nothing was written.")
+        "churn is being promoted from another kernel (since 20 s ago); nothing was written; if that kernel "
+        "stopped, %promote churn again carries the promotion on.")
     assert "a new canary rollout of churn (candidate 1.6)" in ro._what_changed(
         r, cached(candidate_version="1.6"), seen_with(route_obj("2026-12-02T10:00:00Z")))
     assert ro._what_changed(r, None, seen_with(None)) == (
