@@ -381,19 +381,23 @@ def _k8s_time(text: str | None) -> float | None:
         return None
 
 
+def _written_at(obj: dict | None) -> float | None:
+    """When we last wrote `obj`, by the API server's clock (its managedFields entry for our manager)."""
+    times = [_k8s_time(e.get("time")) for e in (obj or {}).get("metadata", {}).get("managedFields") or []
+             if e.get("manager") == L.FIELD_MANAGER and not e.get("subresource")]
+    times = [t for t in times if t is not None]
+    return max(times) if times else None
+
+
 def _ago(obj: dict | None, server_now: float | None) -> str:
     """'20 s ago': from our last write of `obj` (its managedFields time) to the server's Date header.
 
     Both are the API server's clocks, so a kernel whose own clock is off says the same.
     """
-    if obj is None or server_now is None:
+    written = _written_at(obj)
+    if written is None or server_now is None:
         return ""
-    times = [_k8s_time(e.get("time")) for e in obj.get("metadata", {}).get("managedFields") or []
-             if e.get("manager") == L.FIELD_MANAGER and not e.get("subresource")]
-    times = [t for t in times if t is not None]
-    if not times:
-        return ""
-    seconds = max(0, round(server_now - max(times)))
+    seconds = max(0, round(server_now - written))
     if seconds < 120:
         return f"{seconds} s ago"
     if seconds < 7200:
@@ -901,9 +905,16 @@ def finish_interrupted(name: str, *, namespace: str | None = None, kube: Kube | 
     if _rollout_from(seen, name, ns, kube) is not None:
         return []
     for router in ROLLOUT_ROUTERS:
-        ann = _annotations(seen.route_of(router, name, ns))
+        obj = seen.route_of(router, name, ns)
+        ann = _annotations(obj)
         if ann.get(ROUTER) == router and ann.get(ENDED) and ann.get(ENDED_STRATEGY) in CANDIDATE_TRACKS:
-            return _remove_candidate(kube, ns, name, CANDIDATE_TRACKS[ann[ENDED_STRATEGY]], router)
+            track = CANDIDATE_TRACKS[ann[ENDED_STRATEGY]]
+            left = _get_or_none(kube, f"{collection_path('apps/v1', 'Deployment', ns)}/{name}-{track}")
+            # Only a candidate from before the end (server times both): one deployed since is not left over.
+            made = _k8s_time((left or {}).get("metadata", {}).get("creationTimestamp"))
+            ended_at = _written_at(obj)
+            if made is not None and ended_at is not None and made <= ended_at:
+                return _remove_candidate(kube, ns, name, track, router)
     return []
 
 
