@@ -22,10 +22,9 @@ from . import api, traffic
 from . import labels as L
 from .errors import ClusterError, MLDeployError, RolloutFailed, SpecError
 from .kube import apply as kapply
-from .kube import inventory
+from .kube import inventory, owner
 from .kube.client import Kube, connect
 from .kube.resources import collection_path, describe
-from .render import release as rel
 from .render import render
 from .render.routers import ROUTER_KINDS, nginx, route_for
 from .spec import DeploySpec
@@ -113,26 +112,19 @@ def _forget(r: Rollout) -> None:
 # -- reading -----------------------------------------------------------------------------------------
 
 
-def _newest_record(kube: Kube, ns: str, name: str, track: str) -> dict | None:
-    _, body = kube.request("GET", collection_path("v1", "ConfigMap", ns),
-                           query={"labelSelector": rel.record_selector(name, track)})
-    items = body.get("items", [])
-    return max(items, key=rel.created_ms) if items else None
-
-
 def stable_spec(kube: Kube, ns: str, name: str) -> DeploySpec:
-    record = _newest_record(kube, ns, name, "stable")
-    if record is None:
+    spec = api.newest_spec(kube, ns, name, "stable")
+    if spec is None:
         raise MLDeployError(f"{name} has no stable release in namespace {ns}: deploy it first with "
                             f"%deploy {name} --image ..., then start a rollout.")
-    return rel.spec_of(record)
+    return spec
 
 
 def candidate_spec(kube: Kube, ns: str, name: str, track: str) -> DeploySpec:
-    record = _newest_record(kube, ns, name, track)
-    if record is None:
+    spec = api.newest_spec(kube, ns, name, track)
+    if spec is None:
         raise MLDeployError(f"{name} has no {track} release in namespace {ns}.")
-    return rel.spec_of(record)
+    return spec
 
 
 def read(name: str, *, namespace: str | None = None, kube: Kube | None = None) -> Rollout | None:
@@ -224,9 +216,13 @@ def _route(r: Rollout, *, candidate: bool = True) -> list[dict]:
                      candidate_track=r.candidate_track, **kw)
 
 
-def _recorded(r: Rollout) -> Callable[[], set[str]]:
-    """What jupyter-mldeploy wrote for this model before (read only if another manager shows up)."""
-    return lambda: api.recorded_objects(r.kube, r.namespace, r.name)
+def _write(r: Rollout, manifests: list[dict]) -> None:
+    """Write objects of the model outside a deploy (routes): owned by its anchor, recorded in it."""
+    anchor = owner.ensure(r.kube, r.namespace, r.name)
+    report = kapply.apply_all(r.kube, manifests, owner=anchor)
+    kapply.adopt_created(r.kube, report)
+    owner.record(r.kube, r.namespace, r.name, written=report.owned(
+        lambda m: (anchor.objects[owner.key_of(m)].track if owner.key_of(m) in anchor.objects else None)))
 
 
 def _write_route(r: Rollout, manifests: list[dict]) -> None:
@@ -234,7 +230,7 @@ def _write_route(r: Rollout, manifests: list[dict]) -> None:
     before = {describe(m): m for m in r.last_route}
     changed = [m for m in manifests if before.get(describe(m)) != m]
     if changed:
-        kapply.apply_all(r.kube, changed, recorded=_recorded(r))
+        _write(r, changed)
     r.last_route = manifests
 
 
@@ -366,7 +362,7 @@ def set_weight(name: str, percent: int, *, namespace: str | None = None, kube: K
                   if m["kind"] == "Deployment"]
         writes += [m for m in render(cand.with_(replicas=split.canary), new.namespace)
                    if m["kind"] == "Deployment"]
-        kapply.apply_all(new.kube, writes + _route(new), recorded=_recorded(new))
+        _write(new, writes + _route(new))
         return _remember(new)
     _write_route(new, _route(new))
     return _remember(new)
@@ -440,21 +436,23 @@ def _end(r: Rollout, stable: DeploySpec) -> None:
     for m in writes:
         m["metadata"].setdefault("annotations", {})
         m["metadata"]["annotations"].pop(STRATEGY, None)
-    pool = kapply.pool()
-    jobs = [pool.submit(kapply.apply_all, r.kube, writes, recorded=_recorded(r)),
-            pool.submit(kapply.delete_collections, r.kube, r.namespace,
-                        L.selector_for(r.name, r.candidate_track), api.OUR_KINDS)]
+    # The route first; the candidate goes only once the route no longer sends it anything.
+    _write(r, writes)
     if r.router == "nginx":
-        jobs.append(pool.submit(kapply.delete_one, r.kube, _canary_ingress(r)))
-    for j in jobs:
-        j.result()
+        _delete_canary_ingress(r)
+    api.undeploy(r.name, namespace=r.namespace, kube=r.kube, track=r.candidate_track)
     _forget(r)
 
 
-def _canary_ingress(r: Rollout) -> dict:
-    """The nginx router's canary Ingress (canary and blue-green), which no state renders once it ends."""
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": f"{r.name}-canary", "namespace": r.namespace}}
+def _delete_canary_ingress(r: Rollout) -> None:
+    """The nginx router's canary Ingress (canary and blue-green), which no state renders once it ends:
+    deleted by its recorded uid, so a same-named Ingress that is not ours stays."""
+    anchor = owner.cached(r.kube, r.namespace, r.name) or owner.read(r.kube, r.namespace, r.name)
+    key = ("networking.k8s.io/v1", "Ingress", f"{r.name}-canary")
+    if anchor is None or key not in anchor.objects:
+        return
+    kapply.delete_owned(r.kube, [anchor.objects[key]], r.namespace)
+    owner.record(r.kube, r.namespace, r.name, removed=[key])
 
 
 def _dedupe(manifests: list[dict]) -> list[dict]:
@@ -470,14 +468,14 @@ def abort(name: str, *, namespace: str | None = None, kube: Kube | None = None) 
     stable = stable_spec(r.kube, r.namespace, name)
     back = replace(r, weight=0, mirror=0 if r.strategy == "shadow" else None)
     if r.router == "replicas":
-        kapply.apply_all(r.kube, _dedupe(_route(back, candidate=False) + [
+        _write(r, _dedupe(_route(back, candidate=False) + [
             m for m in render(stable, r.namespace) if m["kind"] in ("Deployment", "Service")]))
     else:
         _write_route(back, _route(back, candidate=False))
         if r.router == "nginx":
             # nginx's split lives on the canary Ingress, which the write above does not touch: it must
             # go before the candidate's Service, or it keeps sending its share there while that goes.
-            kapply.delete_one(r.kube, _canary_ingress(r))
+            _delete_canary_ingress(r)
     _end(r, stable)
 
 

@@ -23,7 +23,7 @@ from .errors import SpecError
 __all__ = [
     "GPU_TYPE_LABELS", "LIVE_PATH", "READY_PATH", "SPEC_FIELDS", "Autoscale", "DeploySpec", "FrozenMap",
     "ImageRef", "NAME_MAX", "Probe", "Resources", "Toleration", "parse_env", "parse_pvc", "parse_quantity",
-    "quantity_value", "validate_namespace",
+    "quantity_value", "validate_model_name", "validate_namespace", "validate_object_name",
 ]
 
 # Node label that carries the GPU model, per vendor extended resource. nvidia.com/gpu.product is set by
@@ -132,6 +132,23 @@ def _dns1123_label(value: object, field_: str) -> str:
 def validate_namespace(value: object, field: str = "namespace") -> str:
     """A namespace name (DNS-1123 label), returned unchanged."""
     return _dns1123_label(value, field)
+
+
+def validate_model_name(value: object, field: str = "name") -> str:
+    """A model name: a DNS-1035 label short enough that `<name>-preview` still is one."""
+    name = _str(value, field, example="churn")
+    if not _check(_DNS1035_LABEL, name, 63):
+        raise SpecError(f"{field} {name!r} is not a valid name: {_DNS1035_RULE}.")
+    if len(name) > NAME_MAX:
+        raise SpecError(f"{field} {name!r} is {len(name)} characters, but at most {NAME_MAX} are allowed so "
+                        f"that the longest derived object name, '{name}-preview', fits the 63-character "
+                        f"DNS-1035 limit.")
+    return name
+
+
+def validate_object_name(value: object, field: str = "object name") -> str:
+    """Any object name we put in a URL path (DNS-1123 subdomain, the widest rule Kubernetes names follow)."""
+    return _subdomain(value, field)
 
 
 def _subdomain(value: object, field_: str) -> str:
@@ -838,13 +855,7 @@ class DeploySpec:
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise containers once, here
 
-        name = _str(self.name, "name", example="churn")
-        if not _check(_DNS1035_LABEL, name, 63):
-            raise SpecError(f"name {name!r} is not a valid name: {_DNS1035_RULE}.")
-        if len(name) > NAME_MAX:
-            raise SpecError(f"name {name!r} is {len(name)} characters, but at most {NAME_MAX} are allowed so "
-                            f"that the longest derived object name, '{name}-preview', fits the 63-character "
-                            f"DNS-1035 limit.")
+        validate_model_name(self.name)
 
         if isinstance(self.image, str):
             set_(self, "image", ImageRef.parse(self.image))

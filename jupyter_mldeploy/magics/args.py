@@ -26,7 +26,7 @@ from IPython.core.magic_arguments import argument, argument_group, magic_argumen
 
 from ..config import parse_seconds
 from ..errors import SpecError
-from ..spec import DeploySpec, parse_env, parse_pairs, validate_namespace
+from ..spec import DeploySpec, parse_env, parse_pairs, validate_model_name, validate_namespace
 
 __all__ = ["AVAILABLE_STRATEGIES", "PLANNED_STRATEGIES", "ROLLOUT_ROUTERS", "ROLLOUT_STRATEGIES",
            "CanaryRequest", "DeployRequest", "ShadowRequest", "StepsRequest", "TargetRequest", "canary",
@@ -43,7 +43,6 @@ ROLLOUT_STRATEGIES = ("canary", "blue-green", "shadow")
 ROLLOUT_ROUTERS = ("auto", "gateway", "istio", "nginx", "replicas")
 COMPARE_MODES = ("auto", "exact", "numeric", "label", "topk")
 
-_NAME = re.compile(r"[a-z](?:[-a-z0-9]*[a-z0-9])?")
 _IDENT = r"[^\W\d]\w*(?:\.[^\W\d]\w*)*"
 _VAR = re.compile(rf"\{{\{{({_IDENT})\}}\}}|\{{({_IDENT})\}}")
 
@@ -654,10 +653,10 @@ def _count(value: str | None, flag: str) -> int | None:
 def _model_name(name: str | None, magic: str) -> str:
     if name is None:
         raise UsageError(f"%{magic} needs a model name first, such as %{magic} churn.")
-    if not (len(name) <= 63 and _NAME.fullmatch(name)):
-        raise UsageError(f"{name!r} is not a model name: use lower-case letters, digits and '-', starting "
-                         f"with a letter and ending with a letter or digit, at most 63 characters.")
-    return name
+    try:
+        return validate_model_name(name)  # the one model-name rule, the spec's
+    except SpecError as e:
+        raise UsageError(str(e)) from None
 
 
 def _namespace(value: str | None) -> str | None:
