@@ -84,6 +84,8 @@ def with_owner(manifest: Mapping, anchor: Anchor, uid: str) -> dict:
     meta.pop("uid", None)
     if uid:
         meta["uid"] = uid
+    elif meta.get("resourceVersion") is not None:
+        meta.pop("resourceVersion")  # a create carries none
     return {**manifest, "metadata": meta}
 
 
@@ -205,6 +207,8 @@ def apply_owned(kube: Kube, manifest: Mapping, anchor: Anchor, *, dry_run: bool 
         except ClusterError as e:
             if not _is_uid_refusal(e):
                 raise
+    elif manifest["metadata"].get("resourceVersion") or manifest["metadata"].get("uid"):
+        pass  # based on a read of the live object (a route move): never a create; check whose it is
     else:
         try:
             return _create(kube, with_owner(manifest, anchor, ""), dry_run=dry_run)
@@ -219,7 +223,8 @@ def apply_owned(kube: Kube, manifest: Mapping, anchor: Anchor, *, dry_run: bool 
         return _create(kube, with_owner(manifest, anchor, ""), dry_run=dry_run)  # gone since: make it
     if not anchor.owns(live):
         raise _not_ours(manifest, live)
-    return _apply_as_ours(kube, with_owner(manifest, anchor, live["metadata"]["uid"]), dry_run=dry_run)
+    uid = manifest["metadata"].get("uid") or live["metadata"]["uid"]  # a caller's uid stays a precondition
+    return _apply_as_ours(kube, with_owner(manifest, anchor, uid), dry_run=dry_run)
 
 
 def delete_one(kube: Kube, manifest: Mapping, *, uid: str | None = None, missing_ok: bool = True) -> bool:

@@ -210,8 +210,13 @@ def _ago(a: Anchor, headers: Mapping[str, str]) -> str:
     return f"{max(0, int((now - then).total_seconds()))} s ago"
 
 
+# Leases this process took. One of them on the anchor means a write of ours was interrupted (Ctrl-C
+# while the claim's answer was on its way): not another kernel, so it must not lock us out.
+_mine: set[str] = set()
+
+
 def _lease_live(a: Anchor, headers: Mapping[str, str]) -> bool:
-    if not a.lease:
+    if not a.lease or a.lease.get("token") in _mine:
         return False
     now, then = _server_now(headers), _at(a.changed_at)
     if now is None or then is None:
@@ -241,6 +246,7 @@ def claim(kube: Kube, ns: str, model: str, track: str) -> Claim:
     """
     settled(kube, ns, model)
     token = uuid.uuid4().hex
+    _mine.add(token)
     base = cached(kube, ns, model)
     for attempt in range(3):
         headers: dict[str, str] = {}

@@ -429,6 +429,24 @@ def test_ctrl_c_during_a_later_release_puts_the_previous_back(kube, namespace, m
     assert again.changed
 
 
+def test_ctrl_c_as_the_claim_returns_does_not_lock_this_kernel_out(kube, namespace, monkeypatch):
+    """The revision was claimed on the server, but the answer never reached this kernel."""
+    mld.deploy(spec(), namespace=namespace, kube=kube, wait=False)
+    real = owner.claim
+
+    def claimed_then_interrupted(*a, **kw):
+        real(*a, **kw)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(owner, "claim", claimed_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        mld.deploy(spec(image="ghcr.io/acme/churn:1.5"), namespace=namespace, kube=kube, wait=False)
+    monkeypatch.undo()
+    dep = get(kube, named_path("apps/v1", "Deployment", namespace, "churn"))
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/acme/churn:1.4"
+    again = mld.deploy(spec(image="ghcr.io/acme/churn:1.6"), namespace=namespace, kube=kube, wait=False)
+    assert "deployment/churn" in again.changed and not again.first_release
+
+
 # -- deploy_many: all or none, updates included -----------------------------------------------------------
 
 def test_deploy_many_all_or_none_for_updates(kube, namespace):
