@@ -544,23 +544,40 @@ def undeploy(name: str, *, namespace: str | None = None, kubeconfig: str | None 
     ns = validate_namespace(namespace or kube.namespace)
     if track is not None and track not in L.TRACKS:
         raise SpecError(f"track {track!r} is not one of {', '.join(L.TRACKS)}.")
-    try:
-        a = owner.read(kube, ns, name)
-    except NotOurs:
-        a = None  # a same-named ConfigMap that is not our anchor: nothing of ours, and it stays
-    if a is None:
-        raise NotDeployed(f"Nothing named {name} was deployed by jupyter-mldeploy in namespace {ns}.")
     if track is None:
-        owned = owner.delete(kube, a)
+        # This kernel's copy of the anchor is enough to delete it: the delete carries its uid, and the
+        # API server answers with what the anchor owns now.
+        a = owner.cached(kube, ns, name)
+        if a is not None:
+            try:
+                owned = owner.delete(kube, a)
+            except ClusterError as e:
+                if e.status not in (404, 409):  # gone, or replaced since: read what is there now
+                    raise
+                a = None
+        if a is None:
+            a = _anchor_or_none(kube, ns, name)
+            owned = owner.delete(kube, a)
         if wait:
             _wait_until_gone(kube, ns, name, timeout)
         return [describe(o.manifest(ns)) for o in owned]
+    a = _anchor_or_none(kube, ns, name)
     objs = a.on_track(track)
     records = [owner.Owned("v1", "Secret", r["metadata"]["name"], r["metadata"]["uid"])
                for r in release_records(kube, ns, name, track)]
     gone = kapply.delete_owned(kube, objs + records, ns)
     owner.record(kube, ns, name, removed=[o.key for o in objs])
     return [g for g in gone if not g.startswith("secret/")]
+
+
+def _anchor_or_none(kube: Kube, ns: str, name: str) -> owner.Anchor:
+    try:
+        a = owner.read(kube, ns, name)
+    except NotOurs:
+        a = None  # a same-named ConfigMap that is not our anchor: nothing of ours, and it stays
+    if a is None:
+        raise NotDeployed(f"Nothing named {name} was deployed by jupyter-mldeploy in namespace {ns}.")
+    return a
 
 
 def _wait_until_gone(kube: Kube, ns: str, name: str, timeout: float) -> None:

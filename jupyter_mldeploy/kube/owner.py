@@ -166,6 +166,15 @@ def settled(kube: Kube, ns: str, model: str) -> None:
         job.result()
 
 
+def forget_pending(kube: Kube, ns: str, model: str) -> None:
+    """The model is going away: its background record-keeping may fail as its objects go; no one
+    needs its outcome, so no later call of this process meets that error."""
+    with _lock:
+        job = _pending.pop((id(kube), ns, model), None)
+    if job is not None:
+        job.add_done_callback(lambda j: j.exception())
+
+
 def cached(kube: Kube, ns: str, model: str) -> Anchor | None:
     with _lock:
         a = _cache.get((id(kube), ns, model))
@@ -371,7 +380,7 @@ def delete(kube: Kube, a: Anchor, *, foreground: bool = True) -> list[Owned]:
 
     Foreground: the anchor stays (marked for deletion) until its objects are gone, so "gone" can be
     waited for. Returns the objects it owned, as the API server answered the delete."""
-    settled(kube, a.namespace, a.model)
+    forget_pending(kube, a.namespace, a.model)
     body = {"kind": "DeleteOptions", "apiVersion": "v1",
             "propagationPolicy": "Foreground" if foreground else "Background",
             "preconditions": {"uid": a.uid}}
