@@ -148,7 +148,9 @@ class MLDeploy(Configurable):
                 values[name] = _checked(name, environ[ENV_VARS[name]], ENV_VARS[name])
                 sources[name] = ENV_VARS[name]
             elif name == "kubeconfig" and environ.get("KUBECONFIG", "") != "":
-                values[name], sources[name] = None, "$KUBECONFIG"  # the client reads it itself
+                # Passed on explicitly: the kubernetes client reads $KUBECONFIG once, at its import,
+                # so a kernel's later `%env KUBECONFIG=...` would otherwise be missed.
+                values[name], sources[name] = environ["KUBECONFIG"], "$KUBECONFIG"
             elif name in project and not (name in CLUSTER and chosen):
                 values[name], sources[name] = project[name], str(found)
             else:
@@ -207,8 +209,8 @@ def describe_cluster(settings: Settings, context: str, *, flag: bool = False) ->
     `flag`: it was asked for with --context."""
     if context == "in-cluster":
         return "in-cluster (this pod's service account)"
-    path = settings.kubeconfig or (os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-                                   or str(Path.home() / ".kube" / "config"))
+    path = (settings.kubeconfig or os.environ.get("KUBECONFIG", "")).split(os.pathsep)[0] or str(
+        Path.home() / ".kube" / "config")
     source = "from --context" if flag else settings.cluster_source
     from .sandbox.folder import StateFolder
 

@@ -227,7 +227,7 @@ def test_kubeconfig_in_the_environment_beats_the_project_file_whole(tmp_path):
     s = MLDeploy().resolve(cwd=cwd, environ={"KUBECONFIG": "/home/me/.kube/dev"})
     # Neither half of the project's cluster is used: its context would switch clusters inside the
     # user's own kubeconfig just as well.
-    assert (s.kubeconfig, s.context) == (None, None)
+    assert (s.kubeconfig, s.context) == ("/home/me/.kube/dev", None)
     assert (s.sources["kubeconfig"], s.sources["context"]) == ("$KUBECONFIG", "default")
     assert s.cluster_source == "from $KUBECONFIG"
     assert s.namespace == "ml"  # the project's other settings still apply
@@ -251,6 +251,7 @@ def test_percent_config_context_beats_the_project_kubeconfig(tmp_path):
     assert s.cluster_source == "from %config (MLDeploy.context)"
     s = settings.resolve(cwd=cwd, environ={"KUBECONFIG": "/k"})
     assert s.cluster_source == "from %config (MLDeploy.context) and $KUBECONFIG"
+    assert s.kubeconfig == "/k"
 
 
 def test_empty_kubeconfig_variable_means_unset(tmp_path):
