@@ -123,7 +123,7 @@ class DeployMagics(Magics):
         told = f"Cluster: {describe_cluster(settings, kube.context, flag=bool(flag))} ({kube.server})."
         if told != self._told:
             self._told = told
-            print(told)
+            views.say(self._live(settings), told)
 
     def _live(self, settings: Settings) -> bool:
         return views.is_live(settings.interactive, self.shell)

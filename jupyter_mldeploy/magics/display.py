@@ -169,6 +169,17 @@ class LiveProgress:
         self.box.close()
 
 
+def say(live: bool, text: str) -> None:
+    """One line for the user: printed headless, a small output of its own in a live frontend (kept
+    in the saved notebook, and out of stdout, which a live view leaves empty)."""
+    if live:
+        from IPython.display import display
+
+        display(_Static(text, f"<p>{html.escape(text)}</p>"))
+    else:
+        print(text, flush=True)
+
+
 def progress_view(live: bool, title: str) -> Progress:
     if live:
         return LiveProgress(title)
