@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from . import build, crds, pki, pod_logs
 from .errors import SandboxError
-from .folder import StateFolder, open_private_append, write_private
+from .folder import StateFolder, open_private_append, private_dir, write_private
 
 Progress = Callable[[str], None]
 
@@ -91,6 +92,12 @@ def _signal(proc: dict, sig: int) -> bool:
         fd = os.pidfd_open(proc["pid"])
     except ProcessLookupError:
         return False
+    except OSError:  # no pidfd (a kernel before 5.3, or a seccomp filter): check, then signal
+        if not _alive(proc):
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc["pid"], sig)
+        return True
     try:
         if not _alive(proc):
             return False
@@ -244,6 +251,7 @@ class Sandbox:
         self.folder.mkdir("logs")
         self.folder.mkdir("pki")
         self.folder.own("etcd")  # etcd makes its data folder itself, 0700
+        self.folder.own("kubectl-cache")  # not the user's ~/.kube/cache; see _kubectl
         self.folder.own("state.json")
         tokens = pki.make_pki(self.pki_dir)
         server = f"https://127.0.0.1:{ports.apiserver}"
@@ -300,8 +308,14 @@ class Sandbox:
         self._save(state)
 
     def _kubectl(self, binaries: Path, *args: str) -> str:
-        proc = subprocess.run([str(binaries / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-                              capture_output=True, text=True, timeout=120)
+        # Its own cache, removed after the call: kubectl chmods its cache files 0660 whatever the umask.
+        cache = private_dir(self.dir / "kubectl-cache")
+        try:
+            proc = subprocess.run([str(binaries / "kubectl"), "--kubeconfig", str(self.kubeconfig),
+                                   "--cache-dir", str(cache), *args],
+                                  capture_output=True, text=True, timeout=120, umask=0o077)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
         if proc.returncode != 0:
             raise SandboxError(f"kubectl {args[0]} failed during bootstrap: {proc.stderr.strip()}")
         return proc.stdout
