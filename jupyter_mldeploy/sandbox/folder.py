@@ -45,7 +45,7 @@ def private_dir(path: Path) -> Path:
     except FileNotFoundError:
         private_dir(path.parent)
         return private_dir(path)
-    os.chmod(path, 0o700, follow_symlinks=False)
+    os.chmod(path, 0o700)  # a real folder of ours: made just now, or checked above with lstat
     return path
 
 
@@ -151,9 +151,7 @@ class StateFolder:
         made = not os.path.lexists(self.path)
         if made:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            private_dir(self.path)
-        else:  # an empty folder of ours (check() said so): it becomes private
-            os.chmod(self.path, 0o700)
+        private_dir(self.path)  # or an empty folder of ours (check() said so): it becomes private
         fd = os.open(self.marker, _FLAGS, 0o600)  # O_EXCL: two `up`s never both claim it
         os.close(fd)
         self._save({"kind": _KIND, "made_folder": made, "entries": []})
