@@ -352,6 +352,10 @@ def test_up_writes_nothing_another_user_can_read(second):
     assert (box.dir / "notes.txt").read_text() == "the user's own notes\n"
     lock = box.dir.parent / f".{box.dir.name}.lock"
     assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    # Command lines are world-readable (/proc/PID/cmdline): they name files, never a token.
+    for proc in state["processes"].values():
+        cmdline = Path(f"/proc/{proc['pid']}/cmdline").read_bytes()
+        assert cmdline and not any(t.encode() in cmdline for t in tokens), proc["cmd"]
 
 
 def test_etcd_refuses_a_client_without_its_certificate(second):
