@@ -57,6 +57,9 @@ class Kube:
         from kubernetes.config.config_exception import ConfigException
 
         cfg = client.Configuration()
+        # The client reads $KUBECONFIG once, when it is imported: read it now, so a kernel's later
+        # `%env KUBECONFIG=...` is the file used (and the one connect() keys its cache by).
+        kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
         try:
             config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg,
                                     persist_config=False)
