@@ -20,6 +20,7 @@ dropped connection. Here every resource a client can hold is bounded:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import select
@@ -115,7 +116,7 @@ class _Reader:
         self._sock.settimeout(wait)
         try:
             return self._sock.recv_into(view)
-        except socket.timeout:
+        except TimeoutError:  # socket.timeout
             raise TimeoutError("the client sent nothing in time") from None
 
     def readline(self, limit: int = -1) -> bytes:
@@ -181,11 +182,12 @@ class BoundedServer(HTTPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type[BoundedHandler], *,
-                 limits: Limits = Limits(), errors: Callable[[str], Any] | None = None,
+                 limits: Limits | None = None, errors: Callable[[str], Any] | None = None,
                  name: str = "serving") -> None:
-        self.limits = limits
+        self.limits = limits = limits or Limits()
         self.quiet = QuietLog(errors, name)
-        self._waiting: queue.Queue = queue.Queue(maxsize=limits.backlog)
+        self._waiting: queue.Queue = queue.Queue()
+        self._admitted = 0  # connections being served or waiting: at most workers + backlog
         self._refuse: queue.Queue = queue.Queue(maxsize=64)
         self._budget_lock = threading.Lock()
         self._body_bytes = 0
@@ -202,9 +204,13 @@ class BoundedServer(HTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Called by serve_forever for each accepted connection: queue it, or refuse it (503)."""
-        try:
-            self._waiting.put_nowait((request, client_address))
-        except queue.Full:
+        with self._budget_lock:
+            admit = self._admitted < self.limits.workers + self.limits.backlog
+            if admit:
+                self._admitted += 1
+        if admit:
+            self._waiting.put((request, client_address))
+        else:
             try:
                 self._refuse.put_nowait(request)
             except queue.Full:  # flooded: close without a word rather than block the acceptor
@@ -226,9 +232,10 @@ class BoundedServer(HTTPServer):
             except Exception as e:  # noqa: BLE001 - one line, never a traceback, and the worker lives on
                 self.quiet("connection failed", f"{_peer(address)}: {type(e).__name__}: {e}")
             finally:
+                self.shutdown_request(sock)
                 with self._budget_lock:
                     self.busy -= 1
-                self.shutdown_request(sock)
+                    self._admitted -= 1
 
     def _refuser(self) -> None:
         body = json.dumps({"error": "The server is busy: every worker is taken; retry shortly."}).encode()
@@ -243,10 +250,8 @@ class BoundedServer(HTTPServer):
                 # Read what the client already sent (a brief wait), so closing does not reset the
                 # connection before it reads the answer.
                 sock.settimeout(0.02)
-                try:
+                with contextlib.suppress(OSError):
                     sock.recv(64 * 1024)
-                except OSError:
-                    pass
                 sock.settimeout(0.5)
                 sock.sendall(answer)
                 sock.shutdown(socket.SHUT_WR)
@@ -300,6 +305,7 @@ class BoundedHandler(BaseHTTPRequestHandler):
     """
 
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.1"  # a malformed request line still gets a status line back
     disable_nagle_algorithm = True
     server: BoundedServer
     rfile: Any

@@ -631,7 +631,7 @@ def _allow(method: str, expected: str) -> None:
 
 class _Server(BoundedServer):
     def __init__(self, address: tuple[str, int], model: ModelAdapter, log: PredictionLog, *,
-                 limits: Limits = Limits(), errors: Callable[[str], Any] | None = None) -> None:
+                 limits: Limits | None = None, errors: Callable[[str], Any] | None = None) -> None:
         self.model = model
         self.log = log
         super().__init__(address, _Handler, limits=limits, errors=errors, name=SERVER_NAME)
