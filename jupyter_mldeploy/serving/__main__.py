@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        limits = Limits(workers=args.workers, backlog=args.workers, max_body=args.max_body,
+        limits = Limits(workers=args.workers, max_body=args.max_body,
                         body_budget=max(Limits.body_budget, 4 * args.max_body))
         server = make_server(args.model, name=args.name, version=args.version, port=args.port,
                              host=args.host, log=args.log_file or sys.stdout, limits=limits)

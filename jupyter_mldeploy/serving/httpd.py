@@ -4,13 +4,16 @@
 timeout, a negative Content-Length read to the end of the stream, and a traceback on stderr for every
 dropped connection. Here every resource a client can hold is bounded:
 
-- connections: a fixed pool of `workers` threads and a waiting line of `backlog` accepted connections;
-  past that a connection is answered 503 at once (by a small refuser thread, never the acceptor) and
-  closed;
-- time: the request head must arrive within `header_timeout` of the first byte (a total deadline, so
-  a client dribbling one byte at a time gains nothing), each body read may wait `read_timeout`, the
-  whole body `body_timeout`; an idle keep-alive connection is closed after `idle_timeout`, and at once
-  when another connection is waiting for a worker, so keep-alive clients never starve new ones;
+- connections: at most `max_connections` open; one "parker" thread holds every connection that is not
+  being served (new ones, idle keep-alive ones) and reads its request head without blocking, so a
+  worker only ever gets a connection whose head is complete: a slow or silent client (slowloris),
+  or an idle keep-alive one, holds a socket and a small buffer, never a worker;
+- workers: a fixed pool of `workers` threads and a waiting line of `backlog` connections with a
+  complete head; past that a connection is answered 503 (by a small refuser thread) and closed;
+- time: a new connection's head must be complete `header_timeout` after it was accepted (a total
+  deadline, so a client dribbling one byte at a time gains nothing), each body read may wait
+  `read_timeout`, the whole body `body_timeout`; an idle keep-alive connection is closed after
+  `idle_timeout`;
 - bytes: Content-Length must be plain digits (400), present on a body-carrying method (411), at most
   `max_body` (413), and all bodies read at once together at most `body_budget` (503); chunked bodies
   are refused with 411. The body is read into one preallocated buffer;
@@ -24,6 +27,7 @@ import contextlib
 import json
 import queue
 import select
+import selectors
 import socket
 import threading
 import time
@@ -43,7 +47,9 @@ class Limits:
     """What one client may hold. Times in seconds, sizes in bytes."""
 
     workers: int = 16
-    backlog: int = 16  # accepted connections waiting for a worker before the next one gets 503
+    # Accepted connections waiting for a worker before the next one gets 503. A waiting connection
+    # costs a socket in a queue, no thread and no buffer.
+    backlog: int = 128
     max_body: int = 16 * 1024 * 1024
     body_budget: int = 64 * 1024 * 1024  # bodies of all requests being read or served at once
     header_timeout: float = 10.0
@@ -51,6 +57,7 @@ class Limits:
     body_timeout: float = 60.0
     idle_timeout: float = 5.0
     write_timeout: float = 10.0
+    max_connections: int = 1024  # held open at once (parked, waiting or served); more are closed
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.backlog < 0:
@@ -73,7 +80,7 @@ class QuietLog:
 
     def __init__(self, write: Callable[[str], Any] | None, prefix: str) -> None:
         self._write = write
-        self._prefix = prefix
+        self.prefix = prefix
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
         self._skipped: dict[str, int] = {}
@@ -89,7 +96,7 @@ class QuietLog:
             self._last[kind] = now
             skipped = self._skipped.pop(kind, 0)
         more = f" (and {skipped} more like it)" if skipped else ""
-        self._write(f"{self._prefix}: {kind}: {' '.join(text.split())}{more}")
+        self._write(f"{self.prefix}: {kind}: {' '.join(text.split())}{more}")
 
 
 class _Reader:
@@ -99,15 +106,37 @@ class _Reader:
     whatever its pace. `buffered` says whether a pipelined request is already here.
     """
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, initial: bytearray | None = None) -> None:
         self._sock = sock
-        self._buf = bytearray()
+        self._buf = initial if initial is not None else bytearray()
         self.deadline = float("inf")
         self.gap = float("inf")  # the longest wait for one recv
 
     @property
     def buffered(self) -> bool:
         return bool(self._buf)
+
+    def head_within(self, wait: float) -> bool:
+        """Whether a complete request head is buffered after at most `wait` seconds (what a client
+        sending its next request right away needs; a partial head is left for the parker)."""
+        if not self._buf:
+            try:
+                ready, _, _ = select.select([self._sock], [], [], wait)
+                if ready:
+                    self._sock.settimeout(0)
+                    chunk = self._sock.recv(MAX_HEAD)
+                    if not chunk:
+                        return False
+                    self._buf += chunk
+            except (BlockingIOError, InterruptedError):
+                pass
+            except (OSError, ValueError):
+                return False
+        return self._buf.find(b"\r\n\r\n") >= 0 or self._buf.find(b"\n\n") >= 0
+
+    def take_buffer(self) -> bytearray:
+        buf, self._buf = self._buf, bytearray()
+        return buf
 
     def _recv_into(self, view: memoryview) -> int:
         wait = min(self.deadline - time.monotonic(), self.gap)
@@ -175,6 +204,141 @@ class _Reader:
         return bytes(self.read_body(n))
 
 
+class _Parker:
+    """One thread that holds every connection not being served: new ones, and idle keep-alive ones.
+
+    It reads each connection's request head without blocking (at most MAX_HEAD bytes) and hands the
+    connection to a worker only once the head is complete, so a client that is slow to send its head,
+    or sends nothing, holds a socket and a small buffer here, never a worker. Deadlines: a new
+    connection's head must be complete `header_timeout` after it was accepted; an idle keep-alive
+    connection has `idle_timeout` to start its next request, then `header_timeout` to finish the head.
+    """
+
+    def __init__(self, server: BoundedServer) -> None:
+        self._server = server
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._incoming: queue.SimpleQueue = queue.SimpleQueue()
+        self._held: dict[socket.socket, _Parked] = {}
+        self.count = 0  # connections held here or on their way in
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name=f"{server.quiet.prefix}-parker", daemon=True)
+        self.thread.start()
+
+    def park(self, sock: socket.socket, address: Any, *, first: bool, head: bytearray | None = None) -> bool:
+        """Hold `sock` until its next request head is complete; False when full (the caller closes)."""
+        with self._lock:
+            if self.count >= self._server.limits.max_connections:
+                return False
+            self.count += 1
+        limits = self._server.limits
+        now = time.monotonic()
+        deadline = now + (limits.header_timeout if first or head else limits.idle_timeout)
+        self._incoming.put(_Parked(sock, address, head or bytearray(), deadline, first))
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+        return True
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def _run(self) -> None:
+        server = self._server
+        chunk = bytearray(MAX_HEAD)
+        while not server.closing.is_set():
+            now = time.monotonic()
+            soonest = min((p.deadline for p in self._held.values()), default=now + 0.5)
+            events = self._selector.select(max(0.0, min(soonest - now, 0.5)))
+            for key, _ in events:
+                if key.fileobj is self._wake_r:
+                    with contextlib.suppress(OSError):
+                        while self._wake_r.recv(4096):
+                            pass
+                    continue
+                parked = self._held[key.fileobj]
+                self._read(parked, chunk)
+            while True:
+                try:
+                    parked = self._incoming.get_nowait()
+                except queue.Empty:
+                    break
+                try:
+                    parked.sock.setblocking(False)
+                    self._selector.register(parked.sock, selectors.EVENT_READ)
+                except (OSError, ValueError):
+                    self._drop(parked, None)
+                    continue
+                self._held[parked.sock] = parked
+            now = time.monotonic()
+            for parked in [p for p in self._held.values() if p.deadline <= now]:
+                if parked.first or parked.head:
+                    self._drop(parked, "sent no complete request head in time" if parked.head
+                               else "connected and sent nothing")
+                else:
+                    self._drop(parked, None)  # an idle keep-alive connection, closed quietly
+        for parked in list(self._held.values()):
+            self._drop(parked, None)
+
+    def _read(self, parked: _Parked, chunk: bytearray) -> None:
+        try:
+            n = parked.sock.recv_into(chunk)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self._drop(parked, None if not parked.head else f"{type(e).__name__}")
+            return
+        if not n:
+            self._drop(parked, None)  # the client closed: nothing to say
+            return
+        if not parked.head:
+            parked.deadline = time.monotonic() + self._server.limits.header_timeout
+        parked.head += chunk[:n]
+        complete = parked.head.find(b"\r\n\r\n") >= 0 or parked.head.find(b"\n\n") >= 0
+        if complete or len(parked.head) >= MAX_HEAD:  # too long: a worker answers 431 or 414
+            self._release(parked)
+            parked.sock.setblocking(True)
+            self._server.dispatch(parked.sock, parked.address, parked.head)
+
+    def _release(self, parked: _Parked) -> None:
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._selector.unregister(parked.sock)
+        self._held.pop(parked.sock, None)
+        with self._lock:
+            self.count -= 1
+
+    def _drop(self, parked: _Parked, why: str | None) -> None:
+        self._release(parked)
+        if why:
+            self._server.quiet("timeout", f"{_peer(parked.address)}: {why}")
+        with contextlib.suppress(OSError):
+            parked.sock.close()
+
+    def close(self) -> None:
+        self.wake()
+        self.thread.join(timeout=2)
+        with contextlib.suppress(OSError):
+            self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+@dataclass
+class _Parked:
+    sock: socket.socket
+    address: Any
+    head: bytearray
+    deadline: float
+    first: bool
+
+
+# The longest request head (request line and headers) accepted.
+MAX_HEAD = 64 * 1024
+
+
 class BoundedServer(HTTPServer):
     """An HTTPServer whose connections are served by a fixed pool of workers (see the module doc)."""
 
@@ -187,13 +351,15 @@ class BoundedServer(HTTPServer):
         self.limits = limits = limits or Limits()
         self.quiet = QuietLog(errors, name)
         self._waiting: queue.Queue = queue.Queue()
-        self._admitted = 0  # connections being served or waiting: at most workers + backlog
+        self._admitted = 0  # connections being served or waiting for a worker: workers + backlog at most
         self._refuse: queue.Queue = queue.Queue(maxsize=64)
         self._budget_lock = threading.Lock()
         self._body_bytes = 0
+        self._local = threading.local()
         self.closing = threading.Event()
         self.busy = 0  # connections a worker is serving (for tests and the bench)
         super().__init__(address, handler)
+        self.parker = _Parker(self)
         self._threads = [threading.Thread(target=self._work, name=f"{name}-worker-{i}", daemon=True)
                          for i in range(limits.workers)]
         self._threads.append(threading.Thread(target=self._refuser, name=f"{name}-refuser", daemon=True))
@@ -203,39 +369,57 @@ class BoundedServer(HTTPServer):
     # -- connections
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        """Called by serve_forever for each accepted connection: queue it, or refuse it (503)."""
+        """Called by serve_forever for each accepted connection: the parker holds it until its head is
+        complete (or, when even the parker is full, it is closed at once)."""
+        if not self.parker.park(request, client_address, first=True):
+            self.quiet("busy", f"{self.limits.max_connections} connections open: one was closed at once")
+            self.shutdown_request(request)
+
+    def dispatch(self, sock: socket.socket, address: Any, head: bytearray) -> None:
+        """A connection with a complete request head: to a worker, or 503 when all are taken."""
         with self._budget_lock:
             admit = self._admitted < self.limits.workers + self.limits.backlog
             if admit:
                 self._admitted += 1
         if admit:
-            self._waiting.put((request, client_address))
-        else:
-            try:
-                self._refuse.put_nowait(request)
-            except queue.Full:  # flooded: close without a word rather than block the acceptor
-                self.shutdown_request(request)
+            self._waiting.put((sock, address, head))
+            return
+        try:
+            self._refuse.put_nowait(sock)
+        except queue.Full:  # flooded: close without a word rather than block
+            self.shutdown_request(sock)
 
-    def others_waiting(self) -> bool:
-        return not self._waiting.empty()
+    def finish_request(self, request: Any, client_address: Any) -> BoundedHandler:
+        return self.RequestHandlerClass(request, client_address, self)
 
     def _work(self) -> None:
         while True:
             item = self._waiting.get()
             if item is None:
                 return
-            sock, address = item
+            sock, address, head = item
             with self._budget_lock:
                 self.busy += 1
+            parked = False
             try:
-                self.finish_request(sock, address)
+                self._local.head = head
+                handler = self.finish_request(sock, address)
+                parked = handler.keep and not self.closing.is_set() and self.parker.park(
+                    sock, address, first=False, head=handler.rfile.take_buffer())
             except Exception as e:  # noqa: BLE001 - one line, never a traceback, and the worker lives on
                 self.quiet("connection failed", f"{_peer(address)}: {type(e).__name__}: {e}")
             finally:
-                self.shutdown_request(sock)
+                if not parked:
+                    self.shutdown_request(sock)
                 with self._budget_lock:
                     self.busy -= 1
                     self._admitted -= 1
+
+    def initial_head(self) -> bytearray:
+        """The bytes the parker read for the connection this worker thread is setting up."""
+        head = getattr(self._local, "head", None)
+        self._local.head = None
+        return head if head is not None else bytearray()
 
     def _refuser(self) -> None:
         body = json.dumps({"error": "The server is busy: every worker is taken; retry shortly."}).encode()
@@ -247,14 +431,14 @@ class BoundedServer(HTTPServer):
             if sock is None:
                 return
             try:
-                # Read what the client already sent (a brief wait), so closing does not reset the
+                sock.settimeout(0.5)
+                sock.sendall(answer)
+                sock.shutdown(socket.SHUT_WR)
+                # Read what else the client sent (a brief wait), so closing does not reset the
                 # connection before it reads the answer.
                 sock.settimeout(0.02)
                 with contextlib.suppress(OSError):
                     sock.recv(64 * 1024)
-                sock.settimeout(0.5)
-                sock.sendall(answer)
-                sock.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
             finally:
@@ -264,6 +448,7 @@ class BoundedServer(HTTPServer):
     def server_close(self) -> None:
         self.closing.set()
         super().server_close()
+        self.parker.close()
         for q in (self._waiting, self._refuse):
             while True:  # connections never served: close them
                 try:
@@ -312,8 +497,9 @@ class BoundedHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.rfile = _Reader(self.connection)
+        self.rfile = _Reader(self.connection, self.server.initial_head())
         self._reserved = 0
+        self.keep = False
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
         """No access log (the model server logs predictions); client errors go through `quiet`."""
@@ -324,12 +510,11 @@ class BoundedHandler(BaseHTTPRequestHandler):
     # -- the connection's life
 
     def handle(self) -> None:
+        """Serve the requests whose heads are here; then `keep` says whether to park the connection."""
         limits = self.server.limits
+        self.keep = False
         self.close_connection = True
-        first = True
         while not self.server.closing.is_set():
-            if not self._request_arrives(limits.header_timeout if first else limits.idle_timeout, first):
-                return
             self.rfile.deadline = time.monotonic() + limits.header_timeout
             self.rfile.gap = limits.read_timeout
             try:
@@ -343,27 +528,10 @@ class BoundedHandler(BaseHTTPRequestHandler):
                     self._reserved = 0
             if self.close_connection:
                 return
-            first = False
-
-    def _request_arrives(self, timeout: float, first: bool) -> bool:
-        """Wait for the next request's first byte; False: timed out, shutting down, or make room."""
-        if self.rfile.buffered:
-            return True
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                if first:
-                    self.server.quiet("timeout", f"{_peer(self.client_address)}: connected and sent nothing")
-                return False
-            try:
-                ready, _, _ = select.select([self.connection], [], [], min(left, 0.1))
-            except (OSError, ValueError):
-                return False
-            if ready:
-                return True
-            if self.server.closing.is_set() or (not first and self.server.others_waiting()):
-                return False  # an idle keep-alive connection gives its worker to one that waits
+            if not self.rfile.head_within(0.002):
+                # Idle, or a head still on its way: the parker waits for it, not a worker.
+                self.keep = True
+                return
 
     def handle_expect_100(self) -> bool:
         # Check the length before inviting the body: a client told 413 never sends it.
@@ -425,7 +593,7 @@ class BoundedHandler(BaseHTTPRequestHandler):
     def _answer(self, status: int, payload: Any, *, headers: dict[str, str] | None = None,
                 close: bool = False) -> None:
         data = json.dumps(payload, separators=(",", ":"), default=str).encode()
-        if close or self.server.others_waiting():  # a busy server does not keep this connection
+        if close:
             self.close_connection = True
         self.connection.settimeout(self.server.limits.write_timeout)
         self.send_response(status)

@@ -225,17 +225,17 @@ def _wait(cond, what: str) -> None:
 
 
 def test_workers_are_bounded_and_a_full_server_answers_503(notes):
-    with server(notes, workers=2, backlog=1, header_timeout=PATIENCE) as s:
+    with server(notes, workers=2, backlog=1, body_timeout=PATIENCE) as s:
         threads_before = threading.active_count()
         holders = []
-        for _ in range(2):  # two clients that start a request and never finish it hold both workers
+        for _ in range(2):  # two clients that send a head, then never finish the body, hold both workers
             sock = connect(s)
-            sock.sendall(b"POST /v2/models/churn/infer HTTP/1.1\r\n")
+            sock.sendall(post_head("100") + b"{")
             holders.append(sock)
         _wait(lambda: s._server.busy == 2, "both workers never became busy")
         waiting = connect(s)  # the one place in the waiting line
         waiting.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-        _wait(lambda: s._server.others_waiting(), "the third connection never queued")
+        _wait(lambda: not s._server._waiting.empty(), "the third connection never queued")
         many = [raw(s, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n") for _ in range(5)]
         assert [m[0] for m in many] == [503] * 5
         assert all(m[1]["connection"] == "close" and "busy" in m[2]["error"] for m in many)
@@ -244,6 +244,32 @@ def test_workers_are_bounded_and_a_full_server_answers_503(notes):
             sock.close()
         assert read_response(waiting)[0] == 200  # served once a worker was free
         waiting.close()
+        assert raw(s, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+
+
+def test_clients_slow_to_send_their_head_hold_no_worker(notes):
+    # 50 connections with half a head each, one worker: a complete request is still answered at once.
+    with server(notes, workers=1, backlog=2, header_timeout=PATIENCE) as s:
+        slow = [connect(s) for _ in range(50)]
+        for sock in slow:
+            sock.sendall(b"POST /v2/models/churn/infer HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(3):
+            assert raw(s, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+        _wait(lambda: s._server.busy == 0, "a slow client held the worker")
+        for sock in slow:
+            sock.close()
+
+
+def test_connections_past_max_connections_are_closed(notes):
+    with server(notes, max_connections=5, header_timeout=PATIENCE) as s:
+        held = [connect(s) for _ in range(5)]
+        _wait(lambda: s._server.parker.count == 5, "the parker never held five connections")
+        extra = connect(s)
+        assert closed_by_server(extra)
+        extra.close()
+        for sock in held:
+            sock.close()
+        _wait(lambda: s._server.parker.count == 0, "closed connections stayed parked")
         assert raw(s, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
 
 
