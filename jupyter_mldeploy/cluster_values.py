@@ -7,7 +7,7 @@ import math
 
 from .errors import MLDeployError
 
-__all__ = ["ClusterValueError", "number", "whole_number"]
+__all__ = ["ClusterValueError", "number", "whole_number", "whole_numbers"]
 
 
 class ClusterValueError(MLDeployError):
@@ -29,6 +29,15 @@ def whole_number(text: object, *, key: str, where: str) -> int:
     if not (body.isascii() and body.isdigit()):
         raise _refuse(text, key, where, "a whole number")
     return int(value)
+
+
+def whole_numbers(text: object, *, key: str, where: str) -> tuple[int, ...]:
+    """A comma-separated annotation ("10,50,100") as ints; "" is none. One sentence otherwise."""
+    parts = [p.strip() for p in str(text).split(",")] if str(text).strip() else []
+    try:
+        return tuple(whole_number(p, key=key, where=where) for p in parts)
+    except ClusterValueError:
+        raise _refuse(text, key, where, "a comma-separated list of whole numbers") from None
 
 
 def number(text: object, *, key: str, where: str) -> float:

@@ -170,7 +170,7 @@ def _from_annotations(name: str, ns: str, router: str, ann: dict, obj: dict, kub
     def whole(key: str, text: object) -> int:
         return cluster_values.whole_number(text, key=key, where=where)
 
-    steps = tuple(whole(STEPS, s) for s in str(ann.get(STEPS, "")).split(",") if s.strip())
+    steps = cluster_values.whole_numbers(ann.get(STEPS, ""), key=STEPS, where=where)
     mirror = ann.get("mldeploy.io/mirror-percent")
     spec = obj.get("spec", {})
     host = (spec.get("hostnames") or [None])[0] if router == "gateway" else None
