@@ -35,3 +35,4 @@ bench: $(STAMP)
 	$(PYTHON) bench/bench_slider.py
 	$(PYTHON) bench/bench_shadow.py
 	$(PYTHON) bench/bench_status_view.py
+	$(PYTHON) bench/bench_serving.py

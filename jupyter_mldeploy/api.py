@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from . import cluster_values, preflight
 from . import labels as L
-from . import preflight
 from .errors import ClusterError, MLDeployError, NotDeployed, NotOurs, RolloutFailed, SpecError, StaleState
 from .follow import StatusCallback, WaitTimeout, follow
 from .kube import apply as kapply
@@ -635,7 +635,9 @@ def history(name: str, *, namespace: str | None = None, track: str = "stable", k
             continue
         tmpl = rs["spec"]["template"]
         h = tmpl["metadata"].get("annotations", {}).get(L.SPEC_HASH)
-        revisions.append(Revision(int(rev), tmpl["spec"]["containers"][0]["image"],
+        number = cluster_values.whole_number(rev, key="deployment.kubernetes.io/revision",
+                                             where=f"ReplicaSet {meta.get('name')} in namespace {ns}")
+        revisions.append(Revision(number, tmpl["spec"]["containers"][0]["image"],
                                   tmpl["metadata"].get("labels", {}).get(L.APP_VERSION), h,
                                   meta.get("creationTimestamp", ""), rs.get("status", {}).get("replicas", 0),
                                   current=h == live_hash))

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from . import api, traffic
+from . import api, cluster_values, traffic
 from . import labels as L
 from .errors import ClusterError, MLDeployError, RolloutFailed, SpecError
 from .kube import apply as kapply
@@ -157,7 +157,12 @@ def _get_or_none(kube: Kube, path: str) -> dict | None:
 
 
 def _from_annotations(name: str, ns: str, router: str, ann: dict, obj: dict, kube: Kube) -> Rollout:
-    steps = tuple(int(s) for s in ann.get(STEPS, "").split(",") if s)
+    where = f"{obj.get('kind', 'the route')} {name} in namespace {ns}"
+
+    def whole(key: str, text: object) -> int:
+        return cluster_values.whole_number(text, key=key, where=where)
+
+    steps = cluster_values.whole_numbers(ann.get(STEPS, ""), key=STEPS, where=where)
     mirror = ann.get("mldeploy.io/mirror-percent")
     spec = obj.get("spec", {})
     host = (spec.get("hostnames") or [None])[0] if router == "gateway" else None
@@ -169,8 +174,9 @@ def _from_annotations(name: str, ns: str, router: str, ann: dict, obj: dict, kub
     if router == "nginx":
         rules = spec.get("rules") or [{}]
         host = rules[0].get("host")
-    r = Rollout(name, ns, ann[STRATEGY], router, weight=int(ann.get(L.WEIGHT, "0")),
-                mirror=int(mirror) if mirror is not None else None, step=int(ann.get(L.STEP, "-1")),
+    r = Rollout(name, ns, ann[STRATEGY], router, weight=whole(L.WEIGHT, ann.get(L.WEIGHT, "0")),
+                mirror=whole("mldeploy.io/mirror-percent", mirror) if mirror is not None else None,
+                step=whole(L.STEP, ann.get(L.STEP, "-1")),
                 steps=steps, stable_version=ann.get(L.STABLE_VERSION),
                 candidate_version=ann.get(L.CANDIDATE_VERSION), host=host, gateway=gateway, kube=kube)
     if router == "replicas":

@@ -525,7 +525,11 @@ def _load_body(body: str, user_ns: Mapping[str, Any]) -> dict[str, Any]:
 
     marked = _VAR.sub(mark, body)
     try:
-        data = yaml.safe_load(marked)
+        data = _safe_yaml(marked)
+    except _AliasRefused as e:
+        raise UsageError(f"The %%deploy body uses a YAML {e.what} (line {e.line}): write the value out "
+                         f"instead; anchors and aliases are refused, so a few lines cannot expand into "
+                         f"a huge spec.") from None
     except yaml.MarkedYAMLError as e:
         pos = e.problem_mark
         where = f" (line {pos.line + 1}, column {pos.column + 1})" if pos else ""
@@ -563,6 +567,34 @@ def _load_body(body: str, user_ns: Mapping[str, Any]) -> dict[str, Any]:
         return fill(data)
     except RecursionError:
         raise UsageError("A variable in the %%deploy body refers to itself; give a plain value.") from None
+
+
+class _AliasRefused(Exception):
+    def __init__(self, what: str, line: int) -> None:
+        super().__init__(what)
+        self.what = what
+        self.line = line
+
+
+def _safe_yaml(text: str) -> Any:
+    """yaml.safe_load, refusing any anchor (&a) or alias (*a) as the parser meets it: before a node is
+    composed, so an alias bomb never expands (nor does a merge key `<<: *a`, which needs an alias)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                raise _AliasRefused(f"alias *{event.anchor}", event.start_mark.line + 1)
+            if getattr(event, "anchor", None) is not None:
+                raise _AliasRefused(f"anchor &{event.anchor}", event.start_mark.line + 1)
+            return super().compose_node(parent, index)
+
+    loader = Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _unmark(text: str, words: Mapping[str, str]) -> str:
@@ -632,12 +664,43 @@ def _parse(func: Callable, line: str, user_ns: Mapping[str, Any]) -> argparse.Na
     except ValueError as e:
         raise UsageError(f"%{magic}: the line has {_one_line(e).lower().rstrip('.')}: close the quote or "
                          f"escape it with a backslash.") from None
-    argv = [substitute(arg, user_ns, f"the %{magic} line") for arg in argv]
+    # A token that a {var} made start with "-" would read as an option: it goes to argparse as a
+    # placeholder word and its value is put back afterwards, so a value always stays a value.
+    nonce = secrets.token_hex(4)
+    values: dict[str, str] = {}
+    tokens = []
+    for arg in argv:
+        text = substitute(arg, user_ns, f"the %{magic} line")
+        if text.startswith("-") and not arg.startswith("-"):
+            word = f"mldeployvalue{nonce}x{len(values)}x"
+            values[word] = text
+            text = word
+        tokens.append(text)
     parser = func.parser
     try:
-        return parser.parse_args(argv)
+        parsed = parser.parse_args(tokens)
     except UsageError as e:
-        raise _argparse_error(magic, parser, str(e)) from None
+        message = str(e)
+        if message.startswith("unrecognized arguments: "):
+            extra = next((w for w in message.split()[2:] if w in values), None)
+            if extra is not None:
+                raise UsageError(f"%{magic} got an unexpected value {values[extra]!r} from a {{variable}}: a "
+                                 f"variable's value is never read as an option; see %{magic}? for the "
+                                 f"options.") from None
+        for word, text in values.items():
+            message = message.replace(word, text)
+        raise _argparse_error(magic, parser, message) from None
+    def restore(value: Any) -> Any:
+        if isinstance(value, str):
+            return values.get(value, value)
+        if isinstance(value, list):
+            return [restore(v) for v in value]
+        return value
+
+    if values:
+        for key, value in vars(parsed).items():
+            setattr(parsed, key, restore(value))
+    return parsed
 
 
 def _count(value: str | None, flag: str) -> int | None:

@@ -26,6 +26,7 @@ import ipywidgets as widgets
 import traitlets
 
 from .. import api, rollout, traffic
+from ..cluster_values import number
 from ..errors import ClusterError, MLDeployError
 from ..kube.client import Kube, connect
 from ..kube.resources import collection_path
@@ -90,8 +91,10 @@ def read_weights(r: Rollout) -> Weights:
         ing = _get(kube, f"{collection_path('networking.k8s.io/v1', 'Ingress', ns)}/{name}-canary") or {}
         ann = ing.get("metadata", {}).get("annotations", {})
         prefix = "nginx.ingress.kubernetes.io/"
-        weight = float(ann.get(prefix + "canary-weight", 0))
-        total = float(ann.get(prefix + "canary-weight-total", 100)) or 100
+        where = f"Ingress {name}-canary in namespace {ns}"
+        weight = number(ann.get(prefix + "canary-weight", 0), key=prefix + "canary-weight", where=where)
+        total = number(ann.get(prefix + "canary-weight-total", 100), key=prefix + "canary-weight-total",
+                       where=where) or 100
         return Weights(100 - 100 * weight / total, 100 * weight / total, r.router)
     # replicas: requests divide by pods, so the split is what the Deployments ask for
     deployments = collection_path("apps/v1", "Deployment", ns)
