@@ -153,7 +153,9 @@ class Deployment:
         head = f"{self.object_name} in namespace {self.namespace}"
         if self.created or self.changed:
             head += (f" (created: {', '.join(self.created) or '-'}; "
-                     f"applied to existing: {', '.join(self.changed) or '-'})")
+                     f"applied to existing: {', '.join(self.changed) or '-'}"
+                     + (f"; removed, no longer in the spec: {', '.join(self.pruned)}" if self.pruned else "")
+                     + ")")
         lines = [head]
         if self.last_status is not None:
             lines.append(format_status_table(self.last_status))
@@ -162,7 +164,8 @@ class Deployment:
 
     def _repr_html_(self) -> str:
         body = status_html(self.last_status) if self.last_status is not None else ""
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        removed = [f"removed, no longer in the spec: {', '.join(self.pruned)}"] if self.pruned else []
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in [*self.notes, *removed])
         return (f"<div><b>{html.escape(self.object_name)}</b> in namespace "
                 f"<code>{html.escape(self.namespace)}</code>{body}"
                 + (f"<ul>{notes}</ul>" if notes else "") + "</div>")

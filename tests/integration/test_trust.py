@@ -283,6 +283,7 @@ def test_a_redeploy_prunes_what_it_no_longer_renders(kube, namespace):
         "spec": {"defaultBackend": {"service": {"name": "churn", "port": {"number": 80}}}}})
     d = mld.deploy(spec(replicas=1), namespace=namespace, kube=kube, wait=False)
     assert set(d.pruned) == {"ingress/churn", "horizontalpodautoscaler/churn", "poddisruptionbudget/churn"}
+    assert "removed, no longer in the spec: " in str(d) and "ingress/churn" in d._repr_html_()
     for kind, api in (("Ingress", "networking.k8s.io/v1"), ("HorizontalPodAutoscaler", "autoscaling/v2"),
                       ("PodDisruptionBudget", "policy/v1")):
         assert not exists(kube, named_path(api, kind, namespace, "churn"))

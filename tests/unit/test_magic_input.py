@@ -83,7 +83,7 @@ def test_a_var_inside_a_token_and_in_other_magics():
     r = args.parse_deploy("churn --image {img} --env A={v}", None, {"img": IMAGE, "v": "-1"})
     assert dict(r.spec.env) == {"A": "-1"}
     assert "'-5'" in usage(args.parse_canary, "churn {w}", {"w": "-5"})
-    assert "'-x' is not a model name" in usage(args.parse_target, "undeploy", "{n}", {"n": "-x"})
+    assert "'-x' is not a valid name" in usage(args.parse_target, "undeploy", "{n}", {"n": "-x"})
     assert "'--live'" in usage(args.parse_shadow, "churn {flag}", {"flag": "--live"})
 
 
