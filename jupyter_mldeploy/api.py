@@ -16,11 +16,12 @@ import yaml
 
 from . import labels as L
 from . import preflight
+from .connection import connect
 from .errors import ClusterError, MLDeployError, RolloutFailed, SpecError
 from .follow import StatusCallback, WaitTimeout, follow
 from .kube import apply as kapply
-from .kube import inventory
-from .kube.client import Kube, connect
+from .kube import inventory, namespaces
+from .kube.client import Kube
 from .kube.resources import collection_path, describe, object_path
 from .render import release as rel
 from .render import render, to_yaml
@@ -285,12 +286,14 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
            kubeconfig: str | None = None, context: str | None = None, kube: Kube | None = None,
            dry_run: bool | str = False, on_status: StatusCallback | None = None, atomic: bool = False,
            state: dict | None = None, replica_split: bool = False,
-           extra: Sequence[dict] = ()) -> Deployment | DryRun:
+           extra: Sequence[dict] = (), create_namespace: bool = False) -> Deployment | DryRun:
     """Write every object of `spec` at once and (by default) follow the rollout until it completes.
 
     dry_run=True (or "client") returns the rendered manifests; dry_run="server" asks the API server
     and diffs against what is live. With atomic=True a failed rollout is rolled back (or removed
-    when it was the first release). Ctrl-C or the timeout stops the waiting only.
+    when it was the first release). Ctrl-C or the timeout stops the waiting only. create_namespace=True
+    (Helm's --create-namespace) makes the namespace when it is missing, and waits for its default
+    ServiceAccount; a dry run creates nothing.
     """
     kube = _kube(kube, kubeconfig, context)
     ns, manifests = _prepare(spec, kube, namespace, state, replica_split)
@@ -306,6 +309,8 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
         raise SpecError(f"dry_run must be False, True, 'client' or 'server', not {dry_run!r}.")
 
     handle = Deployment(spec.name, ns, kube, track=spec.track, spec=spec)
+    if create_namespace and namespaces.ensure(kube, ns):
+        handle.notes.append(f"Created namespace {ns}.")
     _preflight(kube, spec, handle.notes)
     now_ms = int(time.time() * 1000)
     record = rel.release_record(spec, manifests, ns, now_ms)

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field, replace
 
 from . import api, traffic
 from . import labels as L
+from .connection import connect
 from .errors import ClusterError, MLDeployError, RolloutFailed, SpecError
 from .kube import apply as kapply
 from .kube import inventory
-from .kube.client import Kube, connect
+from .kube.client import Kube
 from .kube.resources import collection_path, describe
 from .render import release as rel
 from .render import render

@@ -71,6 +71,7 @@ class DeployRequest:
     mirror: int | None = None  # shadow: percent of requests copied to the shadow
     router: str | None = None  # None: MLDeploy.router
     gateway: str | None = None  # the rollout's parent Gateway (when the model is not exposed through one)
+    create_namespace: bool = False  # Helm's --create-namespace: make the namespace when it is missing
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,8 @@ def _where(func: Callable) -> Callable:
           "Gateway API route")
 @argument_group("Where, waiting and output")
 @_where
+@argument("--create-namespace", action="store_true", help="create the namespace if it is missing (as Helm's "
+          "flag does) and wait until pods may be created there")
 @argument("--wait", action=argparse.BooleanOptionalAction, default=None,
           help="wait until the rollout is ready, showing progress (default: wait)")
 @argument("--timeout", metavar="S", help="how long to wait: seconds, or 90s, 10m (default MLDeploy.timeout)")
@@ -213,6 +216,7 @@ def deploy(line: str = "", cell: str | None = None) -> None:
       %deploy churn --image ghcr.io/acme/churn:1.4 --gpu 1 --gpu-type NVIDIA-A100-SXM4-80GB
       %deploy churn --image {image} --autoscale 2:10:70 --cpu 500m --env MODEL_NAME=churn LOG=info
       %deploy churn --image ghcr.io/acme/churn:1.5 --dry-run -o yaml
+      %deploy churn --image ghcr.io/acme/churn:1.4 --namespace ml --create-namespace
       %deploy churn --image {image} --expose ingress --host churn.example.com --ingress-class nginx
       d = %deploy churn --image ghcr.io/acme/churn:1.5 --no-wait
 
@@ -731,6 +735,9 @@ def _rollout_options(a: argparse.Namespace, rollout: str | None, fields: dict[st
             raise UsageError(f"--router chooses the traffic layer of a rollout, so it needs --strategy "
                              f"{', '.join(ROLLOUT_STRATEGIES[:-1])} or {ROLLOUT_STRATEGIES[-1]}.")
         return {}
+    if a.create_namespace:
+        raise UsageError(f"--create-namespace is for a first deploy: a {rollout} rollout starts beside the "
+                         f"deployed stable model, so its namespace exists; drop --create-namespace.")
     for flag, given in (("--dry-run", a.dry_run), ("--atomic", a.atomic), ("--panel", a.panel)):
         if given:
             raise UsageError(f"{flag} applies to plain deploys, not to a {rollout} rollout: drop {flag} (a "
@@ -832,9 +839,9 @@ def parse_deploy(line: str, cell: str | None = None,
     if a.atomic and not wait:
         raise UsageError("--atomic puts back the previous release when the rollout fails, so it needs "
                          "waiting: drop --no-wait.")
-    if a.panel and (a.dry_run or a.output or a.atomic):
+    if a.panel and (a.dry_run or a.output or a.atomic or a.create_namespace):
         raise UsageError("--panel opens the deploy panel, where you deploy with its button: drop --dry-run, "
-                         "-o and --atomic.")
+                         "-o, --atomic and --create-namespace.")
     timeout = _timeout(a.timeout)
     context = _context(a.context)
 
@@ -849,7 +856,8 @@ def parse_deploy(line: str, cell: str | None = None,
             raise UsageError(_sentence(str(e))) from None
     return DeployRequest(spec=spec, name=fields.get("name") if isinstance(fields.get("name"), str) else None,
                          namespace=namespace, context=context, wait=wait, timeout=timeout, atomic=a.atomic,
-                         dry_run=a.dry_run, output=a.output, panel=a.panel, **options)
+                         dry_run=a.dry_run, output=a.output, panel=a.panel,
+                         create_namespace=a.create_namespace, **options)
 
 
 def _rollout_strategy(line_value: str | None, fields: dict[str, Any]) -> str | None:

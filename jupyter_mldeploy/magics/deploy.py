@@ -112,7 +112,7 @@ class DeployMagics(Magics):
         return ctx["settings"]
 
     def _kube(self, settings: Settings, context: str | None) -> Kube:
-        from ..kube.client import connect
+        from ..connection import connect
 
         return connect(settings.kubeconfig, context or settings.context)
 
@@ -153,7 +153,7 @@ class DeployMagics(Magics):
                                            f"{namespace}, context {kube.context}")
             return self._follow(view, lambda: api.deploy(
                 spec, namespace=namespace, kube=kube, wait=req.wait, timeout=timeout, atomic=req.atomic,
-                on_status=view))
+                on_status=view, create_namespace=req.create_namespace))
 
     def _follow(self, view: views.Progress | None, call: Callable[[], Any],
                 recorder: _Recorder | None = None) -> Any:

@@ -26,8 +26,9 @@ import ipywidgets as widgets
 import traitlets
 
 from .. import api, rollout, traffic
+from ..connection import connect
 from ..errors import ClusterError, MLDeployError
-from ..kube.client import Kube, connect
+from ..kube.client import Kube
 from ..kube.resources import collection_path
 from .loop import HandOff, running_loop
 from .messages import capture, error_sentence
