@@ -766,10 +766,41 @@ SPEC_FIELDS = (
     "name", "image", "allow_latest", "version", "namespace", "track",
     "cpu", "memory", "cpu_limit", "memory_limit", "gpu", "gpu_type", "gpu_resource",
     "replicas", "autoscale", "strategy", "max_surge", "max_unavailable",
-    "port", "command", "args", "env", "readiness", "liveness", "pvc", "model_path",
+    "port", "command", "args", "env", "readiness", "liveness", "startup", "startup_timeout", "pvc",
+    "model_path",
     "node_selector", "tolerations", "image_pull_secrets", "service_account", "pod_security",
     "labels", "annotations", "expose", "host", "gateway", "ingress_class",
 )
+
+
+STARTUP_TIMEOUT = 600.0  # seconds a startup probe allows when no startup_timeout is given
+STARTUP_MAX = 24 * 3600
+STARTUP_PERIOD = 10  # seconds between startup probes unless the probe says otherwise
+
+
+def startup_probe(value: object) -> Probe:
+    """The startup probe from a path or a mapping of Probe fields; probed every STARTUP_PERIOD s."""
+    if isinstance(value, Probe):
+        return value
+    if isinstance(value, str):
+        return Probe(path=value, period=STARTUP_PERIOD)
+    if isinstance(value, Mapping):
+        return Probe.from_value({"period": STARTUP_PERIOD, **value}, READY_PATH, "startup")
+    raise SpecError(f"startup must be a path string such as /v2/health/ready, or a mapping, got "
+                    f"{_describe(value)}.")
+
+
+def _startup_value(probe: Probe) -> str | dict[str, Any]:
+    if probe == Probe(path=probe.path, period=STARTUP_PERIOD):
+        return probe.path
+    value = probe.to_value(READY_PATH)
+    out = {"path": probe.path} if isinstance(value, str) else {"path": probe.path, **value}
+    out["period"] = probe.period
+    return out
+
+
+def _whole(seconds: float | None) -> float | int | None:
+    return int(seconds) if seconds is not None and seconds == int(seconds) else seconds
 
 
 def _surge(value: object, field_: str) -> int | str:
@@ -816,6 +847,8 @@ class DeploySpec:
     command: tuple[str, ...] | None = None
     readiness: Probe | None = Probe(READY_PATH)
     liveness: Probe | None = Probe(LIVE_PATH)
+    startup: Probe | None = None  # for models that load for minutes: readiness and liveness wait for it
+    startup_timeout: float | None = None  # seconds the startup probe allows; None: STARTUP_TIMEOUT
     model_pvc: str | None = None
     model_path: str = "/mnt/models"
     node_selector: Mapping[str, str] = field(default_factory=FrozenMap)
@@ -892,6 +925,8 @@ class DeploySpec:
                 default = READY_PATH if probe == "readiness" else LIVE_PATH
                 set_(self, probe, Probe.from_value(value, default, probe))
 
+        self._check_startup()
+
         if self.model_pvc is not None:
             _subdomain(self.model_pvc, "model_pvc")
         _mount_path(self.model_path, "model_path")
@@ -963,7 +998,34 @@ class DeploySpec:
                 raise SpecError("ingress_class is set but expose is not 'ingress': the IngressClass only "
                                 "applies to an Ingress.")
 
+    def _check_startup(self) -> None:
+        set_ = object.__setattr__
+        if self.startup is not None and not isinstance(self.startup, Probe):
+            set_(self, "startup", startup_probe(self.startup))
+        if self.startup_timeout is not None:
+            from .config import parse_seconds
+
+            if self.startup is None:
+                raise SpecError("startup_timeout is set but startup is not: give the startup probe's path "
+                                "too (--startup /v2/health/ready), the endpoint that answers once the model "
+                                "has loaded.")
+            seconds = parse_seconds(self.startup_timeout, "startup_timeout")
+            if seconds > STARTUP_MAX:
+                raise SpecError(f"startup_timeout {self.startup_timeout!r} is more than the "
+                                f"{STARTUP_MAX // 3600} hours a startup window may last.")
+            set_(self, "startup_timeout", seconds)
+        if self.startup is not None and self.startup.failure_threshold != Probe.failure_threshold:
+            raise SpecError("startup failure_threshold comes from startup_timeout (the window the probe "
+                            "allows): give startup_timeout instead.")
+
     # Derived values -------------------------------------------------------------------------------------
+
+    @property
+    def startup_window(self) -> float | None:
+        """Seconds the startup probe allows before the kubelet restarts the container; None: no probe."""
+        if self.startup is None:
+            return None
+        return self.startup_timeout if self.startup_timeout is not None else STARTUP_TIMEOUT
 
     @property
     def effective_version(self) -> str:
@@ -1035,6 +1097,10 @@ class DeploySpec:
         for key, default in (("readiness", READY_PATH), ("liveness", LIVE_PATH)):
             if key in d:
                 kwargs[key] = Probe.from_value(d[key], default, key)
+        if "startup" in d:
+            kwargs["startup"] = startup_probe(d["startup"])
+        if "startup_timeout" in d:
+            kwargs["startup_timeout"] = d["startup_timeout"]
         if "tolerations" in d:
             items = d["tolerations"]
             if isinstance(items, (str, Mapping)) or not isinstance(items, Iterable):
@@ -1064,6 +1130,8 @@ class DeploySpec:
             "strategy": None if self.strategy == "rolling" else self.strategy,
             "max_surge": self.max_surge, "max_unavailable": self.max_unavailable,
             "port": None if self.port == 8080 else self.port,
+            "startup": None if self.startup is None else _startup_value(self.startup),
+            "startup_timeout": _whole(self.startup_timeout),
             "command": list(self.command) if self.command is not None else None,
             "args": list(self.args) or None, "env": dict(self.env) or None,
             "pvc": f"{self.model_pvc}:{self.model_path}" if self.model_pvc else None,

@@ -157,6 +157,10 @@ def _where(func: Callable) -> Callable:
 @argument("--pull-secret", metavar="S", action="append", help="image pull secret name (repeatable)")
 @argument("--readiness", metavar="PATH", help="readiness probe path (default /v2/health/ready; 'none': off)")
 @argument("--liveness", metavar="PATH", help="liveness probe path (default /v2/health/live; 'none': off)")
+@argument("--startup", metavar="PATH", help="startup probe path, for a model that loads for minutes: "
+          "readiness and liveness wait until it answers (such as /v2/health/ready)")
+@argument("--startup-timeout", metavar="DURATION", help="with --startup: how long the model may take to load "
+          "before it is restarted: seconds, or 90s, 15m, 1h (default 10m)")
 @argument_group("Resources")
 @argument("--cpu", metavar="Q", help="CPU request: 500m, 2 (cores)")
 @argument("--memory", metavar="Q", help="memory request: 512Mi, 4Gi (also the memory limit unless given)")
@@ -217,6 +221,7 @@ def deploy(line: str = "", cell: str | None = None) -> None:
       %deploy churn --image {image} --autoscale 2:10:70 --cpu 500m --env MODEL_NAME=churn LOG=info
       %deploy churn --image ghcr.io/acme/churn:1.5 --dry-run -o yaml
       %deploy churn --image ghcr.io/acme/churn:1.4 --namespace ml --create-namespace
+      %deploy llm --image vllm/vllm-openai:v0.6.3 --gpu 1 --startup /health --startup-timeout 15m
       %deploy churn --image {image} --expose ingress --host churn.example.com --ingress-class nginx
       d = %deploy churn --image ghcr.io/acme/churn:1.5 --no-wait
 
@@ -781,7 +786,7 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
         "autoscale": a.autoscale, "port": _count(a.port, "--port"), "env": _pairs(a.env, "--env"),
         "pvc": a.pvc, "labels": _pairs(a.label, "--label"), "image_pull_secrets": a.pull_secret,
         "expose": a.expose, "host": a.host, "gateway": a.gateway, "ingress_class": a.ingress_class,
-        "strategy": _spec_strategy(a.strategy),
+        "strategy": _spec_strategy(a.strategy), "startup": a.startup, "startup_timeout": a.startup_timeout,
         "allow_latest": True if a.allow_latest else None,
     }
     out = {k: v for k, v in fields.items() if v is not None}

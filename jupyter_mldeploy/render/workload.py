@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -103,6 +104,19 @@ def _probe(probe: Any) -> dict[str, Any]:
     }
 
 
+def startup_probe(spec: DeploySpec) -> dict[str, Any]:
+    """The startupProbe: failureThreshold * periodSeconds (after the initial delay) covers the window.
+
+    Until it succeeds the kubelet runs neither the readiness nor the liveness probe, so a model that
+    loads for minutes is not restarted half-way; after the window it is restarted like a hung one.
+    """
+    probe, window = spec.startup, spec.startup_window
+    assert probe is not None and window is not None
+    body = _probe(probe)
+    body["failureThreshold"] = max(1, math.ceil((window - probe.initial_delay) / probe.period))
+    return body
+
+
 def _container(spec: DeploySpec) -> dict[str, Any]:
     c: dict[str, Any] = {
         "name": CONTAINER_NAME,
@@ -125,6 +139,8 @@ def _container(spec: DeploySpec) -> dict[str, Any]:
         c["readinessProbe"] = _probe(spec.readiness)
     if spec.liveness is not None:
         c["livenessProbe"] = _probe(spec.liveness)
+    if spec.startup is not None:
+        c["startupProbe"] = startup_probe(spec)
     if spec.model_pvc is not None:
         c["volumeMounts"] = [{"name": MODEL_VOLUME, "mountPath": spec.model_path, "readOnly": True}]
     security: dict[str, Any] = {
@@ -302,7 +318,6 @@ def exposure(spec: DeploySpec, namespace: str) -> dict[str, Any] | None:
     body["rules"] = [rule]
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
             "metadata": _metadata(spec, namespace), "spec": body}
-
 
 def render(spec: DeploySpec, namespace: str | None = None, *, replica_split: bool = False,
            state: Mapping[str, str] | None = None) -> list[dict[str, Any]]:

@@ -49,3 +49,97 @@ def test_create_namespace_refusals_are_one_sentence(line, words):
 def test_create_namespace_is_in_the_help():
     assert "--create-namespace" in args.deploy.__doc__ and "Helm" in args.deploy.__doc__
 
+
+# -- the startup probe -------------------------------------------------------------------------------
+
+
+def _container(spec):
+    from jupyter_mldeploy.render import render
+
+    return render(spec, "ml")[0]["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize(("timeout", "window"), [("15m", 900), ("90s", 90), ("1h", 3600), ("7", 7),
+                                                 (None, 600), ("61", 61)])
+def test_startup_probe_covers_the_window(timeout, window):
+    line = f"llm --image {IMAGE} --startup /v2/health/ready"
+    line += f" --startup-timeout {timeout}" if timeout else ""
+    spec = deploy(line).spec
+    probe = _container(spec)["startupProbe"]
+    assert probe["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    covered = probe["initialDelaySeconds"] + probe["failureThreshold"] * probe["periodSeconds"]
+    assert window <= covered < window + probe["periodSeconds"]  # the whole window, not a period more
+    assert spec.startup_window == window
+
+
+def test_startup_probe_round_trips_through_the_release_record():
+    from jupyter_mldeploy.spec import DeploySpec
+
+    for body in ({"startup": "/health", "startup_timeout": "15m"},
+                 {"startup": {"path": "/health", "period": 30, "initial_delay": 60}, "startup_timeout": 900},
+                 {"startup": {"period": 5}}):
+        spec = DeploySpec.from_dict({"name": "llm", "image": IMAGE, **body})
+        assert DeploySpec.from_dict(spec.to_dict()) == spec
+    slow = {"path": "/h", "initial_delay": 60, "period": 30}
+    spec = DeploySpec.from_dict({"name": "llm", "image": IMAGE, "startup": slow, "startup_timeout": 900})
+    probe = _container(spec)["startupProbe"]
+    assert (probe["initialDelaySeconds"], probe["periodSeconds"], probe["failureThreshold"]) == (60, 30, 28)
+
+
+def test_no_startup_probe_unless_asked():
+    assert "startupProbe" not in _container(deploy(f"churn --image {IMAGE}").spec)
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    (f"llm --image {IMAGE} --startup-timeout 15m", "startup_timeout is set but startup is not: give the "
+                                                  "startup probe's path too (--startup /v2/health/ready)"),
+    (f"llm --image {IMAGE} --startup /h --startup-timeout soon", "startup_timeout 'soon' is not a duration"),
+    (f"llm --image {IMAGE} --startup /h --startup-timeout 0", "startup_timeout must be more than zero"),
+    (f"llm --image {IMAGE} --startup /h --startup-timeout 25h", "more than the 24 hours a startup window"),
+    (f"llm --image {IMAGE} --startup health", "probe path 'health' is not valid: it must start with '/'"),
+])
+def test_startup_refusals_are_one_sentence(line, words):
+    assert words in usage(line)
+
+
+def test_a_startup_failure_threshold_is_refused_in_favour_of_the_window():
+    from jupyter_mldeploy.errors import SpecError
+    from jupyter_mldeploy.spec import DeploySpec
+
+    with pytest.raises(SpecError, match="give startup_timeout instead"):
+        DeploySpec.from_dict({"name": "llm", "image": IMAGE,
+                              "startup": {"path": "/h", "failure_threshold": 90}})
+
+
+def _loading_pod(started_ago: float, window_s: int, *, started: bool = False, now: float = 1_000_000.0):
+    from datetime import datetime, timezone
+
+    ts = datetime.fromtimestamp(now - started_ago, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "metadata": {"name": "llm-5d8f9c7b6d-abcde", "creationTimestamp": ts,
+                     "labels": {"mldeploy.io/track": "stable"}},
+        "spec": {"nodeName": "n1", "containers": [{"name": "model", "startupProbe": {
+            "httpGet": {"path": "/h", "port": "http"}, "initialDelaySeconds": 0, "periodSeconds": 10,
+            "failureThreshold": window_s // 10}}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
+                   "containerStatuses": [{"name": "model", "ready": False, "started": started,
+                                          "restartCount": 0, "state": {"running": {"startedAt": ts}}}]},
+    }
+
+
+def _progress(pods, now=1_000_000.0, desired=1):
+    from jupyter_mldeploy.status import format_progress_line, rollout_status
+
+    dep = {"metadata": {"name": "llm", "generation": 1}, "spec": {"replicas": desired},
+           "status": {"observedGeneration": 1, "replicas": desired, "updatedReplicas": desired}}
+    return format_progress_line(rollout_status(dep, pods, now=now))
+
+
+def test_the_progress_line_says_the_model_is_loading_and_how_far_into_the_window():
+    assert _progress([_loading_pod(200, 900)]).endswith("0/1 ready  loading (startup probe, 3 of 15 min)")
+    assert _progress([_loading_pod(30, 60)]).endswith("loading (startup probe, 30 of 60 s)")
+    two = _progress([_loading_pod(200, 900), _loading_pod(500, 900)], desired=2)
+    assert two.endswith("0/2 ready  2 loading (startup probe, 8 of 15 min)")  # the one nearest its end
+    # once the startup probe passed, the pod is waiting for readiness like any other: no "loading"
+    assert "loading" not in _progress([_loading_pod(200, 900, started=True)])
+
