@@ -45,6 +45,10 @@ NAME_MAX = 63 - TRACK_SUFFIX_MAX
 Track = Literal["stable", "canary", "shadow", "preview"]
 Expose = Literal["gateway", "ingress"]
 Strategy = Literal["rolling", "recreate"]
+ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+CLUSTER_ISSUER = "cert-manager.io/cluster-issuer"
+ISSUER = "cert-manager.io/issuer"
 
 # ---------------------------------------------------------------------------------------------------------
 # Shared rules
@@ -769,7 +773,8 @@ SPEC_FIELDS = (
     "port", "command", "args", "env", "readiness", "liveness", "startup", "startup_timeout", "pvc",
     "model_path",
     "node_selector", "tolerations", "image_pull_secrets", "service_account", "pod_security",
-    "labels", "annotations", "expose", "host", "gateway", "ingress_class",
+    "labels", "annotations", "expose", "host", "gateway", "ingress_class", "tls_secret", "cert_issuer",
+    "ingress_annotations", "service_type",
 )
 
 
@@ -862,6 +867,10 @@ class DeploySpec:
     host: str | None = None
     gateway: str | None = None
     ingress_class: str | None = None  # None: no ingressClassName, the cluster's default IngressClass
+    tls_secret: str | None = None  # the Ingress's spec.tls Secret (with cert_issuer: cert-manager writes it)
+    cert_issuer: str | None = None  # cert-manager ClusterIssuer NAME, or Issuer/NAME in the namespace
+    ingress_annotations: Mapping[str, str] = field(default_factory=FrozenMap)  # on the Ingress only
+    service_type: ServiceType = "ClusterIP"
     pod_security: Literal["restricted"] | None = None
     strategy: Strategy = "rolling"
     max_surge: int | str | None = None
@@ -997,6 +1006,60 @@ class DeploySpec:
             if self.expose != "ingress":
                 raise SpecError("ingress_class is set but expose is not 'ingress': the IngressClass only "
                                 "applies to an Ingress.")
+        self._check_ingress_extras()
+        _choice(self.service_type, "service_type", SERVICE_TYPES)
+
+    def _check_ingress_extras(self) -> None:
+        """tls_secret, cert_issuer and ingress_annotations: an Ingress's, so they need expose='ingress'."""
+        set_ = object.__setattr__
+        set_(self, "ingress_annotations", _string_map(self.ingress_annotations, "ingress_annotations",
+                                                      key_rule="qualified"))
+        given = [f for f in ("tls_secret", "cert_issuer") if getattr(self, f) is not None]
+        given += ["ingress_annotations"] if self.ingress_annotations else []
+        if not given:
+            return
+        if self.expose == "gateway":
+            where = ("load-balancer settings live on the Gateway" if given[0] == "ingress_annotations"
+                     else "TLS lives on the Gateway's listener (its certificateRefs)")
+            raise SpecError(f"{given[0]} applies to an Ingress; with expose='gateway' {where}, so set it on "
+                            f"the Gateway {self.gateway} and drop {given[0]}.")
+        if self.expose != "ingress":
+            raise SpecError(f"{given[0]} is set but expose is not 'ingress': it only applies to the model's "
+                            f"Ingress (expose='ingress').")
+        if self.tls_secret is not None:
+            _subdomain(self.tls_secret, "tls_secret")
+        if self.cert_issuer is not None:
+            kind, slash, name = _str(self.cert_issuer, "cert_issuer", example="letsencrypt").rpartition("/")
+            if slash and kind != "Issuer":
+                raise SpecError(f"cert_issuer {self.cert_issuer!r} is not valid: write the name of a "
+                                f"ClusterIssuer (letsencrypt), or Issuer/NAME for an Issuer in the model's "
+                                f"namespace.")
+            _subdomain(name, "cert_issuer name")
+        if (self.tls_secret is not None or self.cert_issuer is not None) and self.host is None:
+            raise SpecError(f"{given[0]} needs host: a TLS certificate is for a host name, such as "
+                            f"host='churn.example.com'.")
+        for key, value in self.ingress_annotations.items():
+            if key.startswith(L.PREFIX):
+                raise SpecError(f"ingress annotation {key!r} uses the {L.PREFIX} prefix, which "
+                                f"jupyter-mldeploy reserves for its own track and rollout state.")
+            if key in (CLUSTER_ISSUER, ISSUER) and self.cert_issuer is not None:
+                raise SpecError(f"ingress annotation {key!r} and cert_issuer both name the cert-manager "
+                                f"issuer; give it in one place.")
+            if key in self.annotations and self.annotations[key] != value:
+                raise SpecError(f"annotation {key!r} is {self.annotations[key]!r} in annotations but "
+                                f"{value!r} in ingress_annotations; give it in one place.")
+
+    @property
+    def ingress_extras(self) -> tuple[str, ...]:
+        """The Ingress-only fields this spec sets (tls_secret, cert_issuer, ingress_annotations)."""
+        return tuple(f for f in ("tls_secret", "cert_issuer", "ingress_annotations") if getattr(self, f))
+
+    @property
+    def ingress_tls_secret(self) -> str | None:
+        """The Secret the Ingress's TLS uses: tls_secret, else `<name>-tls` for cert-manager to write."""
+        if self.tls_secret is not None:
+            return self.tls_secret
+        return f"{self.name}-tls" if self.cert_issuer is not None else None
 
     def _check_startup(self) -> None:
         set_ = object.__setattr__
@@ -1085,7 +1148,8 @@ class DeploySpec:
         kwargs: dict[str, Any] = {k: d[k] for k in (
             "namespace", "track", "replicas", "strategy", "max_surge", "max_unavailable", "port",
             "node_selector", "service_account", "pod_security", "labels", "annotations", "version",
-            "expose", "host", "gateway", "ingress_class", "model_path") if k in d}
+            "expose", "host", "gateway", "ingress_class", "model_path", "tls_secret", "cert_issuer",
+            "ingress_annotations", "service_type") if k in d}
         if "autoscale" in d:
             kwargs["autoscale"] = Autoscale.from_value(d["autoscale"])
         if "env" in d:
@@ -1142,7 +1206,10 @@ class DeploySpec:
             "service_account": self.service_account, "pod_security": self.pod_security,
             "labels": dict(self.labels) or None, "annotations": dict(self.annotations) or None,
             "expose": self.expose, "host": self.host, "gateway": self.gateway,
-            "ingress_class": self.ingress_class,
+            "ingress_class": self.ingress_class, "tls_secret": self.tls_secret,
+            "cert_issuer": self.cert_issuer,
+            "ingress_annotations": dict(self.ingress_annotations) or None,
+            "service_type": None if self.service_type == "ClusterIP" else self.service_type,
         }
         out = {k: values[k] for k in SPEC_FIELDS if values.get(k) is not None}
         for key, default in (("readiness", READY_PATH), ("liveness", LIVE_PATH)):

@@ -189,6 +189,14 @@ def _where(func: Callable) -> Callable:
           "such as nginx (default: none named, the cluster's default class)")
 @argument("--gateway", metavar="NS/NAME", help="the parent Gateway for --expose gateway, or for a rollout's "
           "Gateway API route")
+@argument("--tls-secret", metavar="NAME", help="with --expose ingress and --host: the Secret holding the TLS "
+          "certificate (the Ingress's spec.tls); a Gateway's TLS is on its listener instead")
+@argument("--cert-issuer", metavar="NAME", help="with --expose ingress and --host: the cert-manager "
+          "ClusterIssuer (or Issuer/NAME) that makes the certificate, into --tls-secret (default NAME-tls)")
+@argument("--ingress-annotation", metavar="K=V", nargs="+", action="extend", help="an annotation on the "
+          "Ingress alone, such as kubernetes.io/ingress.global-static-ip-name=churn-ip (repeatable)")
+@argument("--service-type", metavar="TYPE", help="the Service's type: ClusterIP (default), NodePort (as "
+          "GKE's Ingress needs) or LoadBalancer")
 @argument_group("Where, waiting and output")
 @_where
 @argument("--create-namespace", action="store_true", help="create the namespace if it is missing (as Helm's "
@@ -223,6 +231,9 @@ def deploy(line: str = "", cell: str | None = None) -> None:
       %deploy churn --image ghcr.io/acme/churn:1.4 --namespace ml --create-namespace
       %deploy llm --image vllm/vllm-openai:v0.6.3 --gpu 1 --startup /health --startup-timeout 15m
       %deploy churn --image {image} --expose ingress --host churn.example.com --ingress-class nginx
+      %deploy churn --image {image} --expose ingress --host churn.example.com --tls-secret churn-tls
+      %deploy churn --image {image} --expose ingress --service-type NodePort --ingress-annotation K=V
+      %deploy churn --image {image} --expose ingress --host churn.example.com --cert-issuer letsencrypt
       d = %deploy churn --image ghcr.io/acme/churn:1.5 --no-wait
 
       %%deploy churn --namespace ml
@@ -697,7 +708,9 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str] | None:
     if items is None:
         return None
     try:
-        return parse_env(items) if flag == "--env" else parse_pairs(items, "label", "KEY")
+        if flag == "--env":
+            return parse_env(items)
+        return parse_pairs(items, "ingress annotation" if flag == "--ingress-annotation" else "label", "KEY")
     except SpecError as e:
         raise UsageError(str(e)) from None
 
@@ -786,6 +799,8 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
         "autoscale": a.autoscale, "port": _count(a.port, "--port"), "env": _pairs(a.env, "--env"),
         "pvc": a.pvc, "labels": _pairs(a.label, "--label"), "image_pull_secrets": a.pull_secret,
         "expose": a.expose, "host": a.host, "gateway": a.gateway, "ingress_class": a.ingress_class,
+        "tls_secret": a.tls_secret, "cert_issuer": a.cert_issuer, "service_type": a.service_type,
+        "ingress_annotations": _pairs(a.ingress_annotation, "--ingress-annotation"),
         "strategy": _spec_strategy(a.strategy), "startup": a.startup, "startup_timeout": a.startup_timeout,
         "allow_latest": True if a.allow_latest else None,
     }
@@ -797,7 +812,8 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-_FLAG = {"image_pull_secrets": "--pull-secret", "labels": "--label"}
+_FLAG = {"image_pull_secrets": "--pull-secret", "labels": "--label",
+         "ingress_annotations": "--ingress-annotation"}
 
 
 def parse_deploy(line: str, cell: str | None = None,

@@ -143,3 +143,110 @@ def test_the_progress_line_says_the_model_is_loading_and_how_far_into_the_window
     # once the startup probe passed, the pod is waiting for readiness like any other: no "loading"
     assert "loading" not in _progress([_loading_pod(200, 900, started=True)])
 
+
+# -- exposure: TLS, cert-manager, Ingress-only annotations, Service type -----------------------------
+
+EXPOSED = f"churn --image {IMAGE} --expose ingress --host churn.example.com"
+
+
+def _objects(line: str) -> dict[str, dict]:
+    from jupyter_mldeploy.render import render
+
+    return {m["kind"]: m for m in render(deploy(line).spec, "ml")}
+
+
+def test_tls_secret_becomes_the_ingress_tls():
+    ing = _objects(f"{EXPOSED} --tls-secret churn-tls")["Ingress"]
+    assert ing["spec"]["tls"] == [{"hosts": ["churn.example.com"], "secretName": "churn-tls"}]
+    assert "annotations" not in ing["metadata"]
+
+
+@pytest.mark.parametrize(("flags", "annotation", "secret"), [
+    ("--cert-issuer letsencrypt", ("cert-manager.io/cluster-issuer", "letsencrypt"), "churn-tls"),
+    ("--cert-issuer Issuer/team-ca --tls-secret own", ("cert-manager.io/issuer", "team-ca"), "own"),
+])
+def test_cert_issuer_is_cert_managers_annotation_with_a_tls_secret(flags, annotation, secret):
+    ing = _objects(f"{EXPOSED} {flags}")["Ingress"]
+    assert ing["metadata"]["annotations"] == dict([annotation])
+    assert ing["spec"]["tls"] == [{"hosts": ["churn.example.com"], "secretName": secret}]
+
+
+def test_ingress_annotations_land_on_the_ingress_only_and_annotations_everywhere():
+    body = "annotations:\n  team.example.com/owner: ml\n"
+    from jupyter_mldeploy.render import render
+
+    spec = deploy(f"{EXPOSED} --ingress-annotation kubernetes.io/ingress.global-static-ip-name=churn-ip "
+                  f"ingress.gcp.kubernetes.io/pre-shared-cert=churn-cert", body).spec
+    by_kind = {m["kind"]: m for m in render(spec, "ml")}
+    gke = {"kubernetes.io/ingress.global-static-ip-name": "churn-ip",
+           "ingress.gcp.kubernetes.io/pre-shared-cert": "churn-cert"}
+    assert by_kind["Ingress"]["metadata"]["annotations"] == {"team.example.com/owner": "ml", **gke}
+    for kind in ("Deployment", "Service"):
+        assert not set(gke) & set(by_kind[kind]["metadata"].get("annotations", {})), kind
+    template = by_kind["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert not set(gke) & set(template)
+
+
+@pytest.mark.parametrize("kind", ["ClusterIP", "NodePort", "LoadBalancer"])
+def test_service_type(kind):
+    assert _objects(f"churn --image {IMAGE} --service-type {kind}")["Service"]["spec"]["type"] == kind
+
+
+def test_default_service_is_cluster_ip_and_the_dict_form_leaves_it_out():
+    spec = deploy(f"churn --image {IMAGE}").spec
+    assert spec.service_type == "ClusterIP" and "service_type" not in spec.to_dict()
+
+
+def test_exposure_fields_round_trip_through_the_release_record():
+    from jupyter_mldeploy.spec import DeploySpec
+
+    spec = deploy(f"{EXPOSED} --cert-issuer Issuer/ca --tls-secret s --ingress-annotation a.example.com/x=1 "
+                  f"--service-type NodePort").spec
+    assert DeploySpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    (f"churn --image {IMAGE} --tls-secret churn-tls",
+     "tls_secret is set but expose is not 'ingress': it only applies to the model's Ingress"),
+    (f"churn --image {IMAGE} --expose ingress --tls-secret churn-tls", "tls_secret needs host: a TLS "
+                                                                        "certificate is for a host name"),
+    (f"churn --image {IMAGE} --expose ingress --cert-issuer letsencrypt", "cert_issuer needs host"),
+    (f"{EXPOSED} --tls-secret Churn_TLS", "tls_secret 'Churn_TLS' is not a valid name"),
+    (f"{EXPOSED} --cert-issuer ClusterIssuer/le", "write the name of a ClusterIssuer (letsencrypt), or "
+                                                  "Issuer/NAME"),
+    (f"{EXPOSED} --ingress-annotation nokey", "ingress annotation 'nokey' is not valid: write KEY=VALUE"),
+    (f"{EXPOSED} --ingress-annotation 'bad key=1'", "ingress_annotations"),
+    (f"{EXPOSED} --ingress-annotation mldeploy.io/weight=5", "reserves for its own track and rollout state"),
+    (f"{EXPOSED} --cert-issuer le --ingress-annotation cert-manager.io/cluster-issuer=other",
+     "both name the cert-manager issuer; give it in one place"),
+    (f"churn --image {IMAGE} --service-type nodeport", "service_type 'nodeport' is not one of"),
+    (f"churn --image {IMAGE} --service-type ExternalName", "service_type 'ExternalName' is not one of"),
+])
+def test_exposure_refusals_are_one_sentence(line, words):
+    assert words in usage(line)
+
+
+@pytest.mark.parametrize("flags", ["--tls-secret churn-tls", "--cert-issuer letsencrypt",
+                                   "--ingress-annotation a.example.com/b=c"])
+def test_the_gateway_needs_none_of_it_and_says_why(flags):
+    text = usage(f"churn --image {IMAGE} --expose gateway --gateway infra/public --host churn.example.com "
+                 f"{flags}")
+    field = flags.split()[0][2:].replace("-", "_")
+    field = "ingress_annotations" if field == "ingress_annotation" else field
+    assert text.startswith(f"{field} applies to an Ingress; with expose='gateway' ")
+    assert "set it on the Gateway infra/public" in text
+    if field != "ingress_annotations":
+        assert "TLS lives on the Gateway's listener (its certificateRefs)" in text
+
+
+def test_the_nginx_router_refuses_to_drop_a_models_tls():
+    from jupyter_mldeploy.errors import SpecError
+    from jupyter_mldeploy.render.routers import nginx
+
+    spec = deploy(f"{EXPOSED} --ingress-class nginx --tls-secret churn-tls").spec
+    with pytest.raises(SpecError, match="without the tls_secret it has now"):
+        nginx.check_exposure("churn", spec.expose, spec.ingress_class, strategy="canary",
+                             ingress_extras=spec.ingress_extras)
+    plain = deploy(f"{EXPOSED} --ingress-class nginx").spec
+    nginx.check_exposure("churn", plain.expose, plain.ingress_class, strategy="canary",
+                         ingress_extras=plain.ingress_extras)
