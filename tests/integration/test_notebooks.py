@@ -270,3 +270,20 @@ def test_each_notebook_runs_under_papermill_from_any_directory(cluster, kube, fr
         assert [d["metadata"]["name"] for d in deps] == ["fraud"]
     else:
         assert ours(kube, fresh_namespace) == []
+
+
+def test_the_notebook_kernel_runs_the_suites_python(tmp_path):
+    """`make` installs into .venv and registers its kernel there: papermill must not start another
+    interpreter (the system's, without this package or with another version of it)."""
+    import papermill
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import sys, jupyter_mldeploy\nprint(sys.prefix)\nprint(jupyter_mldeploy.__file__)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    src, out = tmp_path / "which.ipynb", tmp_path / "which-out.ipynb"
+    nbformat.write(nb, src)
+    papermill.execute_notebook(str(src), str(out), kernel_name="python3", progress_bar=False, cwd="/")
+    prefix, package = outputs(nbformat.read(out, 4).cells[0]).split()
+    import jupyter_mldeploy
+
+    assert prefix == sys.prefix and package == jupyter_mldeploy.__file__
