@@ -1,0 +1,81 @@
+"""With nothing configured (no KUBECONFIG, no ~/.kube/config) but the local sandbox up, a magic says the
+exact line that uses it; `%config MLDeploy.context = "sandbox"` then uses it. Against the real sandbox.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from jupyter_mldeploy import magics
+from jupyter_mldeploy.kube import client
+from jupyter_mldeploy.magics.display import MLDeployFailed, Overview
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture
+def bare(cluster, monkeypatch, tmp_path):
+    """A shell as a newcomer's: no kubeconfig anywhere, no MLDeploy setting; the sandbox is up."""
+    if not cluster.is_sandbox:
+        pytest.skip("the hint is about the local sandbox")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config
+    for var in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "MLDEPLOY_NAMESPACE", "MLDEPLOY_CONTEXT",
+                "MLDEPLOY_TIMEOUT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(client, "_shared", {})  # no connection cached by earlier tests
+    shell = InteractiveShell.instance()
+    magics.unload(shell)
+    magics._kept.clear()
+    shell.config.pop("MLDeploy", None)
+    shell.run_line_magic("reload_ext", "jupyter_mldeploy")
+    shell.run_line_magic("config", "MLDeploy.interactive = 'no'")
+    yield shell
+    magics.unload(shell)
+    magics._kept.clear()
+    shell.config.pop("MLDeploy", None)
+
+
+def test_nothing_configured_and_the_sandbox_up_says_exactly_what_to_run(bare, cluster):
+    with pytest.raises(MLDeployFailed) as e:
+        bare.run_line_magic("mldeploy", "")
+    text = str(e.value)
+    assert text == ("No Kubernetes cluster is configured, but the local sandbox is up: run "
+                    "%config MLDeploy.context = \"sandbox\" in the notebook (or `export "
+                    f"KUBECONFIG={cluster.kubeconfig}` before starting Jupyter).")
+
+
+def test_the_sandbox_context_uses_the_sandbox(bare, cluster):
+    bare.run_line_magic("config", 'MLDeploy.context = "sandbox"')
+    overview = bare.run_line_magic("mldeploy", "")
+    assert isinstance(overview, Overview) and overview.context == "mldeploy-sandbox"
+    # the API without kube= follows the same setting
+    from jupyter_mldeploy import rollout
+
+    assert rollout.read("nothing-here", namespace="default") is None
+
+
+def test_the_sandbox_contexts_by_name_when_no_kubeconfig_is_given(bare, cluster):
+    overview = bare.run_line_magic("mldeploy", "--context mldeploy-sandbox-limited --namespace ml-team")
+    assert overview.context == "mldeploy-sandbox-limited"
+
+
+def test_the_sandbox_context_when_the_sandbox_is_down(bare, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLDEPLOY_SANDBOX_DIR", str(tmp_path / "no-sandbox"))
+    bare.run_line_magic("config", 'MLDeploy.context = "sandbox"')
+    with pytest.raises(MLDeployFailed) as e:
+        bare.run_line_magic("mldeploy", "")
+    assert str(e.value).startswith("The kube context 'sandbox' is the local sandbox, which is not up")
+    assert str(e.value).endswith("start it with `jupyter-mldeploy sandbox up`.")
+
+
+def test_nothing_configured_and_no_sandbox_keeps_the_plain_sentence(bare, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLDEPLOY_SANDBOX_DIR", str(tmp_path / "no-sandbox"))
+    with pytest.raises(MLDeployFailed) as e:
+        bare.run_line_magic("mldeploy", "")
+    assert str(e.value) == ("No Kubernetes cluster is configured: set KUBECONFIG, pass kubeconfig=/context=, "
+                            "or start the local sandbox with `jupyter-mldeploy sandbox up`.")
+    assert not Path(tmp_path / "no-sandbox").exists()  # nothing was started or written
