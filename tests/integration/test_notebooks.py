@@ -173,6 +173,13 @@ def test_demo_command_runs_the_quickstart(cluster, notebook_env, kube, namespace
     assert run_demo(out, parameters={"namespace": namespace}) == 0
     printed = capsys.readouterr().out
     assert f"The quickstart ran. The executed notebook is {out}" in printed
+    # the story, told as each step finished, in order
+    told = [line.strip() for line in printed.splitlines() if line.startswith("  ")]
+    assert [t.split(":")[0].split(" (")[0] for t in told] == [
+        "Deployed iris", "Deployed a second version of iris", "Rolled iris back to the previous revision",
+        f"Removed iris from namespace {namespace}"], told
+    assert told[0].startswith(f"Deployed iris (ghcr.io/acme/iris:1.0) to namespace {namespace}: 2/2 ready ")
+    assert told[1].startswith("Deployed a second version of iris (ghcr.io/acme/iris:1.1): 2/2 ready in ")
     nb = nbformat.read(out, 4)
     assert "rolled out" in "".join(outputs(c) for c in nb.cells if c.cell_type == "code")
     assert ours(kube, namespace) == []
