@@ -344,7 +344,12 @@ class DeployMagics(Magics):
             if self._live(settings):
                 slider = self._widget("canary", "CanarySlider", f"%canary {req.name} PERCENT")
                 return slider(req.name, namespace=namespace, kube=kube)
-            return _rollout_of(req.name, namespace, kube)
+            found = _rollout_of(req.name, namespace, kube)
+            if found.strategy == "canary":  # headless, the slider's picture as text
+                from ..split import read_split
+
+                print(read_split(found).text(), flush=True)
+            return found
 
     @no_var_expand
     @line_magic
