@@ -67,8 +67,9 @@ def no_cluster_hint() -> str | None:
     if not box.kubeconfig.is_file() or not box.status()["up"]:
         return None
     return (f"No Kubernetes cluster is configured, but the local sandbox is up: run "
-            f"%config MLDeploy.context = \"{SANDBOX_CONTEXT}\" in the notebook (or `export "
-            f"KUBECONFIG={box.kubeconfig}` before starting Jupyter).")
+            f"%config MLDeploy.context = \"{SANDBOX_CONTEXT}\" in the notebook (or set "
+            f"MLDEPLOY_CONTEXT={SANDBOX_CONTEXT}, or `export KUBECONFIG={box.kubeconfig}`, before starting "
+            f"Jupyter or papermill).")
 
 
 def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:

@@ -21,6 +21,9 @@ def bare(cluster, monkeypatch, tmp_path):
     """A shell as a newcomer's: no kubeconfig anywhere, no MLDeploy setting; the sandbox is up."""
     if not cluster.is_sandbox:
         pytest.skip("the hint is about the local sandbox")
+    from jupyter_mldeploy.sandbox.control_plane import state_dir
+
+    monkeypatch.setenv("MLDEPLOY_SANDBOX_DIR", str(state_dir()))  # found by its folder, whatever HOME is
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config
     for var in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "MLDEPLOY_NAMESPACE", "MLDEPLOY_CONTEXT",
                 "MLDEPLOY_TIMEOUT"):
@@ -44,8 +47,9 @@ def test_nothing_configured_and_the_sandbox_up_says_exactly_what_to_run(bare, cl
         bare.run_line_magic("mldeploy", "")
     text = str(e.value)
     assert text == ("No Kubernetes cluster is configured, but the local sandbox is up: run "
-                    "%config MLDeploy.context = \"sandbox\" in the notebook (or `export "
-                    f"KUBECONFIG={cluster.kubeconfig}` before starting Jupyter).")
+                    "%config MLDeploy.context = \"sandbox\" in the notebook (or set "
+                    f"MLDEPLOY_CONTEXT=sandbox, or `export KUBECONFIG={cluster.kubeconfig}`, before starting "
+                    "Jupyter or papermill).")
 
 
 def test_the_sandbox_context_uses_the_sandbox(bare, cluster):
@@ -79,3 +83,32 @@ def test_nothing_configured_and_no_sandbox_keeps_the_plain_sentence(bare, monkey
     assert str(e.value) == ("No Kubernetes cluster is configured: set KUBECONFIG, pass kubeconfig=/context=, "
                             "or start the local sandbox with `jupyter-mldeploy sandbox up`.")
     assert not Path(tmp_path / "no-sandbox").exists()  # nothing was started or written
+
+
+def test_a_pipeline_uses_the_sandbox_by_name_with_no_kubeconfig(cluster, monkeypatch, tmp_path):
+    """papermill from / with MLDEPLOY_CONTEXT=sandbox and no KUBECONFIG: the notebook runs on the sandbox."""
+    if not cluster.is_sandbox:
+        pytest.skip("the context 'sandbox' is the local sandbox")
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from jupyter_mldeploy.sandbox.control_plane import state_dir
+
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "01-quickstart.ipynb"
+    unset = ("KUBECONFIG", "MLDEPLOY_NAMESPACE", "JPY_SESSION_NAME")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(HOME=str(tmp_path), MLDEPLOY_CONTEXT="sandbox", MLDEPLOY_SANDBOX_DIR=str(state_dir()))
+    ns = f"t-{uuid.uuid4().hex[:10]}"
+    done = subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(tmp_path / "out.ipynb"),
+                           "--kernel", "python3", "--no-progress-bar", "-p", "namespace", ns,
+                           "-p", "interactive", "no"], cwd="/", env=env, capture_output=True, text=True,
+                          timeout=600)
+    try:
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    finally:
+        from jupyter_mldeploy.kube.client import Kube
+
+        Kube(str(cluster.kubeconfig), cluster.context).request(
+            "DELETE", f"/api/v1/namespaces/{ns}", query={"propagationPolicy": "Background"})
