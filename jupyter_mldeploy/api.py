@@ -16,11 +16,12 @@ import yaml
 
 from . import cluster_values, preflight
 from . import labels as L
+from .connection import connect
 from .errors import ClusterError, MLDeployError, NotDeployed, NotOurs, RolloutFailed, SpecError, StaleState
 from .follow import StatusCallback, WaitTimeout, follow
 from .kube import apply as kapply
-from .kube import inventory, owner
-from .kube.client import Kube, connect
+from .kube import inventory, namespaces, owner
+from .kube.client import Kube
 from .kube.resources import collection_path, describe, named_path, object_path
 from .render import release as rel
 from .render import render, to_yaml
@@ -363,14 +364,15 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
            kubeconfig: str | None = None, context: str | None = None, kube: Kube | None = None,
            dry_run: bool | str = False, on_status: StatusCallback | None = None, atomic: bool = False,
            state: dict | None = None, replica_split: bool = False,
-           extra: Sequence[dict] = ()) -> Deployment | DryRun:
+           extra: Sequence[dict] = (), create_namespace: bool = False) -> Deployment | DryRun:
     """Write every object of `spec` at once and (by default) follow the rollout until it completes.
 
     dry_run=True (or "client") returns the rendered manifests; dry_run="server" asks the API server
     and diffs against what is live. With atomic=True a failed rollout is rolled back (or removed
     when it was the first release). Ctrl-C during the writes undoes them (Interrupted); during the
     wait it stops the waiting only. Objects the previous release had and this one does not render
-    are deleted (prune), ours only.
+    are deleted (prune), ours only. create_namespace=True (Helm's --create-namespace) makes the
+    namespace when it is missing, and waits for its default ServiceAccount; a dry run creates nothing.
     """
     kube = _kube(kube, kubeconfig, context)
     ns, manifests = _prepare(spec, kube, namespace, state, replica_split)
@@ -387,6 +389,8 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
         raise SpecError(f"dry_run must be False, True, 'client' or 'server', not {dry_run!r}.")
 
     handle = Deployment(spec.name, ns, kube, track=spec.track, spec=spec)
+    if create_namespace and namespaces.ensure(kube, ns):
+        handle.notes.append(f"Created namespace {ns}.")
     _preflight(kube, spec, handle.notes)
     def then(report: kapply.ApplyReport) -> None:
         # Off the critical path; watch() (and anything that reads status) waits for it first.

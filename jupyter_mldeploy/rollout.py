@@ -20,10 +20,11 @@ from dataclasses import dataclass, field, replace
 
 from . import api, cluster_values, traffic
 from . import labels as L
+from .connection import connect
 from .errors import ClusterError, MLDeployError, RolloutFailed, SpecError
 from .kube import apply as kapply
 from .kube import inventory, owner
-from .kube.client import Kube, connect
+from .kube.client import Kube
 from .kube.resources import collection_path, describe
 from .render import render
 from .render.routers import ROUTER_KINDS, nginx, route_for
@@ -311,7 +312,8 @@ def start(candidate: DeploySpec, *, strategy: str, router: str = "auto", weight:
                         "for list on ingressclasses.networking.k8s.io, or use another router.")
     if router == "nginx":
         # The router rewrites the model's Ingress with class nginx: never move it there silently.
-        nginx.check_exposure(candidate.name, stable.expose, stable.ingress_class, strategy=strategy)
+        nginx.check_exposure(candidate.name, stable.expose, stable.ingress_class, strategy=strategy,
+                             ingress_extras=stable.ingress_extras)
     if strategy == "blue-green" and weight not in (None, 0):
         raise SpecError("a blue-green rollout starts with no traffic on the preview; switch it with "
                         "promote once the preview is ready.")

@@ -781,7 +781,7 @@ def compare(name: str | None = None, data: Any = None, *, primary_url: str | Non
         if not name:
             raise SpecError("via='proxy' needs the model's name (its Services are <name> and <name>-shadow).")
         if kube is None:
-            from .kube.client import connect
+            from .connection import connect
 
             kube = connect()
         ns = namespace or kube.namespace

@@ -70,6 +70,7 @@ class DeployRequest:
     mirror: int | None = None  # shadow: percent of requests copied to the shadow
     router: str | None = None  # None: MLDeploy.router
     gateway: str | None = None  # the rollout's parent Gateway (when the model is not exposed through one)
+    create_namespace: bool = False  # Helm's --create-namespace: make the namespace when it is missing
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,10 @@ def _where(func: Callable) -> Callable:
 @argument("--pull-secret", metavar="S", action="append", help="image pull secret name (repeatable)")
 @argument("--readiness", metavar="PATH", help="readiness probe path (default /v2/health/ready; 'none': off)")
 @argument("--liveness", metavar="PATH", help="liveness probe path (default /v2/health/live; 'none': off)")
+@argument("--startup", metavar="PATH", help="startup probe path, for a model that loads for minutes: "
+          "readiness and liveness wait until it answers (such as /v2/health/ready)")
+@argument("--startup-timeout", metavar="DURATION", help="with --startup: how long the model may take to load "
+          "before it is restarted: seconds, or 90s, 15m, 1h (default 10m)")
 @argument_group("Resources")
 @argument("--cpu", metavar="Q", help="CPU request: 500m, 2 (cores)")
 @argument("--memory", metavar="Q", help="memory request: 512Mi, 4Gi (also the memory limit unless given)")
@@ -183,8 +188,18 @@ def _where(func: Callable) -> Callable:
           "such as nginx (default: none named, the cluster's default class)")
 @argument("--gateway", metavar="NS/NAME", help="the parent Gateway for --expose gateway, or for a rollout's "
           "Gateway API route")
+@argument("--tls-secret", metavar="NAME", help="with --expose ingress and --host: the Secret holding the TLS "
+          "certificate (the Ingress's spec.tls); a Gateway's TLS is on its listener instead")
+@argument("--cert-issuer", metavar="NAME", help="with --expose ingress and --host: the cert-manager "
+          "ClusterIssuer (or Issuer/NAME) that makes the certificate, into --tls-secret (default NAME-tls)")
+@argument("--ingress-annotation", metavar="K=V", nargs="+", action="extend", help="an annotation on the "
+          "Ingress alone, such as kubernetes.io/ingress.global-static-ip-name=churn-ip (repeatable)")
+@argument("--service-type", metavar="TYPE", help="the Service's type: ClusterIP (default), NodePort (as "
+          "GKE's Ingress needs) or LoadBalancer")
 @argument_group("Where, waiting and output")
 @_where
+@argument("--create-namespace", action="store_true", help="create the namespace if it is missing (as Helm's "
+          "flag does) and wait until pods may be created there")
 @argument("--wait", action=argparse.BooleanOptionalAction, default=None,
           help="wait until the rollout is ready, showing progress (default: wait)")
 @argument("--timeout", metavar="S", help="how long to wait: seconds, or 90s, 10m (default MLDeploy.timeout)")
@@ -212,7 +227,12 @@ def deploy(line: str = "", cell: str | None = None) -> None:
       %deploy churn --image ghcr.io/acme/churn:1.4 --gpu 1 --gpu-type NVIDIA-A100-SXM4-80GB
       %deploy churn --image {image} --autoscale 2:10:70 --cpu 500m --env MODEL_NAME=churn LOG=info
       %deploy churn --image ghcr.io/acme/churn:1.5 --dry-run -o yaml
+      %deploy churn --image ghcr.io/acme/churn:1.4 --namespace ml --create-namespace
+      %deploy llm --image vllm/vllm-openai:v0.6.3 --gpu 1 --startup /health --startup-timeout 15m
       %deploy churn --image {image} --expose ingress --host churn.example.com --ingress-class nginx
+      %deploy churn --image {image} --expose ingress --host churn.example.com --tls-secret churn-tls
+      %deploy churn --image {image} --expose ingress --service-type NodePort --ingress-annotation K=V
+      %deploy churn --image {image} --expose ingress --host churn.example.com --cert-issuer letsencrypt
       d = %deploy churn --image ghcr.io/acme/churn:1.5 --no-wait
 
       %%deploy churn --namespace ml
@@ -750,7 +770,9 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str] | None:
     if items is None:
         return None
     try:
-        return parse_env(items) if flag == "--env" else parse_pairs(items, "label", "KEY")
+        if flag == "--env":
+            return parse_env(items)
+        return parse_pairs(items, "ingress annotation" if flag == "--ingress-annotation" else "label", "KEY")
     except SpecError as e:
         raise UsageError(str(e)) from None
 
@@ -793,6 +815,9 @@ def _rollout_options(a: argparse.Namespace, rollout: str | None, fields: dict[st
             raise UsageError(f"--router chooses the traffic layer of a rollout, so it needs --strategy "
                              f"{', '.join(ROLLOUT_STRATEGIES[:-1])} or {ROLLOUT_STRATEGIES[-1]}.")
         return {}
+    if a.create_namespace:
+        raise UsageError(f"--create-namespace is for a first deploy: a {rollout} rollout starts beside the "
+                         f"deployed stable model, so its namespace exists; drop --create-namespace.")
     for flag, given in (("--dry-run", a.dry_run), ("--atomic", a.atomic), ("--panel", a.panel)):
         if given:
             raise UsageError(f"{flag} applies to plain deploys, not to a {rollout} rollout: drop {flag} (a "
@@ -836,7 +861,9 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
         "autoscale": a.autoscale, "port": _count(a.port, "--port"), "env": _pairs(a.env, "--env"),
         "pvc": a.pvc, "labels": _pairs(a.label, "--label"), "image_pull_secrets": a.pull_secret,
         "expose": a.expose, "host": a.host, "gateway": a.gateway, "ingress_class": a.ingress_class,
-        "strategy": _spec_strategy(a.strategy),
+        "tls_secret": a.tls_secret, "cert_issuer": a.cert_issuer, "service_type": a.service_type,
+        "ingress_annotations": _pairs(a.ingress_annotation, "--ingress-annotation"),
+        "strategy": _spec_strategy(a.strategy), "startup": a.startup, "startup_timeout": a.startup_timeout,
         "allow_latest": True if a.allow_latest else None,
     }
     out = {k: v for k, v in fields.items() if v is not None}
@@ -847,7 +874,8 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-_FLAG = {"image_pull_secrets": "--pull-secret", "labels": "--label"}
+_FLAG = {"image_pull_secrets": "--pull-secret", "labels": "--label",
+         "ingress_annotations": "--ingress-annotation"}
 
 
 def parse_deploy(line: str, cell: str | None = None,
@@ -894,9 +922,9 @@ def parse_deploy(line: str, cell: str | None = None,
     if a.atomic and not wait:
         raise UsageError("--atomic puts back the previous release when the rollout fails, so it needs "
                          "waiting: drop --no-wait.")
-    if a.panel and (a.dry_run or a.output or a.atomic):
+    if a.panel and (a.dry_run or a.output or a.atomic or a.create_namespace):
         raise UsageError("--panel opens the deploy panel, where you deploy with its button: drop --dry-run, "
-                         "-o and --atomic.")
+                         "-o, --atomic and --create-namespace.")
     timeout = _timeout(a.timeout)
     context = _context(a.context)
 
@@ -911,7 +939,8 @@ def parse_deploy(line: str, cell: str | None = None,
             raise UsageError(_sentence(str(e))) from None
     return DeployRequest(spec=spec, name=fields.get("name") if isinstance(fields.get("name"), str) else None,
                          namespace=namespace, context=context, wait=wait, timeout=timeout, atomic=a.atomic,
-                         dry_run=a.dry_run, output=a.output, panel=a.panel, **options)
+                         dry_run=a.dry_run, output=a.output, panel=a.panel,
+                         create_namespace=a.create_namespace, **options)
 
 
 def _rollout_strategy(line_value: str | None, fields: dict[str, Any]) -> str | None:

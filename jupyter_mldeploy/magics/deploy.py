@@ -113,7 +113,7 @@ class DeployMagics(Magics):
         return ctx["settings"]
 
     def _kube(self, settings: Settings, context: str | None) -> Kube:
-        from ..kube.client import connect
+        from ..connection import connect
 
         return connect(settings.kubeconfig, context or settings.context)
 
@@ -163,7 +163,7 @@ class DeployMagics(Magics):
                                            f"{namespace}, context {kube.context}")
             return self._follow(view, lambda: api.deploy(
                 spec, namespace=namespace, kube=kube, wait=req.wait, timeout=timeout, atomic=req.atomic,
-                on_status=view))
+                on_status=view, create_namespace=req.create_namespace))
 
     def _follow(self, view: views.Progress | None, call: Callable[[], Any],
                 recorder: _Recorder | None = None) -> Any:
@@ -356,7 +356,12 @@ class DeployMagics(Magics):
             if self._live(settings):
                 slider = self._widget("canary", "CanarySlider", f"%canary {req.name} PERCENT")
                 return slider(req.name, namespace=namespace, kube=kube)
-            return _rollout_of(req.name, namespace, kube)
+            found = _rollout_of(req.name, namespace, kube)
+            if found.strategy == "canary":  # headless, the slider's picture as text
+                from ..split import read_split
+
+                print(read_split(found).text(), flush=True)
+            return found
 
     @no_var_expand
     @line_magic

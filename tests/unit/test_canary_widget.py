@@ -142,7 +142,8 @@ def test_without_a_router_the_achievable_split_is_said():
     s.value = 50
     s.flush()
     assert "4 replicas split as asked: the canary gets 50%." in s.split.value
-    assert str(s) == "fraud: stable 50% / canary 50% (4 replicas split as asked: the canary gets 50%.)"
+    assert str(s).splitlines()[0] == "fraud: stable 50% / canary 50% via replicas"
+    assert str(s).splitlines()[-1] == "  4 replicas split as asked: the canary gets 50%."
 
 
 def test_disabled_while_the_canary_has_no_ready_pod_and_enabled_on_refresh():
@@ -196,7 +197,10 @@ def test_a_failed_roll_back_is_one_sentence_and_keeps_the_buttons():
 def test_without_a_frontend_it_prints_the_split():
     s = CanarySlider("fraud", **FakeRollout(weight=20).kw())
     bundle = s._repr_mimebundle_()
-    assert bundle["text/plain"] == "fraud: stable 80% / canary 20%"
+    assert bundle["text/plain"] == ("fraud: stable 80% / canary 20% via istio\n"
+                                    f"  [{'#' * 32}{'+' * 8}]\n"
+                                    "  # stable 1.0          80%\n"
+                                    "  + canary 2.0          20%")  # the fake has no pods to count
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == s.model_id
 
 
