@@ -238,7 +238,7 @@ def test_fifty_moves_in_two_seconds_are_one_write_after_the_value_settles():
     fake.write = write
     # A debounce long beside the gaps between moves, so a loaded machine's pauses cannot split them.
     s, touched, stamps = run_on_loop(fake, [(0.02, 11 + i) for i in range(50)], debounce=1.0, settle=1.6)
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     assert max(gaps) < 1.0  # the premise: the value never stood still for a whole debounce
     assert [p for p, _ in fake.writes] == [60]  # the target is at most 3
     assert writes_at[0] - stamps[-1] >= 0.99  # only once the value stopped changing for `debounce`
