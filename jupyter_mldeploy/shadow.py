@@ -44,6 +44,7 @@ Mode = Literal["auto", "exact", "numeric", "label", "topk"]
 MODES = ("auto", "exact", "numeric", "label", "topk")
 # The Services' port, as rendered by render.workload (SERVICE_PORT); the shadow Service is <name>-shadow.
 SERVICE_PORT = 80
+PROXY_CATCH_UP = 3.0  # seconds a just-created Service may stay invisible to the service proxy
 SHADOW_SUFFIX = "-shadow"
 # The per-row HTML table stops here; the DataFrame in `.rows` has everything.
 HTML_ROW_LIMIT = 200
@@ -644,6 +645,11 @@ def _no_endpoints(e: ClusterError) -> bool:
         e.status == 404 and 'endpoints "' in text and "not found" in text)
 
 
+def _service_not_found(e: ClusterError) -> bool:
+    text = str(e)
+    return e.status == 404 and 'services "' in text and "not found" in text
+
+
 class _ProxySide(_Side):
     def __init__(self, role: str, kube: Kube, namespace: str, service: str, proto: _Protocol,
                  timeout: float) -> None:
@@ -673,22 +679,41 @@ class _ProxySide(_Side):
 
     def check(self) -> str | None:
         path = self.base + self.proto.ready_path
+        deadline = time.monotonic() + PROXY_CATCH_UP
+        while True:
+            try:
+                self.kube.request("GET", path, timeout=self.timeout, what=f"{self.role} model {self.service}")
+                return None
+            except ClusterError as e:
+                if not (_service_not_found(e) and self._service_exists() and time.monotonic() < deadline):
+                    return self._problem(e)
+            # The proxy resolves Services through the API server's cache, which can trail a Service
+            # created a moment ago; the Service itself exists, so ask again, briefly.
+            time.sleep(0.1)
+
+    def _service_exists(self) -> bool:
         try:
-            self.kube.request("GET", path, timeout=self.timeout, what=f"{self.role} model {self.service}")
+            self.kube.request("GET", f"/api/v1/namespaces/{self.namespace}/services/{self.service}",
+                              timeout=self.timeout, what=f"Service {self.service}")
         except ClusterError as e:
-            text = str(e)
-            if _no_endpoints(e):
-                return "no-endpoints"
-            if e.status == 404 and 'services "' in text and "not found" in text:
-                return (f"There is no Service {self.service} in namespace {self.namespace}, so there is no "
-                        f"{self.role} model to ask.")
             if e.status == 404:
-                return self.proto.not_found(self.role, f"behind Service {self.service}")
-            if e.status in (502, 503) and "error trying to reach" in text:
-                return (f"The API server could not reach the {self.role} model behind Service "
-                        f"{self.service}: {text.split(': ', 2)[-1]}")
+                return False
             raise
-        return None
+        return True
+
+    def _problem(self, e: ClusterError) -> str:
+        text = str(e)
+        if _no_endpoints(e):
+            return "no-endpoints"
+        if _service_not_found(e):
+            return (f"There is no Service {self.service} in namespace {self.namespace}, so there is no "
+                    f"{self.role} model to ask.")
+        if e.status == 404:
+            return self.proto.not_found(self.role, f"behind Service {self.service}")
+        if e.status in (502, 503) and "error trying to reach" in text:
+            return (f"The API server could not reach the {self.role} model behind Service "
+                    f"{self.service}: {text.split(': ', 2)[-1]}")
+        raise e
 
 
 def _short(e: Any) -> str:
