@@ -30,11 +30,15 @@ class RolloutFailed(MLDeployError):
         self.diagnosis = diagnosis
 
 
+class StaleState(MLDeployError):
+    """The cluster changed under us (another kernel, kubectl): nothing was written; the message says what."""
+
+
 class NoRollout(MLDeployError):
     """A rollout operation on a model that has no rollout in progress; nothing was written."""
 
 
-class StaleRollout(MLDeployError):
+class StaleRollout(StaleState):
     """The rollout changed on the cluster since this kernel read it (another kernel acted on it); the
     message names what changed and nothing was written."""
 
@@ -46,3 +50,16 @@ class RolloutInterrupted(MLDeployError):
     def __init__(self, message: str, *, phase: str) -> None:
         super().__init__(message)
         self.phase = phase
+
+
+class NotOurs(ClusterError):
+    """A same-named object exists that jupyter-mldeploy did not create; it was left exactly as it was."""
+
+
+class Interrupted(MLDeployError, KeyboardInterrupt):
+    """Ctrl-C (or a papermill cell timeout) stopped a write; the message says what was undone or where to
+    carry on. Caught by `except KeyboardInterrupt` as well as by `except MLDeployError`."""
+
+
+class NotDeployed(MLDeployError):
+    """Nothing of that name was deployed by jupyter-mldeploy there (or that track is not)."""

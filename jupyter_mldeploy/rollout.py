@@ -30,6 +30,7 @@ Deployments altogether (see render/routers/knative.py), and is refused here with
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import email.utils
 import re
@@ -40,12 +41,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from . import api, traffic
+from . import api, cluster_values, traffic
 from . import labels as L
+from .connection import connect
 from .errors import (
     ClusterError,
     MLDeployError,
     NoRollout,
+    NotDeployed,
     RolloutFailed,
     RolloutInterrupted,
     SpecError,
@@ -53,10 +56,9 @@ from .errors import (
 )
 from .follow import WaitTimeout
 from .kube import apply as kapply
-from .kube import inventory
-from .kube.client import Kube, connect
+from .kube import inventory, owner
+from .kube.client import Kube
 from .kube.resources import collection_path, describe, object_path
-from .render import release as rel
 from .render import render
 from .render.routers import ROUTER, nginx, route_for
 from .render.workload import CHANGED
@@ -195,26 +197,19 @@ def _check_where(name: object, ns: object) -> None:
 # -- reading -----------------------------------------------------------------------------------------
 
 
-def _newest_record(kube: Kube, ns: str, name: str, track: str) -> dict | None:
-    _, body = kube.request("GET", collection_path("v1", "ConfigMap", ns),
-                           query={"labelSelector": rel.record_selector(name, track)})
-    items = body.get("items", [])
-    return max(items, key=rel.created_ms) if items else None
-
-
 def stable_spec(kube: Kube, ns: str, name: str) -> DeploySpec:
-    record = _newest_record(kube, ns, name, "stable")
-    if record is None:
+    spec = api.newest_spec(kube, ns, name, "stable")
+    if spec is None:
         raise MLDeployError(f"{name} has no stable release in namespace {ns}: deploy it first with "
                             f"%deploy {name} --image ..., then start a rollout.")
-    return rel.spec_of(record)
+    return spec
 
 
 def candidate_spec(kube: Kube, ns: str, name: str, track: str) -> DeploySpec:
-    record = _newest_record(kube, ns, name, track)
-    if record is None:
+    spec = api.newest_spec(kube, ns, name, track)
+    if spec is None:
         raise MLDeployError(f"{name} has no {track} release in namespace {ns}.")
-    return rel.spec_of(record)
+    return spec
 
 
 @dataclass
@@ -232,7 +227,7 @@ class _Seen:
 
 def _get_or_none(kube: Kube, path: str, headers: dict | None = None) -> dict | None:
     try:
-        return kube.request("GET", path, response_headers=headers)[1]
+        return kube.request("GET", path, reply_headers=headers)[1]
     except ClusterError as e:
         if e.status in (404, 403):
             return None
@@ -287,7 +282,12 @@ def read(name: str, *, namespace: str | None = None, kube: Kube | None = None) -
 
 def _from_annotations(name: str, ns: str, router: str, ann: dict, obj: dict, seen: _Seen,
                       kube: Kube) -> Rollout:
-    steps = tuple(int(s) for s in ann.get(STEPS, "").split(",") if s)
+    where = f"{obj.get('kind', 'the route')} {name} in namespace {ns}"
+
+    def whole(key: str, text: object) -> int:
+        return cluster_values.whole_number(text, key=key, where=where)
+
+    steps = cluster_values.whole_numbers(ann.get(STEPS, ""), key=STEPS, where=where)
     mirror = ann.get("mldeploy.io/mirror-percent")
     spec = obj.get("spec", {})
     host = (spec.get("hostnames") or [None])[0] if router == "gateway" else None
@@ -305,8 +305,9 @@ def _from_annotations(name: str, ns: str, router: str, ann: dict, obj: dict, see
         gateways = [g for g in spec.get("gateways") or [] if g != "mesh"]
         gateway = gateways[0] if gateways else None
     stable = seen.stable
-    r = Rollout(name, ns, ann[STRATEGY], router, weight=int(ann.get(L.WEIGHT, "0")),
-                mirror=int(mirror) if mirror is not None else None, step=int(ann.get(L.STEP, "-1")),
+    r = Rollout(name, ns, ann[STRATEGY], router, weight=whole(L.WEIGHT, ann.get(L.WEIGHT, "0")),
+                mirror=whole("mldeploy.io/mirror-percent", mirror) if mirror is not None else None,
+                step=whole(L.STEP, ann.get(L.STEP, "-1")),
                 steps=steps, stable_version=ann.get(L.STABLE_VERSION),
                 candidate_version=ann.get(L.CANDIDATE_VERSION), host=host, gateway=gateway,
                 phase=ann.get(PHASE), kube=kube,
@@ -436,12 +437,31 @@ def _route(r: Rollout, *, candidate: bool = True, ended: str | None = None) -> l
                      candidate_track=r.candidate_track, **kw)
 
 
-def _recorded(r: Rollout) -> Callable[[], set[str]]:
-    """What jupyter-mldeploy wrote for this model before (read only if another manager shows up)."""
-    return lambda: api.recorded_objects(r.kube, r.namespace, r.name)
+def _write(r: Rollout, manifests: list[dict]) -> None:
+    """Write objects of the model outside a deploy (routes): owned by its anchor, recorded in it."""
+    anchor = owner.ensure(r.kube, r.namespace, r.name)
+    report = kapply.apply_all(r.kube, manifests, owner=anchor)
+    kapply.adopt_created(r.kube, report)
+    owner.record(r.kube, r.namespace, r.name, written=report.owned(
+        lambda m: (anchor.objects[owner.key_of(m)].track if owner.key_of(m) in anchor.objects else None)))
 
 
 # -- guarded writes ------------------------------------------------------------------------------------
+
+
+def _apply(r: Rollout, manifests: list[dict]) -> kapply.ApplyReport:
+    """Write objects of the model outside a deploy (routes, replica counts): owned by its anchor and
+    recorded in it, so a same-named object that is not ours is refused and undeploy finds them."""
+    anchor = owner.ensure(r.kube, r.namespace, r.name)
+    report = kapply.apply_all(r.kube, manifests, owner=anchor)
+    kapply.adopt_created(r.kube, report)
+
+    def track_of(m: dict) -> str | None:
+        known = anchor.objects.get(owner.key_of(m))
+        return known.track if known is not None else None
+
+    owner.record(r.kube, r.namespace, r.name, written=report.owned(track_of))
+    return report
 
 
 def _is_stale(e: ClusterError) -> bool:
@@ -478,9 +498,8 @@ def _write(r: Rollout, new: Rollout, manifests: list[dict], *, then: Sequence[di
         try:
             while todo:
                 m = todo[0]
-                report = kapply.apply_all(r.kube, [_guarded(m, versions.get(describe(m)))],
-                                          recorded=_recorded(r))
-                for a in getattr(report, "applied", []):
+                report = _apply(r, [_guarded(m, versions.get(describe(m)))])
+                for a in report.applied:
                     meta = a.result.get("metadata", {})
                     versions[describe(a.manifest)] = (meta.get("resourceVersion"), meta.get("uid"))
                 if describe(m) == state_key:
@@ -505,7 +524,7 @@ def _write(r: Rollout, new: Rollout, manifests: list[dict], *, then: Sequence[di
                                    f"more was written; try again.") from None
             versions = {**versions, **fresh.versions}
     if then:
-        kapply.apply_all(r.kube, list(then), recorded=_recorded(r))
+        _apply(r, list(then))
     out = replace(new, versions=versions, last_route=manifests)
     return _remember(out)
 
@@ -678,7 +697,8 @@ def start(candidate: DeploySpec | Mapping[str, Any], *, strategy: str, router: s
                         "for list on ingressclasses.networking.k8s.io, or use another router.")
     if router == "nginx":
         # The router rewrites the model's Ingress with class nginx: never move it there silently.
-        nginx.check_exposure(name, stable.expose, stable.ingress_class, strategy=strategy)
+        nginx.check_exposure(name, stable.expose, stable.ingress_class, strategy=strategy,
+                             ingress_extras=stable.ingress_extras)
     if strategy == "blue-green" and weight not in (None, 0):
         raise SpecError("a blue-green rollout starts with no traffic on the preview; switch it with "
                         "promote once the preview is ready.")
@@ -704,7 +724,11 @@ def start(candidate: DeploySpec | Mapping[str, Any], *, strategy: str, router: s
     if dry_run:
         dry = api.deploy(cand, namespace=ns, kube=kube, dry_run="client", extra=extra)
         if dry_run == "server":
-            kapply.apply_all(kube, dry.manifests, dry_run=True)  # the API server's checks; nothing stored
+            # The API server's checks, ownership included; nothing stored (a dry run makes no anchor).
+            anchor = owner.cached(kube, ns, name) or owner.read(kube, ns, name)
+            if anchor is None:
+                raise MLDeployError(f"{name} has no stable release in namespace {ns}: deploy it first.")
+            kapply.apply_all(kube, dry.manifests, owner=anchor, dry_run=True)
         return api.DryRun(dry.manifests, _spec_diff(stable, cand, show_values=show_values),
                           show_values=show_values)
     api.deploy(cand, namespace=ns, kube=kube, wait=wait, timeout=timeout, on_status=on_status, extra=extra)
@@ -872,7 +896,7 @@ def _end(r: Rollout, stable: DeploySpec, ended: str, step: Phase, note: Callable
     elif r.router == "replicas":  # the stable's own replica count (the Service is the route, written)
         after = [m for m in render(stable, r.namespace) if m["kind"] == "Deployment"]
     if after:
-        kapply.apply_all(r.kube, after, recorded=_recorded(r))
+        _apply(r, after)
     step("cleanup")
     _remove_candidate(r.kube, r.namespace, r.name, r.candidate_track, r.router)
     _forget(r)
@@ -882,16 +906,21 @@ def _remove_candidate(kube: Kube, ns: str, name: str, track: str, router: str) -
     gone: list[str] = []
     if router == "nginx":
         # nginx's split lives on the canary Ingress: it goes before the candidate's Service it points at.
-        canary = _objects_of("nginx", name, ns)[1]
-        live = _get_or_none(kube, object_path(canary))
-        if live is not None and kapply.delete_one(kube, canary, uid=live["metadata"]["uid"]):
-            gone.append(describe(canary))
-    try:
+        gone += _delete_canary_ingress(kube, ns, name)
+    with contextlib.suppress(NotDeployed):  # nothing left of that model: an earlier call removed it
         gone += api.undeploy(name, namespace=ns, kube=kube, track=track)
-    except MLDeployError as e:
-        if isinstance(e, ClusterError):
-            raise
-        # nothing left of that track: an earlier call removed it already
+    return gone
+
+
+def _delete_canary_ingress(kube: Kube, ns: str, name: str) -> list[str]:
+    """The nginx router's canary Ingress, which no state renders once a rollout ends: deleted by its
+    recorded uid, so a same-named Ingress that is not ours stays."""
+    anchor = owner.cached(kube, ns, name) or owner.read(kube, ns, name)
+    key = ("networking.k8s.io/v1", "Ingress", f"{name}-canary")
+    if anchor is None or key not in anchor.objects:
+        return []
+    gone = kapply.delete_owned(kube, [anchor.objects[key]], ns)
+    owner.record(kube, ns, name, removed=[key])
     return gone
 
 
