@@ -307,6 +307,21 @@ def test_a_status_write_to_the_route_does_not_make_set_weight_fail(kube, namespa
     assert r.versions["httproute/churn"][0] == live["metadata"]["resourceVersion"]
 
 
+@pytest.mark.parametrize("router", ["istio", "gateway"])
+def test_a_route_deleted_elsewhere_is_not_created_again_by_a_stale_view(kube, namespace, router):
+    extra = {"gateway": "infra/public", "expose": "gateway"} if router == "gateway" else {}
+    canary(kube, namespace, router=router, **extra)
+    ro.read("churn", namespace=namespace, kube=kube)  # this kernel's view, with the route's uid
+    kube.request("DELETE", ROUTES[router].format(ns=namespace))  # kubectl delete, from elsewhere
+    with pytest.raises(StaleRollout) as e:
+        ro.set_weight("churn", 30, namespace=namespace, kube=kube)
+    assert str(e.value).startswith("churn's route ") and str(e.value).endswith(" was removed; nothing was "
+                                                                               "written.")
+    with pytest.raises(MLDeployError) as gone:
+        route(kube, namespace, router)
+    assert gone.value.status == 404  # the weight move did not bring the deleted route back
+
+
 def test_set_weight_on_a_model_without_a_rollout_says_so_plainly(kube, namespace):
     mld.deploy(stable(V1), namespace=namespace, kube=kube, timeout=120)
     with pytest.raises(NoRollout) as e:
