@@ -17,8 +17,18 @@ import yaml
 from . import cluster_values, preflight
 from . import labels as L
 from .connection import connect
-from .errors import ClusterError, MLDeployError, NotDeployed, NotOurs, RolloutFailed, SpecError, StaleState
-from .follow import StatusCallback, WaitTimeout, follow
+from .errors import (
+    ClusterError,
+    MLDeployError,
+    NotDeployed,
+    NotOurs,
+    PreflightFailed,
+    RolloutFailed,
+    SpecError,
+    StaleState,
+    WaitTimeout,
+)
+from .follow import StatusCallback, follow
 from .kube import apply as kapply
 from .kube import inventory, namespaces, owner
 from .kube.client import Kube
@@ -29,6 +39,7 @@ from .render.workload import object_name
 from .spec import DeploySpec, validate_model_name, validate_namespace
 from .status import RolloutStatus, format_status_table, rollout_status, status_html
 
+# PreflightFailed and WaitTimeout live in errors.py; named here too, their old home.
 __all__ = ["Deployment", "DryRun", "PreflightFailed", "Revision", "WaitTimeout", "deploy", "deploy_many",
            "get", "history", "rollback", "undeploy"]
 
@@ -40,10 +51,6 @@ OUR_KINDS: tuple[tuple[str, str], ...] = (
     ("networking.istio.io/v1", "DestinationRule"), ("serving.knative.dev/v1", "Service"),
     ("v1", "Secret"), ("v1", "ConfigMap"),
 )
-
-
-class PreflightFailed(MLDeployError):
-    """No node of the cluster could ever run one pod of the spec; nothing was written."""
 
 
 def _selector(d: dict[str, str]) -> str:
@@ -106,10 +113,9 @@ class Deployment:
 
         try:
             self.last_status = follow(self.kube, self.namespace, self.object_name, self.selector,
-                                      timeout=timeout, on_status=record)
+                                      timeout=timeout, on_status=record, deployment=self)
         except (RolloutFailed, WaitTimeout) as e:
-            self.last_status = getattr(e, "status", None) or self.last_status
-            e.deployment = self
+            self.last_status = e.status or self.last_status
             raise
         return self.last_status
 

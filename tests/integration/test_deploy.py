@@ -9,9 +9,7 @@ from k8s_helpers import exists, get, labelled
 
 import jupyter_mldeploy as mld
 from jupyter_mldeploy import labels as L
-from jupyter_mldeploy.api import PreflightFailed
-from jupyter_mldeploy.errors import ClusterError, MLDeployError, RolloutFailed
-from jupyter_mldeploy.follow import WaitTimeout
+from jupyter_mldeploy.errors import ClusterError, MLDeployError, PreflightFailed, RolloutFailed, WaitTimeout
 from jupyter_mldeploy.kube.client import Kube
 from jupyter_mldeploy.kube.watch import Watch
 from jupyter_mldeploy.spec import DeploySpec

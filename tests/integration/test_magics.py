@@ -13,8 +13,7 @@ from IPython.utils.capture import capture_output
 
 from jupyter_mldeploy import api
 from jupyter_mldeploy import labels as L
-from jupyter_mldeploy.errors import ClusterError, RolloutFailed
-from jupyter_mldeploy.follow import WaitTimeout
+from jupyter_mldeploy.errors import ClusterError, RolloutFailed, WaitTimeout
 from jupyter_mldeploy.kube.client import Kube
 from jupyter_mldeploy.magics.display import MLDeployFailed, Overview, RolloutReport, Undeployed
 from jupyter_mldeploy.rollout import offered_routers

@@ -16,9 +16,9 @@ import comm
 import pytest
 from widget_comm import RecordingComm
 
-from jupyter_mldeploy.api import Deployment, PreflightFailed
+from jupyter_mldeploy.api import Deployment
 from jupyter_mldeploy.capacity import Capacity
-from jupyter_mldeploy.errors import MLDeployError, SpecError
+from jupyter_mldeploy.errors import MLDeployError, PreflightFailed, SpecError
 from jupyter_mldeploy.kube.diagnose import Diagnosis
 from jupyter_mldeploy.spec import DeploySpec, ImageRef
 from jupyter_mldeploy.status import PodRow, RolloutStatus
