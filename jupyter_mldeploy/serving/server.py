@@ -36,7 +36,7 @@ from .httpd import BoundedHandler, BoundedServer, HTTPError, Limits
 
 __all__ = [
     "ModelAdapter", "PredictionLog", "RunningServer", "ServingError", "decode_inputs", "decode_tensor",
-    "echo", "encode_tensor", "load_model", "make_server", "serve",
+    "echo", "encode_tensor", "load_model", "make_server", "serve", "to_plain",
 ]
 
 SERVER_NAME = "jupyter-mldeploy-serving"
@@ -66,7 +66,7 @@ def _stderr(text: str) -> None:
 _SCALARS = (str, bool, int, float, type(None))
 
 
-def _plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
     """NumPy/pandas values to plain JSON-able Python (lists, numbers, strings, None)."""
     if isinstance(value, _SCALARS):
         return value
@@ -75,13 +75,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if hasattr(value, "tolist"):  # numpy arrays and scalars, pandas Series/Index
-        return _plain(value.tolist())
+        return to_plain(value.tolist())
     if hasattr(value, "item") and not isinstance(value, Mapping):
-        return _plain(value.item())
+        return to_plain(value.item())
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)) or hasattr(value, "__iter__"):
-        return [_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     return value
 
 
@@ -135,7 +135,7 @@ def _datatype(leaves: list) -> str:
 
 def encode_tensor(name: str, values: Sequence[Any]) -> dict:
     """Per-row values -> an OIP tensor `{name, shape, datatype, data}` (data flat, row-major)."""
-    values = _plain(values if type(values) is list else list(values))
+    values = to_plain(values if type(values) is list else list(values))
     try:
         flat, shape = _flatten(values)
     except ValueError:
@@ -166,7 +166,7 @@ def decode_tensor(tensor: Mapping[str, Any], *, _owned: bool = False) -> list:
                            f"{', '.join(sorted(DATATYPES))}.")
     data = tensor["data"]
     if not _owned or not isinstance(data, list):
-        data = _plain(data)
+        data = to_plain(data)
     coerce = _COERCE[datatype]
     if _owned and len(shape) == 2 and _is_table(data, shape):
         # Already rows of the declared shape (nested JSON): convert in place, no flat copy.
@@ -393,7 +393,7 @@ def echo(rows: list) -> list:
 
 
 def _rows_of(value: Any, what: Any) -> list:
-    value = _plain(value)
+    value = to_plain(value)
     if not isinstance(value, list):
         raise ServingError(f"The model returned one {type(value).__name__} for {what}; expected one value "
                            f"per row.", 500)
