@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: errors.py imports nothing of the package at run time
     from .api import Deployment
-    from .kube.diagnose import Diagnosis
+    from .diagnosis import Diagnosis
     from .status import RolloutStatus
 
 __all__ = [

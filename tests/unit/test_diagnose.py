@@ -1,4 +1,4 @@
-"""kube.diagnose: raw pod / event / Deployment JSON (shaped as the API server returns it) -> plain words."""
+"""diagnosis: raw pod / event / Deployment JSON (shaped as the API server returns it) -> plain words."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jupyter_mldeploy.kube.diagnose import (
+from jupyter_mldeploy.diagnosis import (
     KINDS,
     Diagnosis,
     diagnose_deployment,

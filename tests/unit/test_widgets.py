@@ -18,8 +18,8 @@ from widget_comm import RecordingComm
 
 from jupyter_mldeploy.api import Deployment
 from jupyter_mldeploy.capacity import Capacity
+from jupyter_mldeploy.diagnosis import Diagnosis
 from jupyter_mldeploy.errors import MLDeployError, PreflightFailed, SpecError
-from jupyter_mldeploy.kube.diagnose import Diagnosis
 from jupyter_mldeploy.spec import DeploySpec, ImageRef
 from jupyter_mldeploy.status import PodRow, RolloutStatus
 from jupyter_mldeploy.widgets import DeployPanel, ImageBuilder, PodStatusView, ResourcePicker
