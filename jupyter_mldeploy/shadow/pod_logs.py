@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MLDeployError, SpecError
+from ..spec import validate_model_name, validate_namespace
 from .comparison import Mode
 from .logjoin import live
 from .report import ShadowReport
@@ -54,6 +55,8 @@ def live_from_pods(kube: Kube, namespace: str, name: str, since: float | timedel
     """
     from .. import labels
 
+    # Both go into request paths and sentences: a bad one is one sentence here, before any request.
+    name, namespace = validate_model_name(name), validate_namespace(namespace)
     seconds = None
     if since is not None:
         seconds = since.total_seconds() if isinstance(since, timedelta) else float(since)

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import SpecError
+from ..spec import validate_model_name, validate_namespace
 from .comparison import Mode, check_mode
 from .report import Row, ShadowReport, build_report
 from .transports import ProxySide, Side, UrlSide, preflight
@@ -81,11 +82,13 @@ def compare(name: str | None = None, data: Any = None, *, primary_url: str | Non
     elif via == "proxy":
         if not name:
             raise SpecError("via='proxy' needs the model's name (its Services are <name> and <name>-shadow).")
+        # Both go into the service proxy's path: a bad one is one sentence here, before any request.
+        validate_model_name(name)
         if kube is None:
             from ..connection import connect
 
             kube = connect()
-        ns = namespace or kube.namespace
+        ns = validate_namespace(namespace or kube.namespace)
         proto = Protocol(protocol, model_name or name, output)
         sides = [ProxySide("primary", kube, ns, name, proto, timeout),
                  ProxySide("shadow", kube, ns, name + SHADOW_SUFFIX, proto, timeout)]
