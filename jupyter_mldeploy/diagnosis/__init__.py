@@ -12,7 +12,7 @@ ReplicaSets). Once in kube/diagnose.py, which still re-exports these names.
 from __future__ import annotations
 
 from .containers import log_tail
-from .model import KINDS, LOG_TAIL_LINES, Diagnosis, is_fatal, most_relevant
+from .model import KINDS, LOG_TAIL_LINES, Diagnosis, most_relevant
 from .objects import format_age, parse_quantity, parse_time
 from .pods import diagnose_pod
 from .scheduling import parse_scheduler_message
@@ -26,7 +26,6 @@ __all__ = [
     "diagnose_events",
     "diagnose_pod",
     "format_age",
-    "is_fatal",
     "log_tail",
     "most_relevant",
     "parse_quantity",

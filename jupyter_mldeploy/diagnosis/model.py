@@ -46,10 +46,6 @@ class Diagnosis:
         return f"{self.summary} Hint: {self.hint.rstrip('.')}."
 
 
-def is_fatal(diagnosis: Diagnosis | None) -> bool:
-    return diagnosis is not None and diagnosis.fatal
-
-
 def most_relevant(diagnoses: Iterable[Diagnosis | None]) -> Diagnosis | None:
     """The one to show: fatal before non-fatal, then by the order of KINDS."""
     found = [d for d in diagnoses if d is not None]

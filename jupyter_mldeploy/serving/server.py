@@ -317,7 +317,7 @@ def load_model(model: Any) -> Any:
                                    f"or save the model as a .pkl.", 500) from None
             return load_model(joblib.load(path))
         with path.open("rb") as f:
-            return load_model(pickle.load(f))  # noqa: S301 - the documented, declared pickle form
+            return load_model(pickle.load(f))  # the documented, declared pickle form
     module_name, sep, attr = text.partition(":")
     if not sep or not module_name or not attr or path.is_file():
         raise ServingError(f"Model {text!r} is neither a pickle file ({', '.join(PICKLE_SUFFIXES)}), a "
@@ -516,7 +516,7 @@ class _Handler(BoundedHandler):
             status, payload = e.status, {"error": str(e)}
         except (ConnectionError, TimeoutError):
             raise
-        except Exception as e:  # noqa: BLE001 - a bug here must still answer, not drop the connection
+        except Exception as e:  # a bug here must still answer, not drop the connection
             status, payload = 500, {"error": f"Internal server error: {type(e).__name__}: {e}"}
         rid = payload.get("id") if isinstance(payload, dict) and "id" in payload else request_id
         self._answer(status, payload, headers={"x-request-id": rid} if rid else None, close=close)

@@ -194,7 +194,7 @@ class NamespaceWatches:
         try:
             for etype, obj in w.events():
                 self._dispatch(etype, obj)
-        except Exception as e:  # noqa: BLE001 - handed to the views, which say it in words
+        except Exception as e:  # handed to the views, which say it in words
             self._dispatch("FAILED", {"kind": w.kind}, e)
 
     def _dispatch(self, etype: str, obj: Mapping, error: Exception | None = None) -> None:

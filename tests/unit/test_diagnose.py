@@ -16,7 +16,6 @@ from jupyter_mldeploy.diagnosis import (
     diagnose_events,
     diagnose_pod,
     format_age,
-    is_fatal,
     log_tail,
     most_relevant,
     parse_quantity,
@@ -621,7 +620,7 @@ def test_most_relevant_prefers_fatal_then_kind_order():
     assert most_relevant([a, None, b, c]) is b
     assert most_relevant([a, c]) is c
     assert most_relevant([]) is None
-    assert is_fatal(b) and not is_fatal(None) and not is_fatal(a)
+    assert b.fatal and not a.fatal and not c.fatal
     assert set(KINDS) >= {"image-pull", "crash-loop", "oom-killed", "unschedulable", "never-ready",
                           "progress-deadline", "create-failed", "evicted"}
 
