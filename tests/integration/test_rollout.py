@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from k8s_helpers import get
 
 import jupyter_mldeploy as mld
 from jupyter_mldeploy import rollout as ro
@@ -14,10 +15,6 @@ pytestmark = pytest.mark.sandbox
 
 def spec(image: str, **kw) -> DeploySpec:
     return DeploySpec.from_dict({"name": "fraud", "image": image, **kw})
-
-
-def get(kube, path):
-    return kube.request("GET", path)[1]
 
 
 def names(kube, ns, kind_path) -> set[str]:

@@ -12,6 +12,7 @@ import asyncio
 import models_for_tests as models
 import pytest
 from IPython.core.error import UsageError
+from k8s_helpers import deployments, get
 
 from jupyter_mldeploy import rollout as ro
 from jupyter_mldeploy.errors import ClusterError, SpecError
@@ -24,15 +25,6 @@ from jupyter_mldeploy.shadow import ShadowReport
 pytestmark = pytest.mark.sandbox
 
 V1, V2 = "ghcr.io/acme/fraud:1.0", "ghcr.io/acme/fraud:2.0"
-
-
-def get(kube: Kube, path: str) -> dict:
-    return kube.request("GET", path)[1]
-
-
-def deployments(kube: Kube, namespace: str) -> list[str]:
-    return sorted(d["metadata"]["name"]
-                  for d in get(kube, f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"])
 
 
 def image(kube: Kube, namespace: str, name: str = "fraud") -> str:

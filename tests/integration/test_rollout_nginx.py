@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from k8s_helpers import get
 
 import jupyter_mldeploy as mld
 from jupyter_mldeploy import labels as L
@@ -33,10 +34,6 @@ NGINX_PREFIX = "nginx.ingress.kubernetes.io/"
 
 def spec(image: str, **kw) -> DeploySpec:
     return DeploySpec.from_dict({"name": "fraud", "image": image, **kw})
-
-
-def get(kube: Kube, path: str) -> dict:
-    return kube.request("GET", path)[1]
 
 
 def names(kube: Kube, ns: str, kind_path: str) -> set[str]:
