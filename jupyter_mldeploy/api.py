@@ -16,6 +16,7 @@ import yaml
 
 from . import cluster_values, preflight
 from . import labels as L
+from .capacity import Capacity
 from .connection import connect
 from .errors import (
     ClusterError,
@@ -28,7 +29,7 @@ from .errors import (
     StaleState,
     WaitTimeout,
 )
-from .follow import StatusCallback, follow
+from .follow import StatusCallback, follow, namespace_watches
 from .kube import apply as kapply
 from .kube import inventory, namespaces, owner
 from .kube.client import Kube
@@ -40,8 +41,9 @@ from .spec import DeploySpec, validate_model_name, validate_namespace
 from .status import RolloutStatus, format_status_table, rollout_status, status_html
 
 # PreflightFailed and WaitTimeout live in errors.py; named here too, their old home.
-__all__ = ["Deployment", "DryRun", "PreflightFailed", "Revision", "WaitTimeout", "deploy", "deploy_many",
-           "get", "history", "rollback", "undeploy"]
+# Kube is the connection type the faces type against (they never import kube/ themselves).
+__all__ = ["Deployment", "DryRun", "Kube", "PreflightFailed", "Revision", "WaitTimeout", "capacity", "deploy",
+           "deploy_many", "get", "history", "namespace_watches", "rollback", "undeploy"]
 
 # Every kind jupyter-mldeploy may write for a model (all of them name the model's anchor as owner).
 OUR_KINDS: tuple[tuple[str, str], ...] = (
@@ -249,6 +251,20 @@ def _preflight(kube: Kube, spec: DeploySpec, notes: list[str]) -> None:
     if any(f.fits for f in preflight.check(spec, nodes)):
         return
     raise PreflightFailed(preflight.refusal(spec, nodes, inventory.scheduled_pods(kube)))
+
+
+def capacity(kube: Kube | None = None) -> Capacity:
+    """What the cluster's nodes can hold, from the same cached node read the pre-flight uses; an unknown
+    capacity (with the reason) when there is no connection or this identity may not list nodes."""
+    if kube is None:
+        try:
+            kube = connect()
+        except MLDeployError as e:
+            return Capacity.unknown(str(e))
+    try:
+        return Capacity.from_nodes(inventory.nodes(kube))
+    except ClusterError as e:
+        return Capacity.unknown(str(e))
 
 
 def release_manifests(kube: Kube, namespace: str, name: str, track: str, revision: int | None

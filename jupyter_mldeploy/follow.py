@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 StatusCallback = Callable[[RolloutStatus], None]
 
 
-__all__ = ["StatusCallback", "WaitTimeout", "follow", "watches"]  # WaitTimeout: its old home
+# WaitTimeout is named here too: its old home.
+__all__ = ["NAMESPACE_KINDS", "StatusCallback", "WaitTimeout", "follow", "namespace_watches", "watches"]
 
 
 def watches(kube: Kube, namespace: str, name: str, selector: str) -> list[Watch]:
@@ -36,6 +37,20 @@ def watches(kube: Kube, namespace: str, name: str, selector: str) -> list[Watch]
         Watch(kube, collection_path("v1", "Pod", namespace), "Pod", label_selector=selector),
         Watch(kube, collection_path("v1", "Event", namespace), "Event"),
     ]
+
+
+# The kinds a namespace-wide view watches (Deployments, ReplicaSets and pods of ours; every Event).
+NAMESPACE_KINDS = (("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("v1", "Pod"), ("v1", "Event"))
+
+
+def namespace_watches(kube: Kube, namespace: str) -> list[Watch]:
+    """Namespace-wide watches (not started) of our Deployments, ReplicaSets and pods and of all events,
+    in NAMESPACE_KINDS order: what the widgets share between every view of one namespace."""
+    from . import labels as L
+
+    ours = f"{L.APP_MANAGED_BY}={L.MANAGED_BY}"
+    return [Watch(kube, collection_path(api_version, kind, namespace), kind,
+                  label_selector=None if kind == "Event" else ours) for api_version, kind in NAMESPACE_KINDS]
 
 
 def _previous_logs(kube: Kube, namespace: str, pod: str) -> str | None:

@@ -27,7 +27,7 @@ from .loop import HandOff, running_loop
 from .messages import capture, error_sentence
 
 if TYPE_CHECKING:
-    from ..kube.client import Kube
+    from ..api import Kube
     from ..shadow import ShadowReport, ShadowSummary
 
 __all__ = ["ShadowView", "rows_table", "summary_table"]
