@@ -20,11 +20,12 @@ _LAZY = {
     "MLDeployError": "errors", "SpecError": "errors", "ClusterError": "errors", "RolloutFailed": "errors",
     "NotOurs": "errors", "NotDeployed": "errors", "StaleState": "errors", "Interrupted": "errors",
     "NoRollout": "errors", "StaleRollout": "errors", "RolloutInterrupted": "errors",
-    "WaitTimeout": "errors", "PreflightFailed": "errors",
+    "WaitTimeout": "errors", "PreflightFailed": "errors", "ClusterValueError": "errors",
 }
 
 __all__ = [
-    "Autoscale", "ClusterError", "DeploySpec", "Deployment", "DryRun", "ImageRef", "Interrupted",
+    "Autoscale", "ClusterError", "ClusterValueError", "DeploySpec", "Deployment", "DryRun", "ImageRef",
+    "Interrupted",
     "MLDeployError", "NoRollout", "NotDeployed", "NotOurs", "PreflightFailed", "Probe", "Resources",
     "Revision", "RolloutFailed", "RolloutInterrupted", "SpecError", "StaleRollout", "StaleState",
     "WaitTimeout", "deploy", "deploy_many", "get", "history",
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from .api import Deployment, DryRun, Revision, deploy, deploy_many, get, history, rollback, undeploy
     from .errors import (
         ClusterError,
+        ClusterValueError,
         Interrupted,
         MLDeployError,
         NoRollout,

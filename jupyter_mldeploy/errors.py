@@ -15,9 +15,9 @@ if TYPE_CHECKING:  # annotations only: errors.py imports nothing of the package 
     from .status import RolloutStatus
 
 __all__ = [
-    "ClusterError", "Interrupted", "MLDeployError", "NoRollout", "NotDeployed", "NotOurs",
-    "PreflightFailed", "RolloutFailed", "RolloutInterrupted", "SpecError", "StaleRollout", "StaleState",
-    "WaitTimeout",
+    "ClusterError", "ClusterValueError", "Interrupted", "MLDeployError", "NoRollout", "NotDeployed",
+    "NotOurs", "PreflightFailed", "RolloutFailed", "RolloutInterrupted", "SpecError", "StaleRollout",
+    "StaleState", "WaitTimeout",
 ]
 
 
@@ -43,6 +43,10 @@ class ClusterError(MLDeployError):
         self.obj = obj
         self.status = status
         self.reason = reason
+
+
+class ClusterValueError(MLDeployError):
+    """A value on a cluster object is not what jupyter-mldeploy wrote there (edited by hand?)."""
 
 
 class RolloutFailed(MLDeployError):

@@ -62,7 +62,8 @@ ROUTE_OBJECTS = {
 
 def weights_from_route(router: str, name: str, namespace: str, obj: Mapping | None) -> Weights:
     """The split a route object holds (the VirtualService, the HTTPRoute or the nginx canary Ingress
-    named by ROUTE_OBJECTS); a missing object (None) reads as everything to stable."""
+    named by ROUTE_OBJECTS). A missing object (None) holds no share (0/0), except nginx's: with no
+    canary Ingress every request goes to stable."""
     obj = obj or {}
     if router == "istio":
         routes = ((obj.get("spec", {}).get("http") or [{}])[0]).get("route") or []

@@ -18,6 +18,12 @@ def test_kube_diagnose_re_exports_the_diagnosis_package():
         assert getattr(old_diagnose, name) is getattr(diagnosis, name), name
 
 
+def test_cluster_value_error_is_the_one_in_errors():
+    from jupyter_mldeploy import cluster_values, errors
+
+    assert cluster_values.ClusterValueError is errors.ClusterValueError
+
+
 # Every name a test, a bench, a widget or a magic imports from `jupyter_mldeploy.shadow`.
 SHADOW_NAMES = ["ShadowReport", "ShadowSummary", "choose_mode", "compare", "compare_values", "live",
                 "live_from_pods", "MAX_DEPTH", "MAX_LINE_CHARS", "HTML_ROW_LIMIT", "TEXT_ROW_LIMIT", "MODES",
