@@ -25,10 +25,6 @@ DEPLOYS = "/apis/apps/v1/namespaces/{ns}/deployments"
 SERVICES = "/api/v1/namespaces/{ns}/services"
 
 
-def forget_process_state():
-    ro._known.clear()  # as a fresh kernel would start
-
-
 def test_canary_with_istio_weights_promote(kube, namespace):
     mld.deploy(spec("ghcr.io/acme/fraud:1.0", replicas=2), namespace=namespace, kube=kube, timeout=120)
     r = ro.start(spec("ghcr.io/acme/fraud:2.0"), strategy="canary", weight=10, router="istio",
@@ -45,7 +41,7 @@ def test_canary_with_istio_weights_promote(kube, namespace):
     routes = get(kube, vs_path)["spec"]["http"][0]["route"]
     assert [x["weight"] for x in routes] == [70, 30]
 
-    forget_process_state()  # another kernel picks the rollout up from the cluster
+    ro.forget_cache()  # another kernel picks the rollout up from the cluster
     seen = ro.read("fraud", namespace=namespace, kube=kube)
     assert (seen.strategy, seen.router, seen.weight, seen.candidate_version) == ("canary", "istio", 30, "2.0")
 
@@ -175,7 +171,7 @@ def test_steps_once_advance_and_failing_check_rolls_back(kube, namespace):
     plan = [10, 25, 50, 100]
     r = ro.steps("fraud", plan, once=True, namespace=namespace, kube=kube)
     assert (r.weight, r.step) == (10, 0)
-    forget_process_state()  # tomorrow's pipeline run
+    ro.forget_cache()  # tomorrow's pipeline run
     r = ro.steps("fraud", plan, once=True, namespace=namespace, kube=kube)
     assert (r.weight, r.step) == (25, 1)
     with pytest.raises(RolloutFailed, match="rolled back at 25%"):

@@ -61,10 +61,6 @@ def canary_annotations(weight: int) -> dict[str, str]:
     return {nginx.CANARY: "true", nginx.CANARY_WEIGHT: str(weight), nginx.CANARY_WEIGHT_TOTAL: "100"}
 
 
-def forget_process_state() -> None:
-    ro._known.clear()  # as a fresh kernel would start
-
-
 def changes_since(kube: Kube, ns: str, resource_version: str) -> list[tuple[int, str, str, str]]:
     """(resourceVersion, event type, kind, name) of every Ingress, Deployment and Service change in `ns`
     after `resource_version`, replayed by watches from it, ordered as they were written. The sandbox's
@@ -130,7 +126,7 @@ def test_canary_weight_then_promote_leaves_only_the_stable_ingress(kube, namespa
     ro.set_weight("fraud", 30, namespace=namespace, kube=kube)
     assert nginx_annotations(ingress(kube, namespace, "fraud-canary")) == canary_annotations(30)
 
-    forget_process_state()  # another kernel picks the rollout up from the cluster
+    ro.forget_cache()  # another kernel picks the rollout up from the cluster
     seen = ro.read("fraud", namespace=namespace, kube=kube)
     assert (seen.strategy, seen.router, seen.weight, seen.host, seen.candidate_version) == (
         "canary", "nginx", 30, HOST, "2.0")
@@ -215,11 +211,11 @@ def test_blue_green_switches_with_the_canary_ingress(cluster, kube, namespace, o
         assert order.index(("Ingress", "fraud-canary")) < order.index(("Deployment", "fraud-preview"))
 
     # Again, switched and released this time: the preview becomes stable and its Ingress goes.
-    forget_process_state()
+    ro.forget_cache()
     ro.start(spec(V2, replicas=2), strategy="blue-green", router="nginx", namespace=namespace, kube=kube,
              timeout=120)
     ro.promote("fraud", namespace=namespace, kube=kube)
-    forget_process_state()  # released from another kernel
+    ro.forget_cache()  # released from another kernel
     ro.release("fraud", namespace=namespace, kube=kube, timeout=120)
     assert names(kube, namespace, INGRESSES) == {"fraud"} and names(kube, namespace, DEPLOYS) == {"fraud"}
     primary = ingress(kube, namespace, "fraud")
@@ -251,7 +247,7 @@ def test_shadow_mirrors_every_request_or_none(kube, namespace, offered):
 
     ro.set_mirror("fraud", 0, namespace=namespace, kube=kube)  # none: the annotation goes
     assert nginx_annotations(ingress(kube, namespace, "fraud")) == {}
-    forget_process_state()
+    ro.forget_cache()
     assert ro.read("fraud", namespace=namespace, kube=kube).mirror == 0
     ro.set_mirror("fraud", 100, namespace=namespace, kube=kube)
     assert nginx_annotations(ingress(kube, namespace, "fraud")) == {nginx.MIRROR_TARGET: target}

@@ -636,7 +636,7 @@ def shell(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no pyproject.toml above tmp_path's own folder is ours to read
     ip = InteractiveShell.instance()
     magics.unload(ip)
-    magics._kept.clear()
+    magics.forget_settings()
     ip.config.pop("MLDeploy", None)  # %config writes into the shared shell's config too
     magics.load(ip)
     ip.run_line_magic("config", f"MLDeploy.kubeconfig = {str(tmp_path / 'no-such-kubeconfig')!r}")
@@ -652,7 +652,7 @@ def shell(tmp_path, monkeypatch):
     ip.connect_calls = calls
     yield ip
     magics.unload(ip)
-    magics._kept.clear()
+    magics.forget_settings()
     ip.config.pop("MLDeploy", None)
 
 
