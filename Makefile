@@ -35,6 +35,7 @@ demo: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(PY) -m ruff check jupyter_mldeploy tests bench
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m jupyter_mldeploy sandbox build
 	$(PY) -m pytest
 

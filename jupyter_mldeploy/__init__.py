@@ -19,12 +19,16 @@ _LAZY = {
     "rollback": "api", "Deployment": "api", "DryRun": "api", "Revision": "api",
     "MLDeployError": "errors", "SpecError": "errors", "ClusterError": "errors", "RolloutFailed": "errors",
     "NotOurs": "errors", "NotDeployed": "errors", "StaleState": "errors", "Interrupted": "errors",
+    "NoRollout": "errors", "StaleRollout": "errors", "RolloutInterrupted": "errors",
+    "WaitTimeout": "errors", "PreflightFailed": "errors", "ClusterValueError": "errors",
 }
 
 __all__ = [
-    "Autoscale", "ClusterError", "DeploySpec", "Deployment", "DryRun", "ImageRef", "Interrupted",
-    "MLDeployError", "NotDeployed", "NotOurs", "Probe", "Resources", "Revision", "RolloutFailed", "SpecError",
-    "StaleState", "deploy", "deploy_many", "get", "history",
+    "Autoscale", "ClusterError", "ClusterValueError", "DeploySpec", "Deployment", "DryRun", "ImageRef",
+    "Interrupted",
+    "MLDeployError", "NoRollout", "NotDeployed", "NotOurs", "PreflightFailed", "Probe", "Resources",
+    "Revision", "RolloutFailed", "RolloutInterrupted", "SpecError", "StaleRollout", "StaleState",
+    "WaitTimeout", "deploy", "deploy_many", "get", "history",
     "load_ipython_extension", "render", "rollback", "to_yaml", "undeploy", "unload_ipython_extension",
 ]
 
@@ -32,13 +36,19 @@ if TYPE_CHECKING:
     from .api import Deployment, DryRun, Revision, deploy, deploy_many, get, history, rollback, undeploy
     from .errors import (
         ClusterError,
+        ClusterValueError,
         Interrupted,
         MLDeployError,
+        NoRollout,
         NotDeployed,
         NotOurs,
+        PreflightFailed,
         RolloutFailed,
+        RolloutInterrupted,
         SpecError,
+        StaleRollout,
         StaleState,
+        WaitTimeout,
     )
     from .render import render, to_yaml
     from .spec import Autoscale, DeploySpec, ImageRef, Probe, Resources

@@ -16,9 +16,20 @@ import yaml
 
 from . import cluster_values, preflight
 from . import labels as L
+from .capacity import Capacity
 from .connection import connect
-from .errors import ClusterError, MLDeployError, NotDeployed, NotOurs, RolloutFailed, SpecError, StaleState
-from .follow import StatusCallback, WaitTimeout, follow
+from .errors import (
+    ClusterError,
+    MLDeployError,
+    NotDeployed,
+    NotOurs,
+    PreflightFailed,
+    RolloutFailed,
+    SpecError,
+    StaleState,
+    WaitTimeout,
+)
+from .follow import StatusCallback, follow, namespace_watches
 from .kube import apply as kapply
 from .kube import inventory, namespaces, owner
 from .kube.client import Kube
@@ -29,8 +40,10 @@ from .render.workload import object_name
 from .spec import DeploySpec, validate_model_name, validate_namespace
 from .status import RolloutStatus, format_status_table, rollout_status, status_html
 
-__all__ = ["Deployment", "DryRun", "PreflightFailed", "Revision", "WaitTimeout", "deploy", "deploy_many",
-           "get", "history", "rollback", "undeploy"]
+# PreflightFailed and WaitTimeout live in errors.py; named here too, their old home.
+# Kube is the connection type the faces type against (they never import kube/ themselves).
+__all__ = ["Deployment", "DryRun", "Kube", "PreflightFailed", "Revision", "WaitTimeout", "capacity", "deploy",
+           "deploy_many", "get", "history", "namespace_watches", "rollback", "undeploy"]
 
 # Every kind jupyter-mldeploy may write for a model (all of them name the model's anchor as owner).
 OUR_KINDS: tuple[tuple[str, str], ...] = (
@@ -40,10 +53,6 @@ OUR_KINDS: tuple[tuple[str, str], ...] = (
     ("networking.istio.io/v1", "DestinationRule"), ("serving.knative.dev/v1", "Service"),
     ("v1", "Secret"), ("v1", "ConfigMap"),
 )
-
-
-class PreflightFailed(MLDeployError):
-    """No node of the cluster could ever run one pod of the spec; nothing was written."""
 
 
 def _selector(d: dict[str, str]) -> str:
@@ -106,10 +115,9 @@ class Deployment:
 
         try:
             self.last_status = follow(self.kube, self.namespace, self.object_name, self.selector,
-                                      timeout=timeout, on_status=record)
+                                      timeout=timeout, on_status=record, deployment=self)
         except (RolloutFailed, WaitTimeout) as e:
-            self.last_status = getattr(e, "status", None) or self.last_status
-            e.deployment = self
+            self.last_status = e.status or self.last_status
             raise
         return self.last_status
 
@@ -243,6 +251,20 @@ def _preflight(kube: Kube, spec: DeploySpec, notes: list[str]) -> None:
     if any(f.fits for f in preflight.check(spec, nodes)):
         return
     raise PreflightFailed(preflight.refusal(spec, nodes, inventory.scheduled_pods(kube)))
+
+
+def capacity(kube: Kube | None = None) -> Capacity:
+    """What the cluster's nodes can hold, from the same cached node read the pre-flight uses; an unknown
+    capacity (with the reason) when there is no connection or this identity may not list nodes."""
+    if kube is None:
+        try:
+            kube = connect()
+        except MLDeployError as e:
+            return Capacity.unknown(str(e))
+    try:
+        return Capacity.from_nodes(inventory.nodes(kube))
+    except ClusterError as e:
+        return Capacity.unknown(str(e))
 
 
 def release_manifests(kube: Kube, namespace: str, name: str, track: str, revision: int | None

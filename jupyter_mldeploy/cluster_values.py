@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import math
 
-from .errors import MLDeployError
+from .errors import ClusterValueError
 
-__all__ = ["ClusterValueError", "number", "whole_number", "whole_numbers"]
-
-
-class ClusterValueError(MLDeployError):
-    """A value on a cluster object is not what jupyter-mldeploy wrote there (edited by hand?)."""
+__all__ = ["ClusterValueError", "number", "whole_number", "whole_numbers"]  # the error: its old home
 
 
 def _refuse(text: object, key: str, where: str, expected: str) -> ClusterValueError:

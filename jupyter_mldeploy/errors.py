@@ -1,6 +1,24 @@
-"""One family of errors, so callers (magics, widgets, pipelines) can catch ours and nothing else."""
+"""One family of errors, so callers (magics, widgets, pipelines) can catch ours and nothing else.
+
+Every error jupyter-mldeploy raises on purpose is declared here, and every attribute an error carries
+is declared by its constructor (nothing is attached after it is made), so a caller reads
+`e.status` or `e.deployment` without `getattr` guesses.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: errors.py imports nothing of the package at run time
+    from .api import Deployment
+    from .diagnosis import Diagnosis
+    from .status import RolloutStatus
+
+__all__ = [
+    "ClusterError", "ClusterValueError", "Interrupted", "MLDeployError", "NoRollout", "NotDeployed",
+    "NotOurs", "PreflightFailed", "RolloutFailed", "RolloutInterrupted", "SpecError", "StaleRollout",
+    "StaleState", "WaitTimeout",
+]
 
 
 class MLDeployError(Exception):
@@ -12,7 +30,12 @@ class SpecError(MLDeployError, ValueError):
 
 
 class ClusterError(MLDeployError):
-    """The API server refused or failed a request."""
+    """The API server refused or failed a request. `obj` names the object, `status` is the HTTP status
+    code (None when no answer came) and `reason` the server's reason (`Conflict`, `NotFound`, ...)."""
+
+    obj: str | None
+    status: int | None
+    reason: str | None
 
     def __init__(self, message: str, *, obj: str | None = None, status: int | None = None,
                  reason: str | None = None) -> None:
@@ -22,12 +45,44 @@ class ClusterError(MLDeployError):
         self.reason = reason
 
 
-class RolloutFailed(MLDeployError):
-    """The rollout did not complete; `diagnosis` says why in plain words."""
+class ClusterValueError(MLDeployError):
+    """A value on a cluster object is not what jupyter-mldeploy wrote there (edited by hand?)."""
 
-    def __init__(self, message: str, *, diagnosis=None) -> None:
+
+class RolloutFailed(MLDeployError):
+    """The rollout did not complete; `diagnosis` says why in plain words, `status` is the last
+    RolloutStatus seen (None when none was) and `deployment` the handle whose rollout failed (None when
+    the failure was not met through one)."""
+
+    diagnosis: Diagnosis | None
+    status: RolloutStatus | None
+    deployment: Deployment | None
+
+    def __init__(self, message: str, *, diagnosis: Diagnosis | None = None,
+                 status: RolloutStatus | None = None, deployment: Deployment | None = None) -> None:
         super().__init__(message)
         self.diagnosis = diagnosis
+        self.status = status
+        self.deployment = deployment
+
+
+class WaitTimeout(MLDeployError):
+    """Stopped waiting; the rollout goes on in the cluster. `status` is the last RolloutStatus seen
+    (None when none was, or when the wait was for something else) and `deployment` the handle waited
+    on (None when the wait was not through one)."""
+
+    status: RolloutStatus | None
+    deployment: Deployment | None
+
+    def __init__(self, message: str, status: RolloutStatus | None = None, *,
+                 deployment: Deployment | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.deployment = deployment
+
+
+class PreflightFailed(MLDeployError):
+    """No node of the cluster could ever run one pod of the spec; nothing was written."""
 
 
 class StaleState(MLDeployError):
@@ -46,6 +101,8 @@ class StaleRollout(StaleState):
 class RolloutInterrupted(MLDeployError):
     """A promotion stopped part-way (Ctrl-C, a timeout, a failed round); the message says where it
     stopped and how to carry on. `phase` names the round it stopped in."""
+
+    phase: str
 
     def __init__(self, message: str, *, phase: str) -> None:
         super().__init__(message)

@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .errors import ClusterError, MLDeployError, RolloutFailed
+from .errors import ClusterError, MLDeployError, RolloutFailed, WaitTimeout
 from .kube.client import Kube
 from .kube.resources import collection_path
 from .kube.watch import Multiplexer, Watch
 from .status import RolloutStatus, StatusTracker
 
+if TYPE_CHECKING:
+    from .api import Deployment
+
 StatusCallback = Callable[[RolloutStatus], None]
 
 
-class WaitTimeout(MLDeployError):
-    """Stopped waiting; the rollout goes on in the cluster."""
-
-    def __init__(self, message: str, status: RolloutStatus | None) -> None:
-        super().__init__(message)
-        self.status = status
+# WaitTimeout is named here too: its old home.
+__all__ = ["NAMESPACE_KINDS", "StatusCallback", "WaitTimeout", "follow", "namespace_watches", "watches"]
 
 
 def watches(kube: Kube, namespace: str, name: str, selector: str) -> list[Watch]:
@@ -39,6 +39,20 @@ def watches(kube: Kube, namespace: str, name: str, selector: str) -> list[Watch]
     ]
 
 
+# The kinds a namespace-wide view watches (Deployments, ReplicaSets and pods of ours; every Event).
+NAMESPACE_KINDS = (("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("v1", "Pod"), ("v1", "Event"))
+
+
+def namespace_watches(kube: Kube, namespace: str) -> list[Watch]:
+    """Namespace-wide watches (not started) of our Deployments, ReplicaSets and pods and of all events,
+    in NAMESPACE_KINDS order: what the widgets share between every view of one namespace."""
+    from . import labels as L
+
+    ours = f"{L.APP_MANAGED_BY}={L.MANAGED_BY}"
+    return [Watch(kube, collection_path(api_version, kind, namespace), kind,
+                  label_selector=None if kind == "Event" else ours) for api_version, kind in NAMESPACE_KINDS]
+
+
 def _previous_logs(kube: Kube, namespace: str, pod: str) -> str | None:
     """The crashed container's last lines, when the node serves logs (best effort, one request)."""
     try:
@@ -50,8 +64,9 @@ def _previous_logs(kube: Kube, namespace: str, pod: str) -> str | None:
 
 def follow(kube: Kube, namespace: str, name: str, selector: str, *, timeout: float = 600,
            on_status: StatusCallback | None = None, min_interval: float = 0.1,
-           fail_fast: bool = True) -> RolloutStatus:
-    """Watch until complete; raise RolloutFailed on a fatal diagnosis, WaitTimeout at the timeout."""
+           fail_fast: bool = True, deployment: Deployment | None = None) -> RolloutStatus:
+    """Watch until complete; raise RolloutFailed on a fatal diagnosis, WaitTimeout at the timeout.
+    Both carry the last status and `deployment` (the handle the caller follows through, if any)."""
     tracker = StatusTracker(name, namespace)
     deadline = time.monotonic() + timeout
     last_sent = 0.0
@@ -61,7 +76,7 @@ def follow(kube: Kube, namespace: str, name: str, selector: str, *, timeout: flo
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise WaitTimeout(_timeout_words(name, timeout, last), last)
+                raise WaitTimeout(_timeout_words(name, timeout, last), last, deployment=deployment)
             first = mux.get(min(remaining, 1.0))
             batch = ([first] if first else []) + mux.drain()
             for etype, obj, err in batch:
@@ -87,9 +102,8 @@ def follow(kube: Kube, namespace: str, name: str, selector: str, *, timeout: flo
             if status.complete:
                 return status
             if fail_fast and status.phase == "failed":
-                err = RolloutFailed(_failed_words(name, status), diagnosis=status.diagnosis)
-                err.status = status
-                raise err
+                raise RolloutFailed(_failed_words(name, status), diagnosis=status.diagnosis,
+                                    status=status, deployment=deployment)
 
 
 def _failed_words(name: str, status: RolloutStatus) -> str:

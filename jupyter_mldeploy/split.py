@@ -1,9 +1,10 @@
 """The canary split the cluster holds, as a picture: the shares read back from the route object, each
 track's version and ready pods, drawn as a bar (HTML for the CanarySlider, text for a terminal).
 
-`read_weights` and `read_pods` read the cluster (the route object, the two Deployments); `Split` and
-its `text()` / `html()` are pure, so the slider, `%canary NAME` headless and the tests draw the same
-picture. No ipywidgets here: a headless kernel may not have it.
+Pure: `weights_from_route` / `weights_from_replicas` read the shares out of the objects, and `Split`
+with its `text()` / `html()` draws them, so the slider, `%canary NAME` headless and the tests draw the
+same picture. `split_reads` fetches those objects from the cluster. No ipywidgets here: a headless
+kernel may not have it.
 """
 
 from __future__ import annotations
@@ -11,19 +12,12 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from . import traffic
 from .cluster_values import number
-from .errors import ClusterError
-from .kube.resources import collection_path
 
-if TYPE_CHECKING:
-    from .kube.client import Kube
-    from .rollout import Rollout
-
-__all__ = ["Split", "TrackPods", "Weights", "pods_from_deployment", "read_pods", "read_split",
-           "read_weights"]
+__all__ = ["ROUTE_OBJECTS", "Split", "TrackPods", "Weights", "pods_from_deployment", "weights_from_replicas",
+           "weights_from_route"]
 
 STABLE_COLOUR, CANARY_COLOUR = "#1565c0", "#ef6c00"
 _GREY = "#757575"
@@ -58,51 +52,51 @@ class TrackPods:
         return f"{self.ready}/{self.desired} ready"
 
 
-def _get(kube: Kube, path: str) -> dict | None:
-    try:
-        return kube.request("GET", path)[1]
-    except ClusterError as e:
-        if e.status == 404:
-            return None
-        raise
+# Where each router keeps the split: (apiVersion, kind, suffix of the object's name).
+ROUTE_OBJECTS = {
+    "istio": ("networking.istio.io/v1", "VirtualService", ""),
+    "gateway": ("gateway.networking.k8s.io/v1", "HTTPRoute", ""),
+    "nginx": ("networking.k8s.io/v1", "Ingress", "-canary"),
+}
 
 
-def read_weights(r: Rollout) -> Weights:
-    """Read the weights from the route object itself (not the rollout's own record of them)."""
-    from .connection import connect
-
-    kube, ns, name = r.kube or connect(), r.namespace, r.name
-    if r.router == "istio":
-        vs = _get(kube, f"{collection_path('networking.istio.io/v1', 'VirtualService', ns)}/{name}") or {}
-        routes = ((vs.get("spec", {}).get("http") or [{}])[0]).get("route") or []
+def weights_from_route(router: str, name: str, namespace: str, obj: Mapping | None) -> Weights:
+    """The split a route object holds (the VirtualService, the HTTPRoute or the nginx canary Ingress
+    named by ROUTE_OBJECTS). A missing object (None) holds no share (0/0), except nginx's: with no
+    canary Ingress every request goes to stable."""
+    obj = obj or {}
+    if router == "istio":
+        routes = ((obj.get("spec", {}).get("http") or [{}])[0]).get("route") or []
         # An Istio route with a single destination and no weight takes all requests.
         by = {d["destination"].get("subset"): d.get("weight", 100 if len(routes) == 1 else 0) for d in routes}
-        return Weights(float(by.get("stable", 0)), float(by.get("canary", 0)), r.router)
-    if r.router == "gateway":
-        hr = _get(kube, f"{collection_path('gateway.networking.k8s.io/v1', 'HTTPRoute', ns)}/{name}") or {}
-        refs = ((hr.get("spec", {}).get("rules") or [{}])[0]).get("backendRefs") or []
+        return Weights(float(by.get("stable", 0)), float(by.get("canary", 0)), router)
+    if router == "gateway":
+        refs = ((obj.get("spec", {}).get("rules") or [{}])[0]).get("backendRefs") or []
         by = {b["name"]: b.get("weight", 1) for b in refs}  # Gateway API: weights are proportional, default 1
         total = sum(by.values()) or 1
-        return Weights(100 * by.get(name, 0) / total, 100 * by.get(f"{name}-canary", 0) / total, r.router)
-    if r.router == "nginx":
-        ing = _get(kube, f"{collection_path('networking.k8s.io/v1', 'Ingress', ns)}/{name}-canary") or {}
-        ann = ing.get("metadata", {}).get("annotations", {})
+        return Weights(100 * by.get(name, 0) / total, 100 * by.get(f"{name}-canary", 0) / total, router)
+    if router == "nginx":
+        ann = obj.get("metadata", {}).get("annotations", {})
         prefix = "nginx.ingress.kubernetes.io/"
-        where = f"Ingress {name}-canary in namespace {ns}"  # a hand-edited value is one sentence
+        where = f"Ingress {name}-canary in namespace {namespace}"  # a hand-edited value is one sentence
         weight = number(ann.get(prefix + "canary-weight", 0), key=prefix + "canary-weight", where=where)
         total = number(ann.get(prefix + "canary-weight-total", 100), key=prefix + "canary-weight-total",
                        where=where) or 100
-        return Weights(100 - 100 * weight / total, 100 * weight / total, r.router)
-    # replicas: requests divide by pods, so the split is what the Deployments ask for
-    deployments = collection_path("apps/v1", "Deployment", ns)
-    stable, canary = (_get(kube, f"{deployments}/{n}") or {} for n in (name, f"{name}-canary"))
-    s = int(stable.get("spec", {}).get("replicas") or 0)
-    c = int(canary.get("spec", {}).get("replicas") or 0)
+        return Weights(100 - 100 * weight / total, 100 * weight / total, router)
+    raise ValueError(f"router {router!r} keeps no route object")
+
+
+def weights_from_replicas(stable: Mapping | None, canary: Mapping | None, weight: int | None,
+                          sentence: str | None = None, router: str = "replicas") -> Weights:
+    """Without a router requests divide by pods: the split is what the two Deployments ask for, with the
+    sentence saying what the replica count allows (the rollout's own, else worked out from `weight`)."""
+    s = int((stable or {}).get("spec", {}).get("replicas") or 0)
+    c = int((canary or {}).get("spec", {}).get("replicas") or 0)
     total = s + c
-    sentence = r.split_sentence
     if sentence is None and total:
-        sentence = traffic.achievable_split(r.weight, total).sentence
-    return Weights(100 * s / total if total else 100.0, 100 * c / total if total else 0.0, r.router, sentence)
+        sentence = traffic.achievable_split(weight, total).sentence
+    return Weights(100 * s / total if total else 100.0, 100 * c / total if total else 0.0, router,
+                   sentence)
 
 
 def pods_from_deployment(dep: Mapping | None) -> TrackPods:
@@ -111,13 +105,6 @@ def pods_from_deployment(dep: Mapping | None) -> TrackPods:
         return TrackPods()
     return TrackPods(int((dep.get("status") or {}).get("readyReplicas") or 0),
                      int((dep.get("spec") or {}).get("replicas") or 0))
-
-
-def read_pods(name: str, *, namespace: str, kube: Kube) -> dict[str, TrackPods]:
-    """Each track's ready pods, from the stable and canary Deployments (two reads)."""
-    deployments = collection_path("apps/v1", "Deployment", namespace)
-    return {track: pods_from_deployment(_get(kube, f"{deployments}/{n}"))
-            for track, n in (("stable", name), ("canary", f"{name}-canary"))}
 
 
 @dataclass(frozen=True)
@@ -170,14 +157,3 @@ class Split:
                 f'border:1px solid #bbb;border-radius:3px;overflow:hidden;margin:4px 0">{"".join(segments)}'
                 f'</div><div class="mldeploy-split-legend" style="font-size:12px">{"".join(legend)}</div>'
                 f"{sentence}")
-
-
-def read_split(r: Rollout, *, pods: Mapping[str, TrackPods] | None = None) -> Split:
-    """The picture of a canary rollout as the cluster holds it (pods read unless given)."""
-    from .connection import connect
-
-    weights = read_weights(r)
-    if pods is None:
-        pods = read_pods(r.name, namespace=r.namespace, kube=r.kube or connect())
-    return Split(r.name, weights, r.stable_version, r.candidate_version, pods.get("stable"),
-                 pods.get("canary"))

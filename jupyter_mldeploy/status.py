@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .kube.diagnose import (
+from .diagnosis import (
     Diagnosis,
     diagnose_deployment,
     diagnose_events,

@@ -25,7 +25,7 @@ from .errors import SpecError
 
 __all__ = [
     "GATEWAY_MIRROR_FEATURE", "GATEWAY_PERCENT_MIRROR_FEATURE", "MIRROR_ROUTERS", "ROUTERS", "ROUTER_APIS",
-    "STRATEGIES", "Split", "TrafficPlan", "achievable_split", "check_supported", "served_routers",
+    "STRATEGIES", "Split", "achievable_split", "check_supported", "served_routers",
 ]
 
 ROUTERS = ("gateway", "istio", "knative", "nginx", "replicas")
@@ -173,30 +173,6 @@ def check_supported(strategy: str, router: str, *, weight: int | None = None, mi
                 raise SpecError(f"a {mirror}% mirror needs Gateway API v1.3 or later (RequestMirror "
                                 f"percent), but the HTTPRoute CRD is {gateway_version!r} and would drop the "
                                 f"percent and mirror every request; upgrade the CRDs or use 100.")
-
-
-@dataclass(frozen=True)
-class TrafficPlan:
-    """Where requests go: the router, the strategy, the canary weight and the shadow mirror percent.
-
-    `weight`: percent of requests to the candidate (canary: 0..100; blue-green: 0 or 100). `mirror`:
-    percent of requests copied to the shadow (shadow only; None means all). Values are validated on
-    construction; `check` adds what depends on the cluster.
-    """
-
-    router: str
-    strategy: str
-    weight: int | None = None
-    mirror: int | None = None
-
-    def __post_init__(self) -> None:
-        check_supported(self.strategy, self.router, weight=self.weight, mirror=self.mirror)
-
-    def check(self, offered: Iterable[str] | None = None, *, gateway_features: Iterable[str] | None = None,
-              gateway_version: str | None = None) -> None:
-        """Refuse the plan if this cluster cannot carry it (see `check_supported`)."""
-        check_supported(self.strategy, self.router, weight=self.weight, mirror=self.mirror, offered=offered,
-                        gateway_features=gateway_features, gateway_version=gateway_version)
 
 
 @dataclass(frozen=True)

@@ -72,3 +72,14 @@ def namespace(cluster: TestCluster):
             w.stop()
     yield name
     api.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def recording_comm(monkeypatch):
+    """The widgets' frontend side, swapped as ipywidgets' own tests do: every widget made while this
+    fixture is active gets a RecordingComm. Widget test modules use it with
+    `pytestmark = pytest.mark.usefixtures("recording_comm")`."""
+    import comm
+    from widget_comm import RecordingComm
+
+    monkeypatch.setattr(comm, "create_comm", lambda *a, **kw: RecordingComm(*a, **kw))

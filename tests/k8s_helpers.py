@@ -30,6 +30,12 @@ def exists(kube, path: str) -> bool:
         return False
 
 
+def deployments(kube, namespace: str) -> list[str]:
+    """The names of every Deployment in `namespace`, sorted."""
+    body = get(kube, collection_path("apps/v1", "Deployment", namespace))
+    return sorted(d["metadata"]["name"] for d in body["items"])
+
+
 def labelled(kube, namespace: str, name: str) -> list[str]:
     """Every object in `namespace` that carries model `name`'s instance label, as kind/name."""
     out = []

@@ -20,3 +20,17 @@ class RecordingComm(BaseComm):
 
     def updates(self) -> list[dict]:
         return [d["state"] for t, d in self.messages if t == "comm_msg" and d.get("method") == "update"]
+
+
+def frontend_sets(widget, **state) -> None:
+    """What the browser sends when the user edits a field (or drags a slider: continuous_update)."""
+    widget._handle_msg({"content": {"data": {"method": "update", "state": state, "buffer_paths": []}},
+                        "buffers": []})
+    for key, value in state.items():  # ipywidgets logs (not raises) a failing handler: check it landed
+        assert getattr(widget, key) == value
+
+
+def frontend_clicks(button) -> None:
+    """What the browser sends when the user clicks a button."""
+    button._handle_msg({"content": {"data": {"method": "custom", "content": {"event": "click"}}},
+                        "buffers": []})

@@ -32,12 +32,6 @@ def _cached(kube: Kube, key: str, ttl: float, load):
     return value
 
 
-def forget(kube: Kube) -> None:
-    with _lock:
-        for k in [k for k in _cache if k[0] == id(kube)]:
-            del _cache[k]
-
-
 def nodes(kube: Kube) -> list[dict] | None:
     """All nodes, or None when this identity may not list them (pre-flight is then skipped)."""
     def load():

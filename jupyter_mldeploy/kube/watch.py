@@ -120,7 +120,7 @@ class Watch:
                 self._pause(backoff)
                 backoff = min(backoff * 2, 2.0)
                 self.reconnects += 1
-            except Exception:  # noqa: BLE001 - a dropped connection or a restarting API server
+            except Exception:  # a dropped connection or a restarting API server
                 if self.stopped:
                     return
                 self._pause(backoff)
@@ -152,7 +152,7 @@ class Multiplexer:
         try:
             for ev in w.events():
                 self.queue.put((ev[0], ev[1], None))
-        except Exception as e:  # noqa: BLE001 - delivered to the consumer, which decides
+        except Exception as e:  # delivered to the consumer, which decides
             self.queue.put(("FAILED", {"kind": w.kind}, e))
 
     def start(self) -> Multiplexer:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load", "unload"]
+__all__ = ["forget_settings", "load", "unload"]
 
 # Results whose dataclass repr would be noise in a terminal or a papermill log: show their own text.
 _PLAIN_TEXT = (("jupyter_mldeploy.api", "Deployment"), ("jupyter_mldeploy.api", "DryRun"),
@@ -15,6 +15,12 @@ _PLAIN_TEXT = (("jupyter_mldeploy.api", "Deployment"), ("jupyter_mldeploy.api", 
 
 _loaded: dict[int, tuple[Any, Any]] = {}  # id(shell) -> (magics, settings)
 _kept: dict[int, Any] = {}  # id(shell) -> settings, so %reload_ext keeps what %config set
+
+
+def forget_settings() -> None:
+    """Forget the settings every shell kept for `%reload_ext`: the next load starts from IPython's own
+    config, as a fresh kernel does (tests, and a notebook that wants a clean slate)."""
+    _kept.clear()
 
 
 def _as_text(obj: Any, p: Any, cycle: bool) -> None:

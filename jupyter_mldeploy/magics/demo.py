@@ -97,7 +97,7 @@ def run_demo(output: str | os.PathLike | None = None, *, parameters: Mapping[str
         progress(f"The quickstart failed in cell {e.exec_count}: {e.ename}: {e.evalue}")
         progress(f"The executed notebook, with the error, is {out}")
         return 1
-    except Exception as e:  # noqa: BLE001 - no kernel, unreadable notebook...: say it, exit non-zero
+    except Exception as e:  # no kernel, unreadable notebook...: say it, exit non-zero
         progress(f"The quickstart could not run: {type(e).__name__}: {e}")
         return 1
     finally:

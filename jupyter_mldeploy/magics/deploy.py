@@ -367,7 +367,7 @@ class DeployMagics(Magics):
                 return slider(req.name, namespace=namespace, kube=kube)
             found = _rollout_of(req.name, namespace, kube)
             if found.strategy == "canary":  # headless, the slider's picture as text
-                from ..split import read_split
+                from ..split_reads import read_split
 
                 print(read_split(found).text(), flush=True)
             return found

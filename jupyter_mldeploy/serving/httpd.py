@@ -406,7 +406,7 @@ class BoundedServer(HTTPServer):
                 handler = self.finish_request(sock, address)
                 parked = handler.keep and not self.closing.is_set() and self.parker.park(
                     sock, address, first=False, head=handler.rfile.take_buffer())
-            except Exception as e:  # noqa: BLE001 - one line, never a traceback, and the worker lives on
+            except Exception as e:  # one line, never a traceback, and the worker lives on
                 self.quiet("connection failed", f"{_peer(address)}: {type(e).__name__}: {e}")
             finally:
                 if not parked:
@@ -501,10 +501,10 @@ class BoundedHandler(BaseHTTPRequestHandler):
         self._reserved = 0
         self.keep = False
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
+    def log_message(self, format: str, *args: Any) -> None:  # the base class's signature
         """No access log (the model server logs predictions); client errors go through `quiet`."""
 
-    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_error(self, format: str, *args: Any) -> None:
         self.server.quiet("bad request", f"{_peer(self.client_address)}: {format % args}")
 
     # -- the connection's life

@@ -36,7 +36,7 @@ from .httpd import BoundedHandler, BoundedServer, HTTPError, Limits
 
 __all__ = [
     "ModelAdapter", "PredictionLog", "RunningServer", "ServingError", "decode_inputs", "decode_tensor",
-    "echo", "encode_tensor", "load_model", "make_server", "serve",
+    "echo", "encode_tensor", "load_model", "make_server", "serve", "to_plain",
 ]
 
 SERVER_NAME = "jupyter-mldeploy-serving"
@@ -66,7 +66,7 @@ def _stderr(text: str) -> None:
 _SCALARS = (str, bool, int, float, type(None))
 
 
-def _plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
     """NumPy/pandas values to plain JSON-able Python (lists, numbers, strings, None)."""
     if isinstance(value, _SCALARS):
         return value
@@ -75,13 +75,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if hasattr(value, "tolist"):  # numpy arrays and scalars, pandas Series/Index
-        return _plain(value.tolist())
+        return to_plain(value.tolist())
     if hasattr(value, "item") and not isinstance(value, Mapping):
-        return _plain(value.item())
+        return to_plain(value.item())
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)) or hasattr(value, "__iter__"):
-        return [_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     return value
 
 
@@ -135,7 +135,7 @@ def _datatype(leaves: list) -> str:
 
 def encode_tensor(name: str, values: Sequence[Any]) -> dict:
     """Per-row values -> an OIP tensor `{name, shape, datatype, data}` (data flat, row-major)."""
-    values = _plain(values if type(values) is list else list(values))
+    values = to_plain(values if type(values) is list else list(values))
     try:
         flat, shape = _flatten(values)
     except ValueError:
@@ -166,7 +166,7 @@ def decode_tensor(tensor: Mapping[str, Any], *, _owned: bool = False) -> list:
                            f"{', '.join(sorted(DATATYPES))}.")
     data = tensor["data"]
     if not _owned or not isinstance(data, list):
-        data = _plain(data)
+        data = to_plain(data)
     coerce = _COERCE[datatype]
     if _owned and len(shape) == 2 and _is_table(data, shape):
         # Already rows of the declared shape (nested JSON): convert in place, no flat copy.
@@ -317,7 +317,7 @@ def load_model(model: Any) -> Any:
                                    f"or save the model as a .pkl.", 500) from None
             return load_model(joblib.load(path))
         with path.open("rb") as f:
-            return load_model(pickle.load(f))  # noqa: S301 - the documented, declared pickle form
+            return load_model(pickle.load(f))  # the documented, declared pickle form
     module_name, sep, attr = text.partition(":")
     if not sep or not module_name or not attr or path.is_file():
         raise ServingError(f"Model {text!r} is neither a pickle file ({', '.join(PICKLE_SUFFIXES)}), a "
@@ -393,7 +393,7 @@ def echo(rows: list) -> list:
 
 
 def _rows_of(value: Any, what: Any) -> list:
-    value = _plain(value)
+    value = to_plain(value)
     if not isinstance(value, list):
         raise ServingError(f"The model returned one {type(value).__name__} for {what}; expected one value "
                            f"per row.", 500)
@@ -516,7 +516,7 @@ class _Handler(BoundedHandler):
             status, payload = e.status, {"error": str(e)}
         except (ConnectionError, TimeoutError):
             raise
-        except Exception as e:  # noqa: BLE001 - a bug here must still answer, not drop the connection
+        except Exception as e:  # a bug here must still answer, not drop the connection
             status, payload = 500, {"error": f"Internal server error: {type(e).__name__}: {e}"}
         rid = payload.get("id") if isinstance(payload, dict) and "id" in payload else request_id
         self._answer(status, payload, headers={"x-request-id": rid} if rid else None, close=close)

@@ -33,7 +33,8 @@ from .. import api, rollout
 from ..connection import connect
 from ..errors import MLDeployError, NoRollout, StaleRollout
 from ..kube.client import Kube
-from ..split import Split, TrackPods, Weights, pods_from_deployment, read_pods, read_weights
+from ..split import Split, TrackPods, Weights, pods_from_deployment
+from ..split_reads import read_pods, read_weights
 from .loop import HandOff, NamespaceWatches, running_loop
 from .messages import capture, error_sentence
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..kube.client import Kube
+    from ..api import Kube
 
 __all__ = ["HandOff", "NamespaceWatches", "running_loop"]
 
@@ -137,15 +137,10 @@ class NamespaceWatches:
     MAX_EVENTS = 2000  # kept for late subscribers; the most recently changed win
 
     def __init__(self, kube: Kube, namespace: str) -> None:
-        from .. import labels as L
-        from ..kube.resources import collection_path
-        from ..kube.watch import Watch
+        from ..api import namespace_watches
 
-        ours = f"{L.APP_MANAGED_BY}={L.MANAGED_BY}"
-        where = {"Deployment": "apps/v1", "ReplicaSet": "apps/v1", "Pod": "v1", "Event": "v1"}
         self.key = (id(kube), namespace)
-        self.watches = [Watch(kube, collection_path(where[k], k, namespace), k,
-                              label_selector=None if k == "Event" else ours) for k in self.KINDS]
+        self.watches = namespace_watches(kube, namespace)  # one per KIND, in the same order
         self._guard = threading.Lock()  # guards subscribers, known objects and failures
         self._subscribers: list[HandOff] = []
         self._known: dict[str, dict[str, Mapping]] = {k: {} for k in self.KINDS}  # kind -> uid -> object
@@ -194,7 +189,7 @@ class NamespaceWatches:
         try:
             for etype, obj in w.events():
                 self._dispatch(etype, obj)
-        except Exception as e:  # noqa: BLE001 - handed to the views, which say it in words
+        except Exception as e:  # handed to the views, which say it in words
             self._dispatch("FAILED", {"kind": w.kind}, e)
 
     def _dispatch(self, etype: str, obj: Mapping, error: Exception | None = None) -> None:

@@ -32,5 +32,5 @@ def capture(job: Callable[[], Any]) -> tuple[Any, BaseException | None]:
     """Run `job`; return (result, None) or (None, error), so a worker thread never loses an error."""
     try:
         return job(), None
-    except Exception as e:  # noqa: BLE001 - shown in the widget as one sentence
+    except Exception as e:  # shown in the widget as one sentence
         return None, e

@@ -16,11 +16,10 @@ import ipywidgets as widgets
 import traitlets
 
 from .. import api
+from ..api import Kube
 from ..capacity import Capacity
 from ..connection import connect
-from ..errors import ClusterError, MLDeployError, SpecError
-from ..kube import inventory
-from ..kube.client import Kube
+from ..errors import MLDeployError, SpecError
 from ..spec import Autoscale, DeploySpec
 from .image import ImageBuilder
 from .messages import as_sentence
@@ -136,10 +135,7 @@ class DeployPanel(widgets.VBox):
     def _read_capacity(self) -> Capacity:
         if self.kube is None:
             return Capacity.unknown(self._kube_error or "No cluster connection.")
-        try:
-            return Capacity.from_nodes(inventory.nodes(self.kube))
-        except ClusterError as e:
-            return Capacity.unknown(str(e))
+        return api.capacity(self.kube)
 
     # -- the form --------------------------------------------------------------------------------------
 

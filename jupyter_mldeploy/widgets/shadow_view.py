@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -21,28 +20,25 @@ import traitlets
 
 from .. import shadow
 from ..errors import MLDeployError
+from ..shadow.cells import present as _present
+from ..shadow.html import DIFFER_TINT as _DIFFER
+from ..shadow.html import FAILED_TINT as _FAILED
 from .loop import HandOff, running_loop
 from .messages import capture, error_sentence
 
 if TYPE_CHECKING:
-    from ..kube.client import Kube
+    from ..api import Kube
     from ..shadow import ShadowReport, ShadowSummary
 
 __all__ = ["ShadowView", "rows_table", "summary_table"]
 
-ROW_LIMIT = 200  # rows shown; the report's DataFrame (`.rows`) has them all
-_DIFFER = "#f8d7da"  # a row both models answered differently
-_FAILED = "#fff3cd"  # a row one model failed
+ROW_LIMIT = shadow.HTML_ROW_LIMIT  # rows shown; the report's DataFrame (`.rows`) has them all
 _CELL = "padding:2px 8px;text-align:left;border-bottom:1px solid #e0e0e0"
 # Per-row tables can be long: cell spacing comes from table attributes, not a style on every cell.
 _TABLE = 'cellpadding="3" rules="rows" style="border-collapse:collapse;font-size:12px;text-align:left"'
 _COLUMNS = (("request_id", "Request"), ("input", "Input"), ("primary", "Primary"), ("shadow", "Shadow"),
             ("agree", "Agree"), ("abs_diff", "|diff|"), ("primary_ms", "Primary ms"),
             ("shadow_ms", "Shadow ms"))
-
-
-def _present(x: Any) -> bool:
-    return x is not None and not (isinstance(x, float) and math.isnan(x))
 
 
 def _text(x: Any, width: int = 60) -> str:
@@ -66,8 +62,8 @@ def summary_table(report: ShadowReport) -> str:
     """The headline and the figures (agreement, differences, latencies, errors) as an HTML table."""
     e = html.escape
     rows = "".join(f'<tr><th style="{_CELL}">{e(k)}</th><td style="{_CELL}">{e(v)}</td></tr>'
-                   for k, v in report._facts())  # the report's own wording, shared with its text form
-    return (f'<div class="mldeploy-shadow-summary"><b>{e(report._headline())}</b>'
+                   for k, v in report.facts())  # the report's own wording, shared with its text form
+    return (f'<div class="mldeploy-shadow-summary"><b>{e(report.headline())}</b>'
             f'<table style="border-collapse:collapse;font-size:12px">{rows}</table></div>')
 
 

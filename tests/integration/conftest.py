@@ -17,7 +17,7 @@ def ip(cluster, namespace, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no pyproject.toml settings from the repository
     shell = InteractiveShell.instance()
     magics.unload(shell)
-    magics._kept.clear()
+    magics.forget_settings()
     shell.config.pop("MLDeploy", None)
     shell.run_line_magic("reload_ext", "jupyter_mldeploy")
     shell.run_line_magic("config", f"MLDeploy.kubeconfig = {str(cluster.kubeconfig)!r}")
@@ -26,10 +26,10 @@ def ip(cluster, namespace, monkeypatch, tmp_path):
     shell.run_line_magic("config", f"MLDeploy.namespace = {namespace!r}")
     shell.run_line_magic("config", "MLDeploy.interactive = 'no'")
     shell.run_line_magic("config", "MLDeploy.timeout = 120")
-    ro._known.clear()  # each test starts like a fresh kernel
+    ro.forget_cache()  # each test starts like a fresh kernel
     yield shell
     magics.unload(shell)
-    magics._kept.clear()
+    magics.forget_settings()
     shell.config.pop("MLDeploy", None)
-    ro._known.clear()
+    ro.forget_cache()
 

@@ -31,16 +31,16 @@ def shell(cluster, namespace, monkeypatch, tmp_path):
     monkeypatch.chdir(cwd)
     ip = InteractiveShell.instance()
     magics.unload(ip)
-    magics._kept.clear()
+    magics.forget_settings()
     ip.config.pop("MLDeploy", None)
     ip.run_line_magic("reload_ext", "jupyter_mldeploy")
     ip.run_line_magic("config", "MLDeploy.interactive = 'no'")
-    ro._known.clear()
+    ro.forget_cache()
     yield ip, tmp_path / "project", cwd
     magics.unload(ip)
-    magics._kept.clear()
+    magics.forget_settings()
     ip.config.pop("MLDeploy", None)
-    ro._known.clear()
+    ro.forget_cache()
 
 
 def _project(folder, kubeconfig, context, namespace):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+import k8s_helpers
 import pytest
 
 from jupyter_mldeploy import api
@@ -24,12 +25,7 @@ IMAGE = "ghcr.io/acme/iris:1.0"
 
 
 def exists(kube: Kube, namespace: str) -> bool:
-    try:
-        kube.request("GET", f"/api/v1/namespaces/{namespace}")
-        return True
-    except ClusterError as e:
-        assert e.status == 404, e
-        return False
+    return k8s_helpers.exists(kube, f"/api/v1/namespaces/{namespace}")
 
 
 @pytest.fixture

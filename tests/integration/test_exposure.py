@@ -7,8 +7,8 @@ them; a wrong value never reaches it.
 from __future__ import annotations
 
 import pytest
+from k8s_helpers import get
 
-from jupyter_mldeploy.kube.client import Kube
 from jupyter_mldeploy.magics.display import MLDeployFailed
 
 pytestmark = pytest.mark.sandbox
@@ -17,10 +17,6 @@ IMAGE = "ghcr.io/acme/iris:1.0"
 HOST = "iris.example.com"
 GKE = {"kubernetes.io/ingress.global-static-ip-name": "iris-ip",
        "ingress.gcp.kubernetes.io/pre-shared-cert": "iris-cert"}
-
-
-def get(kube: Kube, path: str) -> dict:
-    return kube.request("GET", path)[1]
 
 
 def test_tls_ingress_annotations_and_a_node_port_service_are_accepted(ip, kube, namespace):

@@ -31,7 +31,7 @@ def test_a_hand_edited_rollout_number_is_one_sentence_and_nothing_is_written(ip,
     ip.run_line_magic("deploy", f"fraud --image {V2} --strategy canary --weight 10 --router istio")
     annotate(kube, namespace, key, value)
     before = kube.request("GET", vs_path(namespace))[1]
-    ro._known.clear()  # another kernel, or tomorrow's run: the state is read back from the cluster
+    ro.forget_cache()  # another kernel, or tomorrow's run: the state is read back from the cluster
     for line in ("canary fraud 20", "rollback fraud", "promote fraud"):
         magic, _, rest = line.partition(" ")
         with pytest.raises(MLDeployFailed) as e:

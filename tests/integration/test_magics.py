@@ -10,12 +10,11 @@ from __future__ import annotations
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
+from k8s_helpers import deployments, get
 
 from jupyter_mldeploy import api
 from jupyter_mldeploy import labels as L
-from jupyter_mldeploy.errors import ClusterError, RolloutFailed
-from jupyter_mldeploy.follow import WaitTimeout
-from jupyter_mldeploy.kube.client import Kube
+from jupyter_mldeploy.errors import ClusterError, RolloutFailed, WaitTimeout
 from jupyter_mldeploy.magics.display import MLDeployFailed, Overview, RolloutReport, Undeployed
 from jupyter_mldeploy.rollout import offered_routers
 
@@ -24,15 +23,6 @@ pytestmark = pytest.mark.sandbox
 IMAGE = "ghcr.io/acme/iris:1.0"
 IMAGE2 = "ghcr.io/acme/iris:1.1"
 FAIL = "sandbox.mldeploy.io/fail"
-
-
-def get(kube: Kube, path: str) -> dict:
-    return kube.request("GET", path)[1]
-
-
-def deployments(kube: Kube, namespace: str) -> list[str]:
-    body = get(kube, f"/apis/apps/v1/namespaces/{namespace}/deployments")
-    return sorted(d["metadata"]["name"] for d in body["items"])
 
 
 def test_deploy_waits_prints_progress_and_returns_the_handle(ip, kube, namespace, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from k8s_helpers import get
 
 import jupyter_mldeploy as mld
 from jupyter_mldeploy import rollout as ro
@@ -16,20 +17,12 @@ def spec(image: str, **kw) -> DeploySpec:
     return DeploySpec.from_dict({"name": "fraud", "image": image, **kw})
 
 
-def get(kube, path):
-    return kube.request("GET", path)[1]
-
-
 def names(kube, ns, kind_path) -> set[str]:
     return {i["metadata"]["name"] for i in get(kube, kind_path.format(ns=ns))["items"]}
 
 
 DEPLOYS = "/apis/apps/v1/namespaces/{ns}/deployments"
 SERVICES = "/api/v1/namespaces/{ns}/services"
-
-
-def forget_process_state():
-    ro._known.clear()  # as a fresh kernel would start
 
 
 def test_canary_with_istio_weights_promote(kube, namespace):
@@ -48,7 +41,7 @@ def test_canary_with_istio_weights_promote(kube, namespace):
     routes = get(kube, vs_path)["spec"]["http"][0]["route"]
     assert [x["weight"] for x in routes] == [70, 30]
 
-    forget_process_state()  # another kernel picks the rollout up from the cluster
+    ro.forget_cache()  # another kernel picks the rollout up from the cluster
     seen = ro.read("fraud", namespace=namespace, kube=kube)
     assert (seen.strategy, seen.router, seen.weight, seen.candidate_version) == ("canary", "istio", 30, "2.0")
 
@@ -178,7 +171,7 @@ def test_steps_once_advance_and_failing_check_rolls_back(kube, namespace):
     plan = [10, 25, 50, 100]
     r = ro.steps("fraud", plan, once=True, namespace=namespace, kube=kube)
     assert (r.weight, r.step) == (10, 0)
-    forget_process_state()  # tomorrow's pipeline run
+    ro.forget_cache()  # tomorrow's pipeline run
     r = ro.steps("fraud", plan, once=True, namespace=namespace, kube=kube)
     assert (r.weight, r.step) == (25, 1)
     with pytest.raises(RolloutFailed, match="rolled back at 25%"):

@@ -12,6 +12,7 @@ import asyncio
 import models_for_tests as models
 import pytest
 from IPython.core.error import UsageError
+from k8s_helpers import deployments, get
 
 from jupyter_mldeploy import rollout as ro
 from jupyter_mldeploy.errors import ClusterError, SpecError
@@ -24,15 +25,6 @@ from jupyter_mldeploy.shadow import ShadowReport
 pytestmark = pytest.mark.sandbox
 
 V1, V2 = "ghcr.io/acme/fraud:1.0", "ghcr.io/acme/fraud:2.0"
-
-
-def get(kube: Kube, path: str) -> dict:
-    return kube.request("GET", path)[1]
-
-
-def deployments(kube: Kube, namespace: str) -> list[str]:
-    return sorted(d["metadata"]["name"]
-                  for d in get(kube, f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"])
 
 
 def image(kube: Kube, namespace: str, name: str = "fraud") -> str:
@@ -66,7 +58,7 @@ def test_canary_with_the_magics_from_deploy_to_promote(ip, kube, namespace, caps
 
     r = ip.run_line_magic("canary", "fraud 30")
     assert r.weight == 30 and vs_weights(kube, namespace) == [("stable", 70), ("canary", 30)]
-    ro._known.clear()  # another kernel: %canary without a number reads the rollout back from the cluster
+    ro.forget_cache()  # another kernel: %canary without a number reads the rollout back from the cluster
     assert ip.run_line_magic("canary", "fraud").weight == 30
 
     view = ip.run_line_magic("mldeploy", "")
@@ -222,7 +214,7 @@ def test_the_slider_writes_the_settled_weight_to_the_virtual_service(ip, kube, n
 
     ip.run_line_magic("deploy", f"fraud --image {V1}")
     ip.run_line_magic("deploy", f"fraud --image {V2} --strategy canary --weight 10 --router istio")
-    ro._known.clear()
+    ro.forget_cache()
     slider = CanarySlider("fraud", namespace=namespace, kube=kube)
     assert slider.value == 10 and not slider.slider.disabled  # the canary pod is ready
     assert "stable 90% / canary 10%" in slider.split.value

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from k8s_helpers import get
 
 import jupyter_mldeploy as mld
 from jupyter_mldeploy import labels as L
@@ -35,10 +36,6 @@ def spec(image: str, **kw) -> DeploySpec:
     return DeploySpec.from_dict({"name": "fraud", "image": image, **kw})
 
 
-def get(kube: Kube, path: str) -> dict:
-    return kube.request("GET", path)[1]
-
-
 def names(kube: Kube, ns: str, kind_path: str) -> set[str]:
     return {i["metadata"]["name"] for i in get(kube, kind_path.format(ns=ns))["items"]}
 
@@ -62,10 +59,6 @@ def rule(obj: dict) -> tuple[str | None, str, str, str, int]:
 
 def canary_annotations(weight: int) -> dict[str, str]:
     return {nginx.CANARY: "true", nginx.CANARY_WEIGHT: str(weight), nginx.CANARY_WEIGHT_TOTAL: "100"}
-
-
-def forget_process_state() -> None:
-    ro._known.clear()  # as a fresh kernel would start
 
 
 def changes_since(kube: Kube, ns: str, resource_version: str) -> list[tuple[int, str, str, str]]:
@@ -133,7 +126,7 @@ def test_canary_weight_then_promote_leaves_only_the_stable_ingress(kube, namespa
     ro.set_weight("fraud", 30, namespace=namespace, kube=kube)
     assert nginx_annotations(ingress(kube, namespace, "fraud-canary")) == canary_annotations(30)
 
-    forget_process_state()  # another kernel picks the rollout up from the cluster
+    ro.forget_cache()  # another kernel picks the rollout up from the cluster
     seen = ro.read("fraud", namespace=namespace, kube=kube)
     assert (seen.strategy, seen.router, seen.weight, seen.host, seen.candidate_version) == (
         "canary", "nginx", 30, HOST, "2.0")
@@ -218,11 +211,11 @@ def test_blue_green_switches_with_the_canary_ingress(cluster, kube, namespace, o
         assert order.index(("Ingress", "fraud-canary")) < order.index(("Deployment", "fraud-preview"))
 
     # Again, switched and released this time: the preview becomes stable and its Ingress goes.
-    forget_process_state()
+    ro.forget_cache()
     ro.start(spec(V2, replicas=2), strategy="blue-green", router="nginx", namespace=namespace, kube=kube,
              timeout=120)
     ro.promote("fraud", namespace=namespace, kube=kube)
-    forget_process_state()  # released from another kernel
+    ro.forget_cache()  # released from another kernel
     ro.release("fraud", namespace=namespace, kube=kube, timeout=120)
     assert names(kube, namespace, INGRESSES) == {"fraud"} and names(kube, namespace, DEPLOYS) == {"fraud"}
     primary = ingress(kube, namespace, "fraud")
@@ -254,7 +247,7 @@ def test_shadow_mirrors_every_request_or_none(kube, namespace, offered):
 
     ro.set_mirror("fraud", 0, namespace=namespace, kube=kube)  # none: the annotation goes
     assert nginx_annotations(ingress(kube, namespace, "fraud")) == {}
-    forget_process_state()
+    ro.forget_cache()
     assert ro.read("fraud", namespace=namespace, kube=kube).mirror == 0
     ro.set_mirror("fraud", 100, namespace=namespace, kube=kube)
     assert nginx_annotations(ingress(kube, namespace, "fraud")) == {nginx.MIRROR_TARGET: target}

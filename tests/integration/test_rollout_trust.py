@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from k8s_helpers import get
 
 import jupyter_mldeploy as mld
 from jupyter_mldeploy import rollout as ro
@@ -43,10 +44,6 @@ STABLE_BODY = {
     "nginx": "expose: ingress\ningress_class: nginx\nhost: churn.example.com\n",
     "replicas": "",
 }
-
-
-def get(kube: Kube, path: str) -> dict:
-    return kube.request("GET", path)[1]
 
 
 def deployment(kube: Kube, ns: str, name: str) -> dict:

@@ -32,13 +32,13 @@ def bare(cluster, monkeypatch, tmp_path):
     monkeypatch.setattr(client, "_shared", {})  # no connection cached by earlier tests
     shell = InteractiveShell.instance()
     magics.unload(shell)
-    magics._kept.clear()
+    magics.forget_settings()
     shell.config.pop("MLDeploy", None)
     shell.run_line_magic("reload_ext", "jupyter_mldeploy")
     shell.run_line_magic("config", "MLDeploy.interactive = 'no'")
     yield shell
     magics.unload(shell)
-    magics._kept.clear()
+    magics.forget_settings()
     shell.config.pop("MLDeploy", None)
 
 

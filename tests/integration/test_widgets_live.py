@@ -7,24 +7,16 @@ import asyncio
 import threading
 import time
 
-import comm
 import pytest
-from widget_comm import RecordingComm
 
 from jupyter_mldeploy import api
 from jupyter_mldeploy.kube.client import Kube
 from jupyter_mldeploy.spec import DeploySpec
 from jupyter_mldeploy.widgets import PodStatusView
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("recording_comm")]
 
 FAIL = "sandbox.mldeploy.io/fail"
-
-
-@pytest.fixture(autouse=True)
-def recording_comm(monkeypatch):
-    # the widgets' frontend side, swapped as ipywidgets' own tests do
-    monkeypatch.setattr(comm, "create_comm", lambda *a, **kw: RecordingComm(*a, **kw))
 
 
 def spec(**kw) -> DeploySpec:

@@ -12,31 +12,19 @@ import threading
 import time
 from dataclasses import replace
 
-import comm
 import pytest
-from widget_comm import RecordingComm
+from widget_comm import frontend_clicks, frontend_sets
 
 from jupyter_mldeploy.errors import ClusterError, MLDeployError
 from jupyter_mldeploy.rollout import Rollout
 from jupyter_mldeploy.widgets.canary import CanarySlider, Weights
 
-
-@pytest.fixture(autouse=True)
-def recording_comm(monkeypatch):
-    # the widgets' frontend side, swapped as ipywidgets' own tests do
-    monkeypatch.setattr(comm, "create_comm", lambda *a, **kw: RecordingComm(*a, **kw))
+pytestmark = pytest.mark.usefixtures("recording_comm")
 
 
 def frontend_drags(slider, value: int) -> None:
     """What the browser sends while the slider is dragged (continuous_update)."""
-    slider._handle_msg({"content": {"data": {"method": "update", "state": {"value": value},
-                                             "buffer_paths": []}}, "buffers": []})
-    assert slider.value == value
-
-
-def frontend_clicks(button) -> None:
-    msg = {"content": {"data": {"method": "custom", "content": {"event": "click"}}}, "buffers": []}
-    button._handle_msg(msg)
+    frontend_sets(slider, value=value)
 
 
 class FakeRollout:

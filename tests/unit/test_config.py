@@ -143,12 +143,12 @@ def shell(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     ip = InteractiveShell.instance()
     magics.unload(ip)
-    magics._kept.clear()
+    magics.forget_settings()
     ip.config.pop("MLDeploy", None)  # %config writes into the shared shell's config too
     magics.load(ip)
     yield ip
     magics.unload(ip)
-    magics._kept.clear()
+    magics.forget_settings()
     ip.config.pop("MLDeploy", None)
 
 
@@ -171,7 +171,7 @@ def test_percent_config_refuses_a_bad_value_and_keeps_the_old_one(shell, caplog)
     assert config.current().namespace == "ml"
     # %config also left the refused value in the shell's own config: loading again skips it
     magics.unload(shell)
-    magics._kept.clear()
+    magics.forget_settings()
     with pytest.warns(UserWarning, match="Ignoring the configured MLDeploy.namespace"):
         magics.load(shell)
     assert config.current().namespace is None
@@ -185,13 +185,13 @@ def test_ipython_config_file_values_apply_at_load(tmp_path):
         cfg.MLDeploy.context = "from-ipython-config"
         ip.config = cfg
         magics.unload(ip)
-        magics._kept.clear()
+        magics.forget_settings()
         magics.load(ip)
         assert config.current().resolve(cwd=tmp_path, environ={}).context == "from-ipython-config"
     finally:
         ip.config = saved
         magics.unload(ip)
-        magics._kept.clear()
+        magics.forget_settings()
 
 
 def test_price_table_for_the_widgets(shell, tmp_path):

@@ -6,7 +6,7 @@ the API server's verdict on the same objects is in tests/integration.
 from __future__ import annotations
 
 import pytest
-from IPython.core.error import UsageError
+from refusals import usage_error
 
 from jupyter_mldeploy.magics import args
 
@@ -18,11 +18,7 @@ def deploy(line: str, cell: str | None = None) -> args.DeployRequest:
 
 
 def usage(line: str, cell: str | None = None) -> str:
-    with pytest.raises(UsageError) as e:
-        args.parse_deploy(line, cell, {})
-    text = str(e.value)
-    assert text and "\n" not in text and text.endswith((".", "?")), text
-    return text
+    return usage_error(args.parse_deploy, line, cell, {})
 
 
 # -- --create-namespace ------------------------------------------------------------------------------

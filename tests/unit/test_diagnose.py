@@ -1,4 +1,4 @@
-"""kube.diagnose: raw pod / event / Deployment JSON (shaped as the API server returns it) -> plain words."""
+"""diagnosis: raw pod / event / Deployment JSON (shaped as the API server returns it) -> plain words."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jupyter_mldeploy.kube.diagnose import (
+from jupyter_mldeploy.diagnosis import (
     KINDS,
     Diagnosis,
     diagnose_deployment,
     diagnose_events,
     diagnose_pod,
     format_age,
-    is_fatal,
     log_tail,
     most_relevant,
     parse_quantity,
@@ -621,7 +620,7 @@ def test_most_relevant_prefers_fatal_then_kind_order():
     assert most_relevant([a, None, b, c]) is b
     assert most_relevant([a, c]) is c
     assert most_relevant([]) is None
-    assert is_fatal(b) and not is_fatal(None) and not is_fatal(a)
+    assert b.fatal and not a.fatal and not c.fatal
     assert set(KINDS) >= {"image-pull", "crash-loop", "oom-killed", "unschedulable", "never-ready",
                           "progress-deadline", "create-failed", "evicted"}
 

@@ -18,6 +18,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from IPython.core.error import UsageError
+from refusals import one_sentence, usage_error
 
 from jupyter_mldeploy.magics import args
 from jupyter_mldeploy.magics.display import MLDeployFailed, Overview, TextProgress
@@ -35,16 +36,7 @@ def deploy(line: str, cell: str | None = None, **ns) -> args.DeployRequest:
 
 
 def usage(line: str, cell: str | None = None, **ns) -> str:
-    with pytest.raises(UsageError) as e:
-        args.parse_deploy(line, cell, ns)
-    return one_sentence(e.value)
-
-
-def one_sentence(err: BaseException) -> str:
-    text = str(err)
-    assert text and "\n" not in text and "Traceback" not in text, text
-    assert text.endswith((".", "?")), text
-    return text
+    return usage_error(args.parse_deploy, line, cell, ns)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -135,9 +127,16 @@ def test_plain_strategies_are_the_specs_own(strategy):
     assert r.spec.strategy == strategy and r.rollout is None
 
 
-def test_every_strategy_is_available_now():
-    assert set(args.AVAILABLE_STRATEGIES) == {"rolling", "recreate", "canary", "blue-green", "shadow"}
-    assert args.PLANNED_STRATEGIES == ()
+def test_every_strategy_the_traffic_layer_knows_is_offered_by_the_magic():
+    from jupyter_mldeploy.traffic import STRATEGIES
+
+    assert sorted(args.AVAILABLE_STRATEGIES) == sorted(STRATEGIES)
+    for strategy in STRATEGIES:  # each one parses, none is refused as "not available yet"
+        r = deploy(f"churn --image {IMAGE} --strategy {strategy}")
+        assert (r.rollout or r.spec.strategy) == strategy
+    assert usage(f"churn --image {IMAGE} --strategy canery") == (
+        "--strategy 'canery' is not one of rolling, recreate, canary, blue-green, shadow "
+        "(did you mean canary?).")
 
 
 @pytest.mark.parametrize(("line", "expected"), [
@@ -637,7 +636,7 @@ def shell(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no pyproject.toml above tmp_path's own folder is ours to read
     ip = InteractiveShell.instance()
     magics.unload(ip)
-    magics._kept.clear()
+    magics.forget_settings()
     ip.config.pop("MLDeploy", None)  # %config writes into the shared shell's config too
     magics.load(ip)
     ip.run_line_magic("config", f"MLDeploy.kubeconfig = {str(tmp_path / 'no-such-kubeconfig')!r}")
@@ -653,7 +652,7 @@ def shell(tmp_path, monkeypatch):
     ip.connect_calls = calls
     yield ip
     magics.unload(ip)
-    magics._kept.clear()
+    magics.forget_settings()
     ip.config.pop("MLDeploy", None)
 
 

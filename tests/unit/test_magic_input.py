@@ -5,7 +5,7 @@ nothing is built or sent (the style of test_magic_args.py)."""
 from __future__ import annotations
 
 import pytest
-from IPython.core.error import UsageError
+from refusals import one_sentence, usage_error
 
 from jupyter_mldeploy import cluster_values
 from jupyter_mldeploy.errors import MLDeployError
@@ -14,17 +14,7 @@ from jupyter_mldeploy.magics import args
 IMAGE = "ghcr.io/acme/churn:1.4"
 
 
-def one_sentence(err: BaseException) -> str:
-    text = str(err)
-    assert text and "\n" not in text and "Traceback" not in text, text
-    assert text.endswith((".", "?")), text
-    return text
-
-
-def usage(parse, *a, **kw) -> str:
-    with pytest.raises(UsageError) as e:
-        parse(*a, **kw)
-    return one_sentence(e.value)
+usage = usage_error
 
 
 # --- YAML anchors and aliases ----------------------------------------------------------------------

@@ -14,7 +14,7 @@ import re
 from urllib.parse import unquote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import jupyter_mldeploy as mld
@@ -61,6 +61,7 @@ def _calls(name: str, ns: str):
         "promote": lambda k: rollout.promote(name, namespace=ns, kube=k),
         "abort": lambda k: rollout.abort(name, namespace=ns, kube=k),
         "live_from_pods": lambda k: shadow.live_from_pods(k, ns, name),
+        "shadow.compare": lambda k: shadow.compare(name, [[1.0, 2.0]], namespace=ns, kube=k, timeout=1),
     }
 
 
@@ -94,6 +95,7 @@ namespaces = st.one_of(st.text(max_size=70), st.from_regex(r"[a-z0-9][-a-z0-9]{0
 @pytest.mark.parametrize("which", list(_calls("x", "y")))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=names, ns=namespaces)
+@example(name="\n", ns="0")  # once found by chance: live_from_pods put the name in a two-line sentence
 def test_no_request_leaves_the_namespace_path(which, name, ns):
     _check(name, ns, which)
 

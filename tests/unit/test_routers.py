@@ -28,7 +28,6 @@ from jupyter_mldeploy.traffic import (
     ROUTERS,
     STRATEGIES,
     Split,
-    TrafficPlan,
     achievable_split,
     check_supported,
     served_routers,
@@ -205,26 +204,19 @@ def test_constants():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# TrafficPlan
+# check_supported: what the removed TrafficPlan dataclass only forwarded to
 
 
-def test_traffic_plan_validates_on_construction():
-    plan = TrafficPlan("istio", "shadow", mirror=25)
-    assert (plan.router, plan.strategy, plan.weight, plan.mirror) == ("istio", "shadow", None, 25)
-    refusal(TrafficPlan, "replicas", "shadow")
-    refusal(TrafficPlan, "gateway", "canary", weight=150)
+def test_check_supported_refuses_what_no_cluster_can_carry():
+    check_supported("shadow", "istio", mirror=25)
+    refusal(check_supported, "shadow", "replicas")
+    refusal(check_supported, "canary", "gateway", weight=150)
 
 
-def test_traffic_plan_check_against_cluster():
-    plan = TrafficPlan("gateway", "canary", weight=10)
-    plan.check(served_routers(ALL_APIS))
-    assert "offers: replicas" in refusal(plan.check, served_routers([]))
-
-
-def test_traffic_plan_is_frozen():
-    plan = TrafficPlan("gateway", "canary", weight=10)
-    with pytest.raises(AttributeError):
-        plan.weight = 20  # type: ignore[misc]
+def test_check_supported_against_the_cluster():
+    check_supported("canary", "gateway", weight=10, offered=served_routers(ALL_APIS))
+    assert "offers: replicas" in refusal(check_supported, "canary", "gateway", weight=10,
+                                         offered=served_routers([]))
 
 
 # ---------------------------------------------------------------------------------------------------------

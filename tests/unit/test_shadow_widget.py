@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
-import comm
 import models_for_tests as models
 import pytest
-from widget_comm import RecordingComm
+from widget_comm import frontend_clicks
 
 from jupyter_mldeploy import shadow
 from jupyter_mldeploy.serving import serve
@@ -21,10 +20,7 @@ from jupyter_mldeploy.widgets.shadow_view import ShadowView
 ROWS = [[float(i), 1.0] for i in range(20)]  # rows 15..19 make the shadow answer 0.5 more
 
 
-@pytest.fixture(autouse=True)
-def recording_comm(monkeypatch):
-    # the widgets' frontend side, swapped as ipywidgets' own tests do
-    monkeypatch.setattr(comm, "create_comm", lambda *a, **kw: RecordingComm(*a, **kw))
+pytestmark = pytest.mark.usefixtures("recording_comm")
 
 
 @pytest.fixture
@@ -33,11 +29,6 @@ def servers():
     with serve(models.primary, name="fraud", version="1") as p, serve(models.shadow, name="fraud",
                                                                       version="2") as s:
         yield p, s
-
-
-def click(button) -> None:
-    button._handle_msg({"content": {"data": {"method": "custom", "content": {"event": "click"}}},
-                        "buffers": []})
 
 
 def test_summary_rows_and_plot_from_a_name(servers):
@@ -99,7 +90,7 @@ def test_refresh_sends_the_rows_again_and_shows_the_new_answers(servers, monkeyp
     view = ShadowView("fraud", data=ROWS, primary_url=p.url, shadow_url=s.url)
     assert view.summary.agreement_pct == 75.0
     monkeypatch.setattr(models, "SHADOW_OFFSET", 0.0)  # the shadow model now agrees everywhere
-    click(view.refresh_button)
+    frontend_clicks(view.refresh_button)
     assert view.comparisons == 2 and view.summary.agreement_pct == 100.0
     assert "100.0% (20 of 20" in view.summary_html.value
     assert "mldeploy-shadow-differ" not in view.rows_html.value
@@ -142,7 +133,7 @@ def test_on_the_event_loop_the_comparison_runs_off_it(servers, monkeypatch):
         touched: list[str] = []
         view.summary_html.observe(lambda _c: touched.append(threading.current_thread().name), names="value")
         monkeypatch.setattr(models, "SHADOW_OFFSET", 2.0)
-        click(view.refresh_button)
+        frontend_clicks(view.refresh_button)
         assert view.comparing and view.refresh_button.disabled and "comparing..." in view.message.value
         for _ in range(100):
             if not view.comparing:

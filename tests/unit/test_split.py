@@ -6,7 +6,18 @@ from __future__ import annotations
 
 import re
 
-from jupyter_mldeploy.split import Split, TrackPods, Weights, pods_from_deployment
+import pytest
+
+from jupyter_mldeploy.errors import ClusterValueError
+from jupyter_mldeploy.split import (
+    Split,
+    TrackPods,
+    Weights,
+    pods_from_deployment,
+    weights_from_replicas,
+    weights_from_route,
+)
+from jupyter_mldeploy.traffic import achievable_split
 
 W = Weights(70.0, 30.0, "gateway")
 
@@ -81,3 +92,53 @@ def test_the_slider_draws_the_picture_and_keeps_it_live_from_watch_events():
 def test_without_a_loop_the_slider_subscribes_to_no_watch():
     s, _fake = _slider(watch=True)
     assert not s.live and s._watches is None
+
+
+# --- the shares read back out of the route objects (split.weights_from_route / _replicas)
+
+
+def test_istio_weights_and_a_single_unweighted_destination():
+    def vs(*routes):
+        return {"spec": {"http": [{"route": list(routes)}]}}
+
+    two = vs({"destination": {"subset": "stable"}, "weight": 70},
+             {"destination": {"subset": "canary"}, "weight": 30})
+    assert weights_from_route("istio", "m", "ml", two) == Weights(70.0, 30.0, "istio")
+    one = vs({"destination": {"subset": "stable"}})  # Istio: the only destination takes everything
+    assert weights_from_route("istio", "m", "ml", one) == Weights(100.0, 0.0, "istio")
+    assert weights_from_route("istio", "m", "ml", None) == Weights(0.0, 0.0, "istio")
+
+
+def test_gateway_weights_are_proportional_and_default_to_one():
+    def hr(*refs):
+        return {"spec": {"rules": [{"backendRefs": list(refs)}]}}
+
+    weighted = hr({"name": "m", "weight": 3}, {"name": "m-canary", "weight": 1})
+    assert weights_from_route("gateway", "m", "ml", weighted) == Weights(75.0, 25.0, "gateway")
+    assert weights_from_route("gateway", "m", "ml", hr({"name": "m"}, {"name": "m-canary"})
+                              ) == Weights(50.0, 50.0, "gateway")
+
+
+def test_nginx_weights_from_the_canary_ingress_annotations():
+    def ing(**ann):
+        return {"metadata": {"annotations": {f"nginx.ingress.kubernetes.io/{k.replace('_', '-')}": v
+                                             for k, v in ann.items()}}}
+
+    assert weights_from_route("nginx", "m", "ml", ing(canary_weight="20")) == Weights(80.0, 20.0, "nginx")
+    assert weights_from_route("nginx", "m", "ml", ing(canary_weight="1", canary_weight_total="4")
+                              ) == Weights(75.0, 25.0, "nginx")
+    assert weights_from_route("nginx", "m", "ml", None) == Weights(100.0, 0.0, "nginx")
+    with pytest.raises(ClusterValueError) as e:  # hand-edited: one sentence naming the object
+        weights_from_route("nginx", "m", "ml", ing(canary_weight="lots"))
+    assert "Ingress m-canary in namespace ml" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_replica_weights_follow_the_deployments_and_say_what_the_count_allows():
+    def dep(n):
+        return {"spec": {"replicas": n}}
+
+    w = weights_from_replicas(dep(3), dep(1), 30)
+    assert (w.stable, w.canary, w.router) == (75.0, 25.0, "replicas")
+    assert w.sentence == achievable_split(30, 4).sentence
+    assert weights_from_replicas(dep(3), dep(1), 30, "as recorded").sentence == "as recorded"
+    assert weights_from_replicas(None, None, 30) == Weights(100.0, 0.0, "replicas", None)

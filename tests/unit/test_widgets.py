@@ -12,14 +12,13 @@ import threading
 import time
 from datetime import datetime, timezone
 
-import comm
 import pytest
-from widget_comm import RecordingComm
+from widget_comm import frontend_clicks, frontend_sets
 
-from jupyter_mldeploy.api import Deployment, PreflightFailed
+from jupyter_mldeploy.api import Deployment
 from jupyter_mldeploy.capacity import Capacity
-from jupyter_mldeploy.errors import MLDeployError, SpecError
-from jupyter_mldeploy.kube.diagnose import Diagnosis
+from jupyter_mldeploy.diagnosis import Diagnosis
+from jupyter_mldeploy.errors import MLDeployError, PreflightFailed, SpecError
 from jupyter_mldeploy.spec import DeploySpec, ImageRef
 from jupyter_mldeploy.status import PodRow, RolloutStatus
 from jupyter_mldeploy.widgets import DeployPanel, ImageBuilder, PodStatusView, ResourcePicker
@@ -31,23 +30,7 @@ NS = "ml"
 RS = "churn-7d9f8c6b5"
 
 
-@pytest.fixture(autouse=True)
-def recording_comm(monkeypatch):
-    # the widgets' frontend side, swapped as ipywidgets' own tests do
-    monkeypatch.setattr(comm, "create_comm", lambda *a, **kw: RecordingComm(*a, **kw))
-
-
-def frontend_sets(widget, **state):
-    """What the browser sends when the user edits a field."""
-    widget._handle_msg({"content": {"data": {"method": "update", "state": state, "buffer_paths": []}},
-                        "buffers": []})
-    for key, value in state.items():  # ipywidgets logs (not raises) a failing handler: check it landed
-        assert getattr(widget, key) == value
-
-
-def frontend_clicks(button):
-    msg = {"content": {"data": {"method": "custom", "content": {"event": "click"}}}, "buffers": []}
-    button._handle_msg(msg)
+pytestmark = pytest.mark.usefixtures("recording_comm")
 
 
 def node(name, cpu="8", memory="32Gi", *, gpus=0, product=None, taints=()):
@@ -163,12 +146,35 @@ def test_cost_estimate_from_a_price_table():
     assert "for 2 to 5 replicas $0.280 to $0.700/hour, $204.40 to $511.00/month" in p.cost.value
 
 
-def test_default_prices_are_labelled_as_an_example():
-    table, is_example = default_prices()
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project folder with no price table yet and fresh settings (no %config, no pyproject.toml
+    above it: the .git folder ends the search there)."""
+    from jupyter_mldeploy import config
+
+    (tmp_path / ".git").mkdir()
+    monkeypatch.chdir(tmp_path)
+    previous = config.current()
+    config.set_current(config.MLDeploy())
+    yield tmp_path
+    config.set_current(previous)
+
+
+def test_without_a_price_table_the_example_is_used_and_labelled_as_one(project):
+    assert default_prices() == (EXAMPLE_PRICES, True)
     p = ResourcePicker(SANDBOX)
-    assert p.prices == table
-    if is_example:
-        assert table == EXAMPLE_PRICES and "EXAMPLE prices" in p.cost.value
+    assert p.prices == EXAMPLE_PRICES and "EXAMPLE prices" in p.cost.value
+
+
+def test_a_project_price_table_is_used_and_not_labelled_an_example(project):
+    (project / "pyproject.toml").write_text(
+        "[tool.jupyter-mldeploy]\nprice_table = {cpu = 0.05, memory_gib = 0.01}\n")
+    table = {"cpu": 0.05, "memory_gib": 0.01}
+    assert default_prices() == (table, False)
+    p = ResourcePicker(SANDBOX)
+    p.cpu.value, p.memory.value = 2, 4
+    assert p.prices == table and "EXAMPLE" not in p.cost.value
+    assert "$0.140/hour" in p.cost.value  # 2 * 0.05 + 4 * 0.01
 
 
 @pytest.mark.parametrize("table", [{"cpu": "cheap", "memory_gib": 0.01}, {"cpu": 0.1}, [1, 2],

@@ -1,0 +1,67 @@
+"""The house's arrows as import-linter contracts (pyproject.toml [tool.importlinter]), run here so CI
+fails when pure code (spec, render, split, status, diagnosis) imports kube/, or a face (a widget, a
+magic) imports kube/ other than through the API. The listed exceptions carry their reason there."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Runs import-linter on the package found first on sys.path of a fresh interpreter, from `cwd`.
+LINT = ("import sys; from importlinter.cli import lint_imports; "
+        "sys.exit(lint_imports(config_filename='pyproject.toml', no_cache=True, no_logo=True))")
+
+
+def lint(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", LINT], cwd=folder, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(folder), "PATH": "/usr/bin:/bin"}, timeout=120)
+
+
+def test_the_package_keeps_every_contract():
+    result = lint(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Contracts: 2 kept, 0 broken." in result.stdout, result.stdout
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    """The package and its contracts, copied where a test may break them."""
+    shutil.copytree(ROOT / "jupyter_mldeploy", tmp_path / "jupyter_mldeploy",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def _add_line(path: Path, line: str) -> None:
+    text = path.read_text()
+    head, sep, rest = text.partition("from __future__ import annotations\n")
+    path.write_text(head + sep + line + "\n" + rest)
+
+
+@pytest.mark.parametrize("module, line, contract", [
+    ("spec.py", "from .kube import client as _client", "Pure code"),
+    ("diagnosis/pods.py", "from ..kube.watch import Watch as _Watch", "Pure code"),
+    ("split.py", "from . import api as _api", "Pure code"),  # indirectly: api imports kube
+    ("widgets/panel.py", "from ..kube import inventory as _inventory", "Faces"),
+    ("magics/args.py", "from ..kube.client import Kube as _Kube", "Faces"),
+])
+def test_a_forbidden_import_breaks_its_contract(copy, module, line, contract):
+    _add_line(copy / "jupyter_mldeploy" / module, line)
+    result = lint(copy)
+    assert result.returncode != 0, result.stdout
+    assert "Contracts: 1 kept, 1 broken." in result.stdout, result.stdout
+    broken = result.stdout.split("Broken contracts", 1)[1]
+    assert broken.lstrip("-\n ").startswith(contract), broken
+
+
+def test_an_exception_covers_only_the_file_it_names(copy):
+    # canary.py may import kube/ until the next slice; its neighbour may not.
+    _add_line(copy / "jupyter_mldeploy" / "widgets" / "status_view.py", "from ..kube import client as _c")
+    result = lint(copy)
+    assert result.returncode != 0 and "widgets.status_view -> jupyter_mldeploy.kube.client" in result.stdout
