@@ -115,7 +115,7 @@ class Sandbox:
         tmp.rename(self.state_file)
 
     def status(self) -> dict:
-        """What runs, where, and whether the API server answers."""
+        """What runs, where, and whether the API server answers (and the real data plane's state)."""
         state = self._state()
         if state is None:
             return {"up": False, "dir": str(self.dir), "processes": {}}
@@ -123,8 +123,11 @@ class Sandbox:
         ready = all(p["alive"] for p in procs.values()) and len(procs) == len(COMPONENTS)
         if ready:
             ready = self._get("/readyz", state) is not None
+        from . import dataplane
+
         return {"up": ready, "dir": str(self.dir), "server": state["server"],
-                "kubeconfig": str(self.kubeconfig), "processes": procs, "versions": state["versions"]}
+                "kubeconfig": str(self.kubeconfig), "processes": procs, "versions": state["versions"],
+                "data_plane": dataplane.status(self)}
 
     # -- talking to the API server while bootstrapping (no kubernetes client needed) -----------
 
@@ -176,9 +179,17 @@ class Sandbox:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def up(self, progress: Progress = print) -> dict:
+    def up(self, progress: Progress = print, *, data_plane: bool = False) -> dict:
+        """Start the control plane; with `data_plane`, also the real node, registry and Gateway
+        (dataplane.py). The test suite's simulated tests need only the control plane."""
         with self._locked():
-            return self._up(progress)
+            info = self._up(progress)
+            if data_plane:
+                from . import dataplane
+
+                dataplane.up(self, progress)
+                info = self.status()
+            return info
 
     def _up(self, progress: Progress) -> dict:
         current = self.status()
@@ -354,10 +365,17 @@ class Sandbox:
     def _down(self, progress: Progress) -> bool:
         state = self._state()
         if state is None:
+            if (self.dir / "dataplane.json").exists():
+                from . import dataplane
+
+                dataplane.down(self, progress)
             if self.dir.exists():
                 shutil.rmtree(self.dir, ignore_errors=True)
             progress("The sandbox is not up; nothing to stop.")
             return False
+        from . import dataplane
+
+        dataplane.down(self, progress)  # first: it drains the real node through the API server
         stopped = self._stop_processes(state)
         shutil.rmtree(self.dir, ignore_errors=True)
         progress(f"Sandbox down: stopped {', '.join(stopped) or 'nothing (all had exited)'}; "
@@ -475,6 +493,8 @@ def _commands(b: Path, d: Path, p: Ports, components_kc: Path, kwok_config: Path
             f"--service-account-signing-key-file={k / 'sa.key'}",
             "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.96.0.0/16",
             "--allow-privileged=true", "--event-ttl=1h", "--profiling=false",
+            # Logs and exec dial a node by its address, never by a hostname a resolver would look up.
+            "--kubelet-preferred-address-types=InternalIP",
         ],
         "kube-controller-manager": [
             str(b / "kube-controller-manager"), *auth, f"--secure-port={p.controller_manager}",
