@@ -52,9 +52,12 @@ def _print_data_plane(dp: dict) -> None:
     if not dp.get("processes"):
         print("The real data plane is not running (start it with `jupyter-mldeploy sandbox up`).")
         return
+    gw = ""
+    if dp.get("gateway_ref"):
+        answering = "serving" if dp.get("gateway_serving") else "NOT answering"
+        gw = f", Gateway {dp['gateway_ref']} at {dp['gateway_url']} ({answering})"
     print(f"The real data plane is {'up' if dp['up'] else 'NOT complete'}: node {dp['node']} at "
-          f"{dp['node_ip']} (bridge {dp['bridge']}, pods on {dp['subnet']}), registry {dp['registry']}"
-          + (f", Gateway {dp['gateway_ref']} at {dp['gateway_url']}" if dp.get("gateway_ref") else ""))
+          f"{dp['node_ip']} (bridge {dp['bridge']}, pods on {dp['subnet']}), registry {dp['registry']}{gw}")
     for name, proc in dp["processes"].items():
         print(f"  {name:<24} pid {proc['pid']:<8} {'running' if proc['alive'] else 'EXITED'}")
 

@@ -157,7 +157,8 @@ def up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) -
     if with_gateway:
         ports |= {"gateway listener": gateway.listener_port(lay.port_base),
                   "envoy-gateway admin": gateway.admin_port(lay.port_base),
-                  "envoy-gateway xDS": gateway.XDS_PORT, "envoy-gateway Wasm": gateway.WASM_PORT}
+                  "envoy-gateway xDS": gateway.XDS_PORT, "envoy-gateway Wasm": gateway.WASM_PORT,
+                  "envoy-gateway webhook": gateway.WEBHOOK_PORT, "Envoy readiness": gateway.READY_PORT}
     busy = [f"{n} ({p})" for n, p in ports.items() if not _port_free(p)]
     if busy:
         raise SandboxError(f"Port(s) {', '.join(busy)} on 127.0.0.1 are in use (the xDS and Wasm ports "
@@ -260,8 +261,12 @@ def status(box: Sandbox) -> dict:
             "registry": f"127.0.0.1:{lay.registry_port} (images as {images.REGISTRY}/...)",
             "images": state.get("images", []), "placement": node.placement()}
     if state.get("gateway"):
+        url = f"http://127.0.0.1:{gateway.listener_port(lay.port_base)}"
         info["gateway_ref"] = gateway.gateway_ref()
-        info["gateway_url"] = f"http://127.0.0.1:{gateway.listener_port(lay.port_base)}"
+        info["gateway_url"] = url
+        # Served means Envoy answers on the listener (404: no route for that host), see PROGRAMMED_NOTE.
+        info["gateway_serving"] = up and _http_status(f"{url}/", timeout=1) == 404
+        info["gateway_note"] = gateway.PROGRAMMED_NOTE
     return info
 
 

@@ -89,14 +89,18 @@ def build_crane(log) -> None:
 
 # Envoy Gateway binds some of its sockets on every interface by constants, with no setting to
 # change them: Envoy's listeners (netutils.IPv4ListenerAddress, used for every Gateway listener and
-# the readiness listener), its xDS server and its Wasm cache server. The sandbox listens on loopback
-# only, so the build rewrites exactly these lines (each must match once: a new version that moved
-# them fails the build loudly instead of listening on 0.0.0.0).
+# the readiness listener), its xDS server, its Wasm cache server and its webhook server. The
+# sandbox listens on loopback only, so the build rewrites exactly these lines (each must match
+# once: a version that moved them fails the build loudly instead of listening on 0.0.0.0).
 EG_PATCHES = (
     ("internal/utils/net/ip.go", 'IPv4ListenerAddress = "0.0.0.0"', 'IPv4ListenerAddress = "127.0.0.1"'),
     ("internal/xds/runner/runner.go", 'XdsServerAddress = "0.0.0.0"', 'XdsServerAddress = "127.0.0.1"'),
     ("internal/wasm/httpserver.go", 'fmt.Sprintf(":%d", serverPort)',
      'fmt.Sprintf("127.0.0.1:%d", serverPort)'),
+    # The proxy topology injector's webhook (on for the Custom provider, with no setting to turn it
+    # off there) listens on every interface unless given a host.
+    ("internal/provider/kubernetes/kubernetes.go", "\t\t\tPort:     webhookTLSPort,\n",
+     '\t\t\tHost:     "127.0.0.1",\n\t\t\tPort:     webhookTLSPort,\n'),
 )
 # Two listeners are package variables, so -X turns them off without touching the source: the
 # controller-runtime health probe (":8081") and its metrics server (":8080").

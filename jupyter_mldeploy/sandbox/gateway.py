@@ -32,8 +32,17 @@ GATEWAY_CLASS = "mldeploy-envoy"
 GATEWAY_NAMESPACE = "mldeploy-system"
 GATEWAY_NAME = "sandbox"
 ENVOY_PROXY = "sandbox-host"
+# Fixed by Envoy Gateway (constants): one sandbox per machine can run its Gateway.
 XDS_PORT = 18000
 WASM_PORT = 18002
+WEBHOOK_PORT = 9443
+READY_PORT = 19003  # Envoy's readiness listener
+# Kubernetes resources + Host infrastructure (new in v1.9): Envoy Gateway computes Programmed from an
+# Envoy Service that Host mode never makes, so Programmed stays False ("AddressNotUsable") while
+# Envoy serves the listener. `status` judges the Gateway by its listener answering instead.
+PROGRAMMED_NOTE = ("Programmed=False/AddressNotUsable is expected in Envoy Gateway's Host mode (no Envoy "
+                   "Service exists to take an address from); the listener answering on 127.0.0.1 is the "
+                   "check that counts")
 CERTS_MOUNT = Path("/certs")
 
 

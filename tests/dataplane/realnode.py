@@ -10,12 +10,17 @@ import http.client
 import ipaddress
 import json
 import math
+import os
+import subprocess
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 
-from jupyter_mldeploy.sandbox import gateway, images, node
+from jupyter_mldeploy.sandbox import dataplane, gateway, images, node
+from jupyter_mldeploy.sandbox import dataplane_build as parts
 from jupyter_mldeploy.spec import DeploySpec
 
 INFER = "/v2/models/model/infer"
@@ -141,3 +146,82 @@ def ids_in(texts: Iterable[str]) -> set[str]:
     for t in texts:
         out |= prediction_ids(t)
     return out
+
+
+# -- Envoy's own view: its admin server says which weights and mirrors it really applies ----------
+
+
+def _parent(pid: int) -> int:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return int(text[text.rindex(")") + 2:].split()[1])
+
+
+def envoy_admin_url(box) -> str:
+    """Envoy's admin server (a random loopback port in Host mode), found among the sockets of the Envoy
+    that our Envoy Gateway runs."""
+    eg = dataplane.status(box)["processes"]["envoy-gateway"]["pid"]
+    envoy = str(parts.ENVOY.path("envoy"))
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if '"envoy"' not in line or not line.split()[3].startswith("127.0.0.1:"):
+            continue
+        pid = int(line.split("pid=")[1].split(",")[0])
+        try:
+            if os.readlink(f"/proc/{pid}/exe") != envoy or _parent(pid) != eg:
+                continue
+            url = f"http://127.0.0.1:{line.split()[3].rsplit(':', 1)[1]}"
+            with urllib.request.urlopen(f"{url}/ready", timeout=3) as resp:
+                if resp.read().strip() == b"LIVE":
+                    return url
+        except OSError:
+            continue
+    raise AssertionError("Envoy's admin server was not found")
+
+
+def _dump(admin: str, query: str) -> list[dict]:
+    with urllib.request.urlopen(f"{admin}/config_dump?{query}", timeout=5) as resp:
+        return json.load(resp).get("configs", [])
+
+
+def _percent(fraction: dict | None) -> float:
+    """An Envoy FractionalPercent as a percent (no fraction: everything)."""
+    if not fraction:
+        return 100.0
+    scales = {"HUNDRED": 100, "TEN_THOUSAND": 10_000, "MILLION": 1_000_000}
+    scale = scales[fraction.get("denominator", "HUNDRED")]
+    return 100.0 * int(fraction.get("numerator", 0)) / scale
+
+
+def envoy_route(admin: str, namespace: str, name: str) -> dict:
+    """What Envoy applies for the HTTPRoute `name`: {"weights": {backend index: weight of its
+    locality}, "ready": {backend index: endpoints}, "mirrors": [percents]}. Envoy Gateway puts a
+    rule's backendRefs into one cluster, one weighted locality per backendRef."""
+    prefix = f"httproute/{namespace}/{name}/"
+    mirrors, found = [], False
+    for cfg in _dump(admin, "resource=dynamic_route_configs"):
+        for vh in cfg.get("route_config", {}).get("virtual_hosts", []):
+            for route in vh.get("routes", []):
+                if route.get("name", "").startswith(prefix):
+                    found = True
+                    mirrors = [_percent(m.get("runtime_fraction", {}).get("default_value"))
+                               for m in route.get("route", {}).get("request_mirror_policies", [])]
+    weights: dict[int, int] = {}
+    ready: dict[int, int] = {}
+    for cfg in _dump(admin, "include_eds&resource=dynamic_endpoint_configs"):
+        cla = cfg.get("endpoint_config", {})
+        if not cla.get("cluster_name", "").startswith(prefix + "rule/0"):
+            continue
+        for loc in cla.get("endpoints", []):
+            region = loc.get("locality", {}).get("region", "")
+            if "/backend/" in region:
+                i = int(region.rsplit("/", 1)[1])
+                weights[i] = int(loc.get("load_balancing_weight", 1))
+                ready[i] = len(loc.get("lb_endpoints", []))
+    return {"weights": weights, "ready": ready, "mirrors": mirrors} if found else {}
+
+
+def wait_for_envoy(admin: str, namespace: str, name: str, check, what: str, timeout: float = 60) -> dict:
+    def applied():
+        route = envoy_route(admin, namespace, name)
+        return route if route and check(route) else None
+    return wait_until(applied, timeout, f"Envoy to apply {what}")
