@@ -291,7 +291,7 @@ def down(box: Sandbox, progress: Progress = print, *, keep_logs: bool = False) -
     if state and state.get("made_certs_mount"):
         with contextlib.suppress(OSError):
             gateway.CERTS_MOUNT.rmdir()
-    if box._state() is not None and box.status()["up"]:
+    if state and box._state() is not None and box.status()["up"]:
         _kubectl(box, "delete", "node", node.NODE_NAME, "--ignore-not-found", "--wait=false", check=False)
     for d in (lay.dir, _home(box)):
         shutil.rmtree(d, ignore_errors=True)

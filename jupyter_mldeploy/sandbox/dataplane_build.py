@@ -199,14 +199,15 @@ def ensure_parts(parts: tuple[Part, ...] = PARTS, progress=print) -> None:
                                f"missing; see {part.log_path}.")
 
 
-def build_seconds(part: Part) -> float | None:
-    """The last recorded build time of a part, read from its log (for the bench)."""
+def build_seconds(part: Part) -> list[float]:
+    """Every recorded build time of a part, oldest first, read from its log (for the bench): the first
+    is the cold build on this machine, later ones rebuilt with Go's build cache warm."""
     try:
         lines = part.log_path.read_text().splitlines()
     except OSError:
-        return None
-    took = [ln for ln in lines if ln.startswith(f"# build {part.name} ") and " took " in ln]
-    return float(took[-1].split(" took ")[1].split()[0]) if took else None
+        return []
+    return [float(ln.split(" took ")[1].split()[0]) for ln in lines
+            if ln.startswith(f"# build {part.name} ") and " took " in ln]
 
 
 def have_toolchain() -> bool:

@@ -117,6 +117,7 @@ def test_down_leaves_no_process_mount_netns_bridge_veth_or_cgroup(real, kube, na
         assert before[kind], f"expected {kind} while a pod runs: {before}"
     pids = _sandbox_pids(box) - {p["pid"] for p in box.status()["processes"].values()}
     made = dataplane._load(box).get("made_host_paths", [])
+    forwarding = Path("/proc/sys/net/ipv4/ip_forward").read_text()
     try:
         left = dataplane.down(box, progress=lambda _m: None)
         assert not any(left.values()), left
@@ -126,3 +127,5 @@ def test_down_leaves_no_process_mount_netns_bridge_veth_or_cgroup(real, kube, na
         assert not Path(lay.dir).exists()
     finally:
         dataplane.up(box, progress=lambda _m: None, with_gateway=had_gateway)
+    # Bringing the node up (bridge, CNI) leaves the host's IP forwarding as it was.
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == forwarding
