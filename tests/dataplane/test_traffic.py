@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_mldeploy import deploy, rollout
+from jupyter_mldeploy import deploy, rollout, shadow
 from jupyter_mldeploy.labels import selector_for
 
 from .realnode import (
@@ -125,6 +125,11 @@ def test_shadow_mirror_20_and_100_is_measured_from_the_shadows_prediction_log(re
         print(f"mirror {percent}%: {mirrored} of {n} requests reached the shadow")
         if percent == 100:
             assert mirrored == n
+            # %shadow --live on this really mirrored traffic: the pods' logs joined by request id.
+            report = shadow.live_from_pods(kube, namespace, name)
+            joined = report.summary.compared
+            print(f"live join: {joined} pairs, agreement {report.summary.agreement_pct}%")
+            assert joined >= n and report.summary.agreement_pct == 100.0, report.summary
         else:
             assert within_3_sigma(mirrored, n, percent / 100), \
                 f"the shadow got {mirrored} of {n} at {percent}%: outside {band(n, percent / 100)}"
@@ -179,4 +184,28 @@ def test_promote_and_abort_under_steady_load_drop_no_request(real_gateway, kube,
                           lambda: rollout.abort(name, namespace=namespace, kube=kube))
     print(f"abort under load: {aborted}")
     assert aborted["sent"] > 100 and aborted["failed"] == 0, aborted
+    assert set(versions_through(gw_client, host, 50)) == {"2"}
+
+
+def test_blue_green_switch_and_release_under_steady_load_drop_no_request(real_gateway, kube, namespace,
+                                                                         gw_client, tmp_path):
+    name, host = "bluegreen", host_for("bluegreen", namespace)
+    _stable(name, namespace, kube)
+    settle_split(gw_client, host, {"1"})
+    admin = envoy_admin_url(real_gateway.box)
+    rollout.start(real_spec(name, namespace, model_version="2", version="v2"), strategy="blue-green",
+                  router="gateway", kube=kube, timeout=180)
+    # The preview is ready (start waited for it) and gets nothing: Envoy Gateway leaves a weight-0
+    # backendRef out of the cluster.
+    wait_for_envoy(admin, namespace, name, lambda r: _weights(r)[1] == 0 and r["ready"].get(0),
+                   "no share for the preview")
+    switched = _under_load(real_gateway, host, tmp_path,
+                           lambda: rollout.promote(name, namespace=namespace, kube=kube, timeout=180))
+    print(f"blue-green switch under load: {switched}")
+    assert switched["sent"] > 100 and switched["failed"] == 0, switched
+    settle_split(gw_client, host, {"2"})
+    released = _under_load(real_gateway, host, tmp_path,
+                           lambda: rollout.release(name, namespace=namespace, kube=kube, timeout=180))
+    print(f"blue-green release under load: {released}")
+    assert released["sent"] > 100 and released["failed"] == 0, released
     assert set(versions_through(gw_client, host, 50)) == {"2"}
