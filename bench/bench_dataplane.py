@@ -35,7 +35,7 @@ def build_times() -> None:
         took = f"{secs[0]:5.0f} s" if secs else "   (no log)"
         again = f"   (rebuilt: {', '.join(f'{x:.0f} s' for x in secs[1:])})" if len(secs) > 1 else ""
         print(f"  {part.name:<14} {part.version:<8} {took}{again}")
-    log = Sandbox().log_dir / "images.log"
+    log = images.ROOTFS_LOG
     for line in (log.read_text().splitlines() if log.exists() else []):
         if line.startswith("# rootfs took"):
             print(f"  {'rootfs':<14} {'bookworm':<8} {line.split()[-2]:>5} s (mmdebstrap)")

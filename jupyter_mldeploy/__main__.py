@@ -18,11 +18,13 @@ def _sandbox(args: argparse.Namespace) -> int:
 
         print(f"Sandbox binaries ready in {ensure_binaries()}; CRDs in {crd_file().name}.")
         if args.data_plane:
-            from .sandbox import dataplane_build
+            from .sandbox import dataplane_build, images
 
             dataplane_build.ensure_parts()
+            layers = images.build_layers()
             print("Data plane binaries ready: "
-                  + ", ".join(f"{p.name} {p.version}" for p in dataplane_build.PARTS) + ".")
+                  + ", ".join(f"{p.name} {p.version}" for p in dataplane_build.PARTS)
+                  + f"; image layers in {layers[0].parent}.")
     elif args.action == "up":
         info = box.up(data_plane=args.data_plane)
         print(f"export KUBECONFIG={info['kubeconfig']}")

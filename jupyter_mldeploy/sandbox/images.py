@@ -52,6 +52,9 @@ def cache_dir() -> Path:
     return build.cache_root() / "images"
 
 
+ROOTFS_LOG = build.cache_root() / "logs" / f"build-rootfs-{DEBIAN_SUITE}.log"
+
+
 # A pause process: PID 1 of every pod sandbox. It must exit on SIGTERM/SIGINT (PID 1 has no
 # default handlers) and reap the zombies of a shared PID namespace.
 PAUSE_C = r"""
@@ -122,7 +125,11 @@ def rootfs_layer(log, progress: Callable[[str], None]) -> Path:
           f"\"$1/etc/group\"; rm -rf \"$1/var/cache/apt\" \"$1\"/var/lib/apt/lists/*",
           DEBIAN_SUITE, str(tmp), DEBIAN_MIRROR], log, "mmdebstrap")
     tmp.rename(out)
-    print(f"# rootfs took {time.monotonic() - start:.0f} s", file=log, flush=True)
+    took = f"# rootfs took {time.monotonic() - start:.0f} s"
+    print(took, file=log, flush=True)
+    ROOTFS_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with open(ROOTFS_LOG, "a") as kept:  # outlives the sandbox's own logs, for the bench
+        print(took, file=kept)
     return out
 
 
@@ -209,6 +216,13 @@ class Image:
     ref: str  # as pods name it: sandbox.local/...
     layers: tuple[Path, ...]
     config: tuple[str, ...]  # crane mutate flags
+
+
+def build_layers(progress: Callable[[str], None] = print) -> list[Path]:
+    """Make (or find cached) every layer the images need: `sandbox build` does it ahead of `up`."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / "build.log", "a") as log:
+        return [layer for image in images(log, progress) for layer in image.layers]
 
 
 def images(log, progress: Callable[[str], None]) -> list[Image]:

@@ -1,0 +1,101 @@
+"""The real data plane's configuration, as rendered (pure functions; no root, no process)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import tarfile
+from pathlib import Path
+
+from jupyter_mldeploy.sandbox import dataplane_build, gateway, images, node
+from jupyter_mldeploy.spec import DeploySpec
+
+
+def _layout(port: int = 17400) -> node.Layout:
+    return node.Layout(Path("/tmp/sb-x"), port)
+
+
+def test_each_sandbox_has_its_own_bridge_subnet_cgroup_and_ports():
+    a, b = _layout(17400), _layout(16443)
+    assert a.bridge != b.bridge and len(a.bridge) <= 15
+    assert not a.subnet.overlaps(b.subnet)
+    assert a.cgroup_name != b.cgroup_name
+    assert ipaddress.ip_address(a.node_ip) in a.subnet and not ipaddress.ip_address(a.node_ip).is_loopback
+    ports = {a.kubelet_port, a.kubelet_healthz_port, a.registry_port, gateway.listener_port(17400),
+             gateway.admin_port(17400)}
+    assert len(ports) == 5 and all(17406 <= p <= 17429 for p in ports)  # past the control plane's six
+
+
+def test_kubelet_runs_on_this_hosts_cgroup_v1_and_registers_tainted():
+    cfg = node.kubelet_config(_layout())
+    assert cfg["failCgroupV1"] is False and cfg["cgroupDriver"] == "cgroupfs"
+    assert cfg["cgroupRoot"] == "/mldeploy-17400"
+    assert cfg["registerWithTaints"] == [node.TAINT]
+    assert cfg["address"] == _layout().node_ip and cfg["healthzBindAddress"] == "127.0.0.1"
+    assert cfg["readOnlyPort"] == 0
+    assert all(str(Path(cfg[k])).startswith("/tmp/sb-x/") for k in ("podLogsDir", "resolvConf"))
+    assert "clusterDNS" not in cfg
+    cmd = node.kubelet_command(_layout(), Path("/k"), Path("/c"))
+    assert f"--node-labels={node.NODE_LABEL_KEY}={node.NODE_LABEL_VALUE}" in cmd
+    assert any(a.startswith("--cert-dir=/tmp/sb-x/") for a in cmd)
+
+
+def test_cni_bridge_neither_forwards_nor_masquerades_nor_routes():
+    conf = node.cni_config(_layout())
+    bridge = conf["plugins"][0]
+    assert bridge["type"] == "bridge" and bridge["bridge"] == "mld17400"
+    assert bridge["isGateway"] is False and bridge["ipMasq"] is False
+    assert bridge["ipam"]["routes"] == []
+    assert bridge["ipam"]["dataDir"].startswith("/tmp/sb-x/")
+    json.dumps(conf)
+
+
+def test_containerd_stays_in_our_folder_and_pulls_from_our_registry(monkeypatch):
+    monkeypatch.setattr(node, "cni_bin_dir", lambda: "/usr/lib/cni")
+    text = node.containerd_config(_layout(), images.PAUSE_REF)
+    assert "restrict_oom_score_adj = true" in text and "SystemdCgroup = false" in text
+    assert "netns_mounts_under_state_dir = true" in text
+    assert f'sandbox = "{images.PAUSE_REF}"' in text
+    for key in ("root", "state", "address", "socket_dir", "path", "config_path", "conf_dir", "Root"):
+        for line in text.splitlines():
+            if line.strip().startswith(f"{key} = \"/"):
+                assert "/tmp/sb-x/" in line, line
+    assert node.hosts_toml(_layout()).startswith('server = "http://127.0.0.1:17412"')
+
+
+def test_placement_makes_a_valid_spec_that_selects_and_tolerates_the_real_node():
+    spec = DeploySpec(name="m", image=images.serving_ref(), **node.placement())
+    assert dict(spec.node_selector) == {node.NODE_LABEL_KEY: node.NODE_LABEL_VALUE}
+    assert spec.tolerations[0].key == node.TAINT["key"] and spec.tolerations[0].effect == "NoSchedule"
+
+
+def test_gateway_listens_on_loopback_and_names_its_envoy_version():
+    docs = {d["kind"]: d for d in gateway.objects(17400)}
+    gw = docs["Gateway"]["spec"]
+    assert gw["addresses"] == [{"type": "IPAddress", "value": "127.0.0.1"}]
+    assert gw["listeners"][0]["port"] == 17420
+    assert docs["EnvoyProxy"]["spec"]["provider"]["host"]["envoyVersion"] == dataplane_build.ENVOY.version
+    assert docs["GatewayClass"]["spec"]["parametersRef"]["name"] == docs["EnvoyProxy"]["metadata"]["name"]
+    cfg = gateway.eg_config(Path("/tmp/h"), 17400)
+    assert "host: 127.0.0.1" in cfg and "disable: true" in cfg and "type: Host" in cfg
+
+
+def test_every_loopback_patch_names_a_file_and_the_address_it_writes():
+    for rel, before, after in dataplane_build.EG_PATCHES:
+        assert rel.endswith(".go") and before != after and "127.0.0.1" in after
+    assert all(v.endswith("=0") for v in dataplane_build.EG_VARS)
+
+
+def test_app_layer_holds_the_package_and_is_reproducible(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "cache_dir", lambda: tmp_path)
+    first = images.app_layer()
+    with tarfile.open(first) as tar:
+        names = tar.getnames()
+    assert "app/jupyter_mldeploy/serving/server.py" in names
+    assert not any("__pycache__" in n or n.endswith(".ipynb") for n in names)
+    first.unlink()
+    assert images.app_layer().read_bytes() == images.app_layer().read_bytes()
+
+
+def test_crane_list_flags_quote_commas_and_quotes():
+    assert images._csv("sh", "-c", 'exec x "$A"') == 'sh,-c,"exec x ""$A"""'
