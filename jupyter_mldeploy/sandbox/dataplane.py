@@ -5,6 +5,15 @@ publish the images, make the bridge and cgroups, start containerd and kubelet an
 real node to be Ready, then start Envoy Gateway and wait for the sandbox's Gateway to be served on
 127.0.0.1. `down` undoes all of it and checks with node.leftovers() that nothing is left. Its
 state is `dataplane.json` in the sandbox's folder; processes are stopped by their recorded PID.
+
+Everything made inside the state folder is recorded in its marker first (`folder.own/mkdir/write`:
+`dataplane.json`, `node/`, `gateway/`), so the control plane's `down` removes it and nothing else;
+what is made outside it (the bridge, the cgroups, /certs, kubelet's fixed folders, the inotify
+limit) is recorded in `dataplane.json` as made, and `down` undoes exactly that.
+
+One data plane per machine: Envoy Gateway's xDS, Wasm and webhook ports are constants, and kubelet
+writes to fixed host folders. A second sandbox's `up` is refused (DataPlaneBusy) with the folder of
+the sandbox whose data plane holds them.
 """
 
 from __future__ import annotations
@@ -25,16 +34,24 @@ from . import build, gateway, images, node
 from . import dataplane_build as parts
 from .control_plane import Sandbox, _alive, _start_time, _stop
 from .errors import SandboxError
+from .folder import open_private_append, write_private
 
 Progress = Callable[[str], None]
 COMPONENTS = ("registry", "containerd", "kubelet", "envoy-gateway")
+STATE = "dataplane.json"
+
+
+class DataPlaneBusy(SandboxError):
+    """Another sandbox's data plane runs on this machine (its fixed ports and host folders are taken)."""
 
 
 def _state_file(box: Sandbox) -> Path:
-    return box.dir / "dataplane.json"
+    return box.dir / STATE
 
 
 def _load(box: Sandbox) -> dict | None:
+    if not box.folder.is_marked():  # only a folder `up` marked holds a state we act on
+        return None
     try:
         return json.loads(_state_file(box).read_text())
     except (OSError, ValueError):
@@ -42,9 +59,7 @@ def _load(box: Sandbox) -> dict | None:
 
 
 def _save(box: Sandbox, state: dict) -> None:
-    tmp = _state_file(box).with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.rename(_state_file(box))
+    box.folder.write(STATE, json.dumps(state, indent=2))
 
 
 def layout(box: Sandbox, cp_state: dict | None = None) -> node.Layout:
@@ -62,8 +77,14 @@ def _home(box: Sandbox) -> Path:
 
 
 def _kubectl(box: Sandbox, *args: str, stdin: str | None = None, check: bool = True) -> str:
-    proc = subprocess.run([str(build.binary("kubectl")), "--kubeconfig", str(box.kubeconfig), *args],
-                          input=stdin, capture_output=True, text=True, timeout=120)
+    # The control plane's own kubectl cache entry, removed after the call (never ~/.kube/cache).
+    cache = box.folder.mkdir("kubectl-cache")
+    try:
+        proc = subprocess.run([str(build.binary("kubectl")), "--kubeconfig", str(box.kubeconfig),
+                               "--cache-dir", str(cache), *args],
+                              input=stdin, capture_output=True, text=True, timeout=120, umask=0o077)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
     if check and proc.returncode != 0:
         raise SandboxError(f"kubectl {args[0]} failed while starting the data plane: {proc.stderr.strip()}")
     return proc.stdout
@@ -102,8 +123,7 @@ class _Run:
         self.box, self.state, self.progress = box, state, progress
 
     def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
-        self.box.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.box.log_dir / f"{name}.log", "ab") as log:
+        with open_private_append(self.box.log_dir / f"{name}.log") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, cwd=self.box.dir,
                                     env={**os.environ, **(env or {})})
@@ -124,7 +144,15 @@ class _Run:
 
 
 def up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) -> dict:
-    """Bring the data plane up beside a running control plane; a running data plane is reused."""
+    """Bring the data plane up beside a running control plane; a running data plane is reused.
+    Holds the sandbox's lock (one `up`/`down` at a time); `Sandbox.up(data_plane=True)` calls
+    `_up` under the lock it already holds."""
+    with box._locked():
+        return _up(box, progress, with_gateway=with_gateway)
+
+
+def _up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) -> dict:
+    box.folder.check()  # an unmarked or foreign folder is refused before anything is done
     cp = box._state()
     if cp is None or not box.status()["up"]:
         raise SandboxError("The data plane runs beside the sandbox's control plane, which is not up: "
@@ -133,6 +161,7 @@ def up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) -
     if current["up"] and (current["gateway"] or not with_gateway):
         return current
     if current["up"] and with_gateway:  # a node without its Gateway: add the Gateway
+        _refuse_if_held(box, layout(box, cp), with_gateway=True)
         parts.ensure_parts((parts.ENVOY_GATEWAY, parts.ENVOY), progress=progress)
         state = _load(box)
         state["gateway"] = True
@@ -141,31 +170,31 @@ def up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) -
             _start_gateway(run, layout(box, cp))
         except BaseException:
             progress(f"The Gateway did not come up; stopping the data plane. Logs stay in {box.log_dir}.")
-            down(box, progress=lambda _m: None, keep_logs=True)
+            _down(box, progress=lambda _m: None)
             raise
         return status(box)
     if _load(box) is not None:
         progress("Found a data plane that is not complete; stopping what is left of it first.")
-        down(box, progress=lambda _m: None)
+        _down(box, progress=lambda _m: None)
 
     t0 = time.monotonic()
     node.check_host()
+    lay = layout(box, cp)
+    _refuse_if_held(box, lay, with_gateway)
     wanted = tuple(p for p in parts.PARTS if with_gateway or p not in (parts.ENVOY_GATEWAY, parts.ENVOY))
     parts.ensure_parts(wanted, progress=progress)
-    lay = layout(box, cp)
-    ports = {"registry": lay.registry_port, "kubelet healthz": lay.kubelet_healthz_port}
+    ports = {"registry": lay.registry_port, "kubelet": lay.kubelet_port,
+             "kubelet healthz": lay.kubelet_healthz_port}
     if with_gateway:
         ports |= {"gateway listener": gateway.listener_port(lay.port_base),
-                  "envoy-gateway admin": gateway.admin_port(lay.port_base),
-                  "envoy-gateway xDS": gateway.XDS_PORT, "envoy-gateway Wasm": gateway.WASM_PORT,
-                  "envoy-gateway webhook": gateway.WEBHOOK_PORT, "Envoy readiness": gateway.READY_PORT}
+                  "envoy-gateway admin": gateway.admin_port(lay.port_base), **_fixed_ports()}
     busy = [f"{n} ({p})" for n, p in ports.items() if not _port_free(p)]
     if busy:
-        raise SandboxError(f"Port(s) {', '.join(busy)} on 127.0.0.1 are in use (the xDS and Wasm ports "
-                           f"are fixed by Envoy Gateway: one sandbox per machine runs a Gateway); stop what "
-                           f"holds them or start with --no-data-plane.")
+        raise SandboxError(f"Port(s) {', '.join(busy)} on 127.0.0.1 are in use by another program; stop "
+                           f"it, choose another MLDEPLOY_SANDBOX_PORT, or start with --no-data-plane.")
+    # Recorded before anything is made, so `down` finds it whatever step fails.
     state = {"port_base": lay.port_base, "processes": {}, "gateway": with_gateway, "made_certs_mount": False,
-             "images": []}
+             "images": [], "made": {}}
     _save(box, state)
     run = _Run(box, state, progress)
     try:
@@ -174,7 +203,7 @@ def up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) -
             _start_gateway(run, lay)
     except BaseException:
         progress(f"The data plane did not come up; stopping what started. Logs stay in {box.log_dir}.")
-        down(box, progress=lambda _m: None, keep_logs=True)
+        _down(box, progress=lambda _m: None)
         raise
     progress(f"Data plane up in {time.monotonic() - t0:.1f} s: node {node.NODE_NAME} at {lay.node_ip}"
              + (f", Gateway {gateway.gateway_ref()} on 127.0.0.1:{gateway.listener_port(lay.port_base)}"
@@ -182,22 +211,78 @@ def up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) -
     return status(box)
 
 
+def _fixed_ports() -> dict[str, int]:
+    return {"envoy-gateway xDS": gateway.XDS_PORT, "envoy-gateway Wasm": gateway.WASM_PORT,
+            "envoy-gateway webhook": gateway.WEBHOOK_PORT, "Envoy readiness": gateway.READY_PORT}
+
+
+def holders(box: Sandbox) -> list[str]:
+    """The state folders of other sandboxes whose data plane runs on this machine, known by its
+    processes (our kubelet, containerd or Envoy Gateway binaries, whose command lines name their
+    sandbox's folder), never by a file that could be stale."""
+    ours = str(box.dir.resolve())
+    bins = {str(parts.KUBELET.path("kubelet")): "--root-dir=",
+            str(parts.CONTAINERD.path("containerd")): "--config",
+            str(parts.ENVOY_GATEWAY.path("envoy-gateway")): "--config-path"}
+    found: set[str] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            exe = os.readlink(proc / "exe")
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        flag = bins.get(exe)
+        if flag is None:
+            continue
+        for i, arg in enumerate(argv):
+            value = arg[len(flag):] if arg.startswith(flag) and flag.endswith("=") else (
+                argv[i + 1] if arg == flag and i + 1 < len(argv) else None)
+            if value:
+                # <sandbox>/node/kubelet, <sandbox>/node/containerd/config.toml, <sandbox>/gateway/...
+                folder = _sandbox_of(Path(value).resolve())
+                if folder and folder != ours:
+                    found.add(folder)
+    return sorted(found)
+
+
+def _sandbox_of(path: Path) -> str | None:
+    for parent in path.parents:
+        if parent.name in ("node", "gateway"):
+            return str(parent.parent)
+    return None
+
+
+def _refuse_if_held(box: Sandbox, lay: node.Layout, with_gateway: bool) -> None:
+    """One data plane per machine: refuse, naming the sandbox that has it (DataPlaneBusy)."""
+    other = holders(box)
+    if other:
+        fixed = ", ".join(str(p) for p in _fixed_ports().values())
+        raise DataPlaneBusy(
+            f"The sandbox in {other[0]} runs this machine's real data plane (Envoy Gateway's fixed ports "
+            f"{fixed} and kubelet's host folders allow one): stop "
+            f"it with `MLDEPLOY_SANDBOX_DIR={other[0]} jupyter-mldeploy sandbox down`, or start this sandbox "
+            f"with --no-data-plane.")
+
+
 def _start_node(run: _Run, lay: node.Layout) -> None:
     box, progress = run.box, run.progress
     progress("Starting the image registry on 127.0.0.1 and publishing the images...")
+    box.folder.mkdir(lay.dir.name)
     disk = lay.dir / "registry"
-    disk.mkdir(parents=True, exist_ok=True)
+    disk.mkdir(mode=0o700, exist_ok=True)
     run.start("registry", images.registry_command(lay.registry_port, disk))
     run.wait("the registry", lambda: _http_status(f"http://127.0.0.1:{lay.registry_port}/v2/") == 200, 30,
              "registry")
-    with open(box.log_dir / "images.log", "a") as log:
+    with open_private_append(box.log_dir / "images.log") as log:
         run.state["images"] = images.publish(lay.registry_port, log, progress)
     _save(box, run.state)
 
     progress(f"Starting the real node {node.NODE_NAME} (containerd, kubelet) on bridge {lay.bridge}...")
     run.state["made_host_paths"] = node.missing_host_paths()
     _save(box, run.state)
-    node.prepare_host(lay, images.PAUSE_REF)
+    node.prepare_host(lay, images.PAUSE_REF, made=run.state["made"], record=lambda: _save(box, run.state))
     run.start("containerd", node.containerd_command(lay), env=node.containerd_env())
     ctr = [str(parts.CONTAINERD.path("ctr")), "--address", str(lay.containerd_socket)]
 
@@ -221,8 +306,8 @@ def _start_node(run: _Run, lay: node.Layout) -> None:
 def _start_gateway(run: _Run, lay: node.Layout) -> None:
     box, progress, home = run.box, run.progress, _home(run.box)
     progress("Starting Envoy Gateway (Envoy on 127.0.0.1 only)...")
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "envoy-gateway.yaml").write_text(gateway.eg_config(home, lay.port_base))
+    box.folder.mkdir(home.name)
+    write_private(home / "envoy-gateway.yaml", gateway.eg_config(home, lay.port_base))
     gateway.place_envoy(home)
     proc = subprocess.run(gateway.certgen_command(home), capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
@@ -233,9 +318,9 @@ def _start_gateway(run: _Run, lay: node.Layout) -> None:
     _apply(box, [d for d in docs if d["kind"] == "Namespace"])
     _apply(box, gateway.secrets(home))
     if not gateway.CERTS_MOUNT.exists():
-        gateway.CERTS_MOUNT.mkdir()
-        run.state["made_certs_mount"] = True
+        run.state["made_certs_mount"] = True  # recorded first: a crash right after still removes it
         _save(box, run.state)
+        gateway.CERTS_MOUNT.mkdir(mode=0o700)
     run.start("envoy-gateway", gateway.server_command(home), env={"KUBECONFIG": str(box.pki_dir /
                                                                                     "components.kubeconfig")})
     _apply(box, [d for d in docs if d["kind"] != "Namespace"])
@@ -270,11 +355,22 @@ def status(box: Sandbox) -> dict:
     return info
 
 
-def down(box: Sandbox, progress: Progress = print, *, keep_logs: bool = False) -> dict[str, list[str]]:
-    """Stop everything the data plane started and remove what it made; returns what is left (empty)."""
+def down(box: Sandbox, progress: Progress = print) -> dict[str, list[str]]:
+    """Stop the data plane (under the sandbox's lock) and remove what it made; returns what is left."""
+    with box._locked():
+        return _down(box, progress)
+
+
+def _down(box: Sandbox, progress: Progress = print) -> dict[str, list[str]]:
+    """Stop everything the data plane started and remove what it made; returns what is left (empty).
+    Nothing is done for a folder without a recorded data plane (its state is written before anything
+    is made), and a folder `up` did not mark is refused by its check."""
+    box.folder.check()
     state = _load(box)
-    lay = node.Layout(box.dir, state["port_base"]) if state else layout(box)
-    procs = (state or {}).get("processes", {})
+    if state is None:
+        return {}
+    lay = node.Layout(box.dir, state["port_base"])
+    procs = state.get("processes", {})
     alive = {n: p for n, p in procs.items() if _alive(p)}
     # Envoy Gateway stops its Envoy on SIGTERM; kubelet before containerd, so it restarts nothing.
     for name in ("envoy-gateway", "kubelet"):
@@ -286,20 +382,21 @@ def down(box: Sandbox, progress: Progress = print, *, keep_logs: bool = False) -
         if name in alive:
             _stop([(name, alive[name])])
     node.kill_processes(lay)  # shims, and anything of ours that outlived its parent
-    made = (state or {}).get("made_host_paths", [])
-    node.remove_host_state(lay, made)
-    if state and state.get("made_certs_mount"):
+    made_paths = state.get("made_host_paths", [])
+    node.remove_host_state(lay, made_paths, state.get("made", {}))
+    if state.get("made_certs_mount"):
         with contextlib.suppress(OSError):
             gateway.CERTS_MOUNT.rmdir()
-    if state and box._state() is not None and box.status()["up"]:
+    if box._state() is not None and box.status()["up"]:
         _kubectl(box, "delete", "node", node.NODE_NAME, "--ignore-not-found", "--wait=false", check=False)
-    for d in (lay.dir, _home(box)):
-        shutil.rmtree(d, ignore_errors=True)
-    _state_file(box).unlink(missing_ok=True)
-    left = node.leftovers(lay, made)
+    left = node.leftovers(lay, made_paths)
+    if not left["mounts"]:  # never walk into a mount: what is still mounted stays, and is reported
+        for d in (lay.dir, _home(box)):
+            shutil.rmtree(d, ignore_errors=True)
+        _state_file(box).unlink(missing_ok=True)
     if any(left.values()):
         progress(f"The data plane left behind: {left}")
-    elif state:
+    else:
         progress("Data plane down: stopped " + (", ".join(alive) or "nothing (all had exited)") + ".")
     return left
 

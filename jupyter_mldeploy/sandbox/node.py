@@ -30,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from . import dataplane_build as parts
 from .errors import SandboxError
+from .folder import write_private
 
 NODE_NAME = "sandbox-real-1"
 # Only pods that ask land on the real node: they select this label and tolerate this taint.
@@ -292,14 +293,11 @@ def node_kubeconfig(pki_dir: Path, out: Path, server: str) -> Path:
             .not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "kubelet.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path = out / "kubelet.key"
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_path.chmod(0o600)
-    kc = out / "kubelet.kubeconfig"
-    kc.write_text(
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(out / "kubelet.crt", cert.public_bytes(serialization.Encoding.PEM))
+    key_path = write_private(out / "kubelet.key", key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    kc = write_private(out / "kubelet.kubeconfig",
         "apiVersion: v1\nkind: Config\n"
         f"clusters:\n- name: sandbox\n  cluster:\n    server: {server}\n"
         f"    certificate-authority: {pki_dir / 'ca.crt'}\n"
@@ -307,7 +305,6 @@ def node_kubeconfig(pki_dir: Path, out: Path, server: str) -> Path:
         f"    client-key: {key_path}\n"
         "contexts:\n- name: kubelet\n  context:\n    cluster: sandbox\n    user: kubelet\n"
         "current-context: kubelet\n")
-    kc.chmod(0o600)
     return kc
 
 
@@ -331,9 +328,24 @@ def cgroup_mounts() -> list[Path]:
     return found
 
 
-def _prepare_cgroups(layout: Layout) -> None:
+def _cgroup_tasks(cg: Path) -> int:
+    """How many processes are in a cgroup and its children."""
+    n = 0
+    for procs in cg.rglob("cgroup.procs"):
+        with contextlib.suppress(OSError):
+            n += len(procs.read_text().split())
+    return n
+
+
+def _prepare_cgroups(layout: Layout, made: dict, record) -> None:
     for mount in cgroup_mounts():
         ours = mount / layout.cgroup_name
+        if ours.exists() and _cgroup_tasks(ours):
+            raise SandboxError(f"The cgroup {ours} already holds processes, so it is not this sandbox's to "
+                               f"use; stop them or choose another MLDEPLOY_SANDBOX_PORT.")
+        # Named after this sandbox's port and empty (a crashed `down` left it): ours to use and remove.
+        made.setdefault("cgroups", []).append(str(ours))
+        record()
         ours.mkdir(exist_ok=True)
         # A new v1 cpuset starts with no CPUs and no memory nodes, and no task can join it.
         for knob in ("cpuset.cpus", "cpuset.mems"):
@@ -355,10 +367,12 @@ def missing_host_paths() -> list[str]:
     return [p for p in HOST_PATHS if not os.path.lexists(p)]
 
 
-def prepare_host(layout: Layout, pause_image: str) -> None:
+def prepare_host(layout: Layout, pause_image: str, made: dict, record) -> None:
+    """Write the node's configuration into its folder and make the cgroups and the bridge; each thing
+    made outside the folder is put in `made` and `record()`ed before it is made, for `down`."""
     check_host()
     for sub in ("containerd", "kubelet", "pod-logs", "cni/net.d", "cni/ipam", "netns"):
-        (layout.dir / sub).mkdir(parents=True, exist_ok=True)
+        (layout.dir / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
     (layout.dir / "resolv.conf").write_text("# the sandbox's pods have no DNS\n")
     (layout.containerd_dir / "config.toml").write_text(containerd_config(layout, pause_image))
     (layout.cni_conf_dir / "10-mldeploy.conflist").write_text(json.dumps(cni_config(layout), indent=2))
@@ -366,13 +380,19 @@ def prepare_host(layout: Layout, pause_image: str) -> None:
     host_dir.mkdir(parents=True, exist_ok=True)
     (host_dir / "hosts.toml").write_text(hosts_toml(layout))
     (layout.dir / "kubelet.json").write_text(json.dumps(kubelet_config(layout), indent=2))
-    _prepare_cgroups(layout)
-    _raise_inotify_limit()
+    _prepare_cgroups(layout, made, record)
+    _raise_inotify_limit(made, record)
     # The bridge exists before kubelet starts, so --node-ip names an address on an interface.
     clash = _address_clash(layout)
     if clash:
         raise SandboxError(f"The subnet {layout.subnet} of this sandbox is already on interface {clash}; "
                            f"choose another MLDEPLOY_SANDBOX_PORT.")
+    if _ip("link", "show", layout.bridge, check=False).returncode == 0 and _bridge_ports(layout):
+        raise SandboxError(f"The bridge {layout.bridge} already exists with interfaces on it, so it is "
+                           f"not this sandbox's to use; remove it (ip link delete {layout.bridge}) or "
+                           f"choose another MLDEPLOY_SANDBOX_PORT.")
+    made["bridge"] = layout.bridge  # named after this port and empty (or absent): ours to remove
+    record()
     if _ip("link", "show", layout.bridge, check=False).returncode != 0:
         _ip("link", "add", "name", layout.bridge, "type", "bridge")
     _ip("addr", "replace", f"{layout.node_ip}/{layout.subnet.prefixlen}", "dev", layout.bridge)
@@ -389,12 +409,18 @@ def _address_clash(layout: Layout) -> str | None:
     return None
 
 
-def _raise_inotify_limit() -> None:
-    # kubelet, containerd and the controllers each hold inotify instances; 128 runs out.
-    knob = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_KNOB = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def _raise_inotify_limit(made: dict, record) -> None:
+    # kubelet, containerd and the controllers each hold inotify instances; 128 runs out. The old
+    # value is recorded first, and `down` puts it back.
     try:
-        if int(knob.read_text()) < 1024:
-            knob.write_text("1024")
+        old = int(INOTIFY_KNOB.read_text())
+        if old < 1024:
+            made["inotify_max_user_instances"] = old
+            record()
+            INOTIFY_KNOB.write_text("1024")
     except OSError:
         pass
 
@@ -470,20 +496,25 @@ def kill_processes(layout: Layout) -> None:
             time.sleep(0.1)
 
 
-def remove_host_state(layout: Layout, made_host_paths: list[str] | tuple[str, ...] = ()) -> None:
+def remove_host_state(layout: Layout, made_host_paths: list[str] | tuple[str, ...] = (),
+                      made: dict | None = None) -> None:
     """Unmount, delete the bridge and its ports, remove our cgroups and the fixed-path folders we
-    made: after the processes are gone."""
+    made, put the inotify limit back: after the processes are gone. Only what `made` records."""
     import shutil
 
+    made = made or {}
     for path in made_host_paths:
         if path in HOST_PATHS:
             shutil.rmtree(path, ignore_errors=True)
     for point in sorted(_our_mounts(layout), key=len, reverse=True):
         subprocess.run(["umount", "-l", point], capture_output=True)
-    for port in _bridge_ports(layout):
-        _ip("link", "delete", port, check=False)
-    _ip("link", "delete", layout.bridge, check=False)
-    for cg in _our_cgroups(layout):
+    if made.get("bridge") == layout.bridge:
+        for port in _bridge_ports(layout):  # the pods' veths: their netns went with the pods
+            _ip("link", "delete", port, check=False)
+        _ip("link", "delete", layout.bridge, check=False)
+    for cg in made.get("cgroups", []):
+        if Path(cg).name != layout.cgroup_name:
+            continue
         # Deepest first: a cgroup with children cannot be removed.
         for d in sorted((p for p in Path(cg).rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
                         reverse=True):
@@ -491,3 +522,7 @@ def remove_host_state(layout: Layout, made_host_paths: list[str] | tuple[str, ..
                 d.rmdir()
         with contextlib.suppress(OSError):
             Path(cg).rmdir()
+    old = made.get("inotify_max_user_instances")
+    if isinstance(old, int):
+        with contextlib.suppress(OSError):
+            INOTIFY_KNOB.write_text(str(old))
