@@ -19,6 +19,7 @@ the sandbox whose data plane holds them.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -275,7 +276,7 @@ def _start_node(run: _Run, lay: node.Layout) -> None:
     run.start("registry", images.registry_command(lay.registry_port, disk))
     run.wait("the registry", lambda: _http_status(f"http://127.0.0.1:{lay.registry_port}/v2/") == 200, 30,
              "registry")
-    with open_private_append(box.log_dir / "images.log") as log:
+    with io.TextIOWrapper(open_private_append(box.log_dir / "images.log")) as log:
         run.state["images"] = images.publish(lay.registry_port, log, progress)
     _save(box, run.state)
 
@@ -389,11 +390,11 @@ def _down(box: Sandbox, progress: Progress = print) -> dict[str, list[str]]:
             gateway.CERTS_MOUNT.rmdir()
     if box._state() is not None and box.status()["up"]:
         _kubectl(box, "delete", "node", node.NODE_NAME, "--ignore-not-found", "--wait=false", check=False)
-    left = node.leftovers(lay, made_paths)
-    if not left["mounts"]:  # never walk into a mount: what is still mounted stays, and is reported
+    if not node.leftovers(lay, made_paths)["mounts"]:  # never walk into a mount: it stays, and is reported
         for d in (lay.dir, _home(box)):
             shutil.rmtree(d, ignore_errors=True)
         _state_file(box).unlink(missing_ok=True)
+    left = node.leftovers(lay, made_paths)
     if any(left.values()):
         progress(f"The data plane left behind: {left}")
     else:

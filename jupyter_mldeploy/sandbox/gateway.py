@@ -14,6 +14,18 @@ With the Kubernetes resource provider Envoy Gateway reads its xDS server certifi
 hard-coded /certs and its Wasm cache from /var/lib/eg: it runs in a private mount namespace where
 /certs is our certificate folder and /var/lib is an empty tmpfs, so nothing is written outside our
 folders except the empty /certs mount point, removed at `down` when we made it.
+
+Weights: Envoy Gateway merges a rule's backendRefs into one cluster, one locality per backendRef,
+and carries the weights as EDS locality weights (internal/xds/translator/cluster.go,
+buildWeightedLocalities). Envoy 1.39 keeps picking localities by the weights the cluster was built
+with after a weight-only EDS update (config_dump shows the new weights, the traffic keeps the old
+split exactly, with the least-request and the random LB alike). The gateway router therefore puts the
+split in an annotation Envoy Gateway copies into the cluster's metadata
+(render/routers/gateway.py, ENVOY_GATEWAY_SPLIT): a weight change is then a change of the cluster,
+which Envoy builds afresh and warms before it replaces the old one. Route-level weighted clusters
+(which a BackendTrafficPolicy with zone weights would force) were tried and refused: they give each
+backendRef its own cluster, so a backend going from weight 0 to more is a cluster Envoy may not have
+yet when the route names it (500s at a blue-green switch), and one whose pods go is a 503.
 """
 
 from __future__ import annotations
@@ -170,6 +182,7 @@ def objects(port_base: int) -> list[dict]:
                   "listeners": [{"name": "http", "protocol": "HTTP", "port": listener_port(port_base),
                                  "allowedRoutes": {"namespaces": {"from": "All"}}}]}},
     ]
+
 
 
 def gateway_conditions(gw: dict | None) -> dict[str, str]:

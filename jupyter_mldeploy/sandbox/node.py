@@ -100,6 +100,12 @@ class Layout:
         return self.containerd_dir / "containerd.sock"
 
     @property
+    def run_dir(self) -> Path:
+        # containerd refuses a shim socket folder longer than 42 characters, which no folder under a
+        # home's cache fits: the shims' sockets go in a short folder of ours under /run instead.
+        return Path("/run") / f"mldeploy-{self.port_base}"
+
+    @property
     def kubelet_dir(self) -> Path:
         return self.dir / "kubelet"
 
@@ -176,7 +182,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.bt
 [plugins.'io.containerd.internal.v1.opt']
   path = "{d / 'opt'}"
 [plugins.'io.containerd.shim.v1.manager']
-  socket_dir = "{d / 's'}"
+  socket_dir = "{layout.run_dir / 's'}"
 [plugins.'io.containerd.grpc.v1.cri']
   disable_tcp_service = true
   stream_server_address = "127.0.0.1"
@@ -391,6 +397,10 @@ def prepare_host(layout: Layout, pause_image: str, made: dict, record) -> None:
         raise SandboxError(f"The bridge {layout.bridge} already exists with interfaces on it, so it is "
                            f"not this sandbox's to use; remove it (ip link delete {layout.bridge}) or "
                            f"choose another MLDEPLOY_SANDBOX_PORT.")
+    made["run_dir"] = str(layout.run_dir)  # named after this port: ours, recorded before it is made
+    record()
+    (layout.run_dir / "s").mkdir(mode=0o700, parents=True, exist_ok=True)
+    layout.run_dir.chmod(0o700)
     made["bridge"] = layout.bridge  # named after this port and empty (or absent): ours to remove
     record()
     if _ip("link", "show", layout.bridge, check=False).returncode != 0:
@@ -478,7 +488,7 @@ def leftovers(layout: Layout, made_host_paths: list[str] | tuple[str, ...] = ())
         "bridge": bridge,
         "veth": [p for p in _bridge_ports(layout)] if bridge else [],
         "cgroups": _our_cgroups(layout),
-        "host folders": [p for p in made_host_paths if os.path.lexists(p)],
+        "host folders": [p for p in (*made_host_paths, str(layout.run_dir)) if os.path.lexists(p)],
     }
 
 
@@ -508,6 +518,8 @@ def remove_host_state(layout: Layout, made_host_paths: list[str] | tuple[str, ..
             shutil.rmtree(path, ignore_errors=True)
     for point in sorted(_our_mounts(layout), key=len, reverse=True):
         subprocess.run(["umount", "-l", point], capture_output=True)
+    if made.get("run_dir") == str(layout.run_dir):
+        shutil.rmtree(layout.run_dir, ignore_errors=True)
     if made.get("bridge") == layout.bridge:
         for port in _bridge_ports(layout):  # the pods' veths: their netns went with the pods
             _ip("link", "delete", port, check=False)

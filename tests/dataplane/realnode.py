@@ -192,32 +192,72 @@ def _percent(fraction: dict | None) -> float:
     return 100.0 * int(fraction.get("numerator", 0)) / scale
 
 
+def _backend_index(name: str) -> int | None:
+    # Envoy Gateway names a backendRef's cluster (or locality) <route>/rule/<r>/backend/<i>.
+    head, sep, tail = name.rpartition("/backend/")
+    return int(tail) if sep and tail.isdigit() else None
+
+
 def envoy_route(admin: str, namespace: str, name: str) -> dict:
-    """What Envoy applies for the HTTPRoute `name`: {"weights": {backend index: weight of its
-    locality}, "ready": {backend index: endpoints}, "mirrors": [percents]}. Envoy Gateway puts a
-    rule's backendRefs into one cluster, one weighted locality per backendRef."""
+    """What Envoy applies for the HTTPRoute `name`: {"weights": {backend index: weight}, "ready":
+    {backend index: endpoints}, "mirrors": [percents], "split": "weighted_clusters" or "localities"}.
+
+    Envoy Gateway makes a rule's backendRefs localities of one cluster, weighted in EDS; with per-
+    backendRef clusters (filters on backendRefs, zone-aware policies) the weights are the route's
+    weighted_clusters instead. Both are read, so a test says which one it saw; `cluster_split` is the
+    gateway router's split annotation in the cluster's metadata (see sandbox/gateway.py)."""
     prefix = f"httproute/{namespace}/{name}/"
-    mirrors, found = [], False
+    mirrors, found, weights, split = [], False, {}, "localities"
     for cfg in _dump(admin, "resource=dynamic_route_configs"):
         for vh in cfg.get("route_config", {}).get("virtual_hosts", []):
             for route in vh.get("routes", []):
                 if route.get("name", "").startswith(prefix):
                     found = True
+                    action = route.get("route", {})
                     mirrors = [_percent(m.get("runtime_fraction", {}).get("default_value"))
-                               for m in route.get("route", {}).get("request_mirror_policies", [])]
-    weights: dict[int, int] = {}
+                               for m in action.get("request_mirror_policies", [])]
+                    for c in action.get("weighted_clusters", {}).get("clusters", []):
+                        split = "weighted_clusters"
+                        i = _backend_index(c.get("name", ""))
+                        if i is not None:
+                            weights[i] = int(c.get("weight", 0))
     ready: dict[int, int] = {}
     for cfg in _dump(admin, "include_eds&resource=dynamic_endpoint_configs"):
         cla = cfg.get("endpoint_config", {})
-        if not cla.get("cluster_name", "").startswith(prefix + "rule/0"):
+        cluster = cla.get("cluster_name", "")
+        if not cluster.startswith(prefix + "rule/0"):
             continue
         for loc in cla.get("endpoints", []):
-            region = loc.get("locality", {}).get("region", "")
-            if "/backend/" in region:
-                i = int(region.rsplit("/", 1)[1])
-                weights[i] = int(loc.get("load_balancing_weight", 1))
-                ready[i] = len(loc.get("lb_endpoints", []))
-    return {"weights": weights, "ready": ready, "mirrors": mirrors} if found else {}
+            i = _backend_index(cluster)
+            if i is None:  # one cluster for the rule: a locality per backendRef
+                i = _backend_index(loc.get("locality", {}).get("region", ""))
+                if i is None:
+                    continue
+                if split == "localities":
+                    weights[i] = int(loc.get("load_balancing_weight", 1))
+            ready[i] = ready.get(i, 0) + len(loc.get("lb_endpoints", []))
+    return ({"weights": weights, "ready": ready, "mirrors": mirrors, "split": split,
+             "cluster_split": _cluster_split(admin, prefix + "rule/0")} if found else {})
+
+
+def _cluster_split(admin: str, cluster: str) -> str | None:
+    """The gateway router's split annotation as Envoy holds it in the cluster's own metadata."""
+    def find(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "mldeploy-split" and isinstance(v, str):
+                    return v
+                if (hit := find(v)) is not None:
+                    return hit
+        elif isinstance(node, list):
+            for v in node:
+                if (hit := find(v)) is not None:
+                    return hit
+        return None
+    for cfg in _dump(admin, "resource=dynamic_active_clusters"):
+        if cfg.get("cluster", {}).get("name") == cluster:
+            return find(cfg["cluster"].get("metadata", {}))
+    return None
 
 
 def wait_for_envoy(admin: str, namespace: str, name: str, check, what: str, timeout: float = 60) -> dict:

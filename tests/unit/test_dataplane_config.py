@@ -59,7 +59,11 @@ def test_containerd_stays_in_our_folder_and_pulls_from_our_registry(monkeypatch)
     for key in ("root", "state", "address", "socket_dir", "path", "config_path", "conf_dir", "Root"):
         for line in text.splitlines():
             if line.strip().startswith(f"{key} = \"/"):
-                assert "/tmp/sb-x/" in line, line
+                if key == "socket_dir":  # containerd allows it 42 characters: a folder of ours in /run
+                    value = line.split('"')[1]
+                    assert value == "/run/mldeploy-17400/s" and len(value) <= 42, line
+                else:
+                    assert "/tmp/sb-x/" in line, line
     assert node.hosts_toml(_layout()).startswith('server = "http://127.0.0.1:17412"')
 
 
@@ -99,3 +103,21 @@ def test_app_layer_holds_the_package_and_is_reproducible(tmp_path, monkeypatch):
 
 def test_crane_list_flags_quote_commas_and_quotes():
     assert images._csv("sh", "-c", 'exec x "$A"') == 'sh,-c,"exec x ""$A"""'
+
+
+def test_the_gateway_route_names_its_split_for_envoy_gateway_and_it_moves_with_the_weights():
+    """Envoy applies a weight-only change of a cluster's locality weights late or never; the split in
+    the annotation Envoy Gateway copies into the cluster makes each weight change a new cluster."""
+    from jupyter_mldeploy.render.routers import gateway as gw_router
+
+    def split(stable: int, candidate: int, track: str | None = "canary") -> str:
+        (route,) = gw_router.route("m", "ns", stable_weight=stable, candidate_weight=candidate,
+                                   candidate_track=track, gateway="gw/sb", labels={"a": "b"})
+        weights = [b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]]
+        value = route["metadata"]["annotations"][gw_router.ENVOY_GATEWAY_SPLIT]
+        assert value == "/".join(map(str, weights))
+        return value
+
+    assert split(90, 10) == "90/10" and split(70, 30) == "70/30" and split(100, 0) == "100/0"
+    assert split(100, 0, track=None) == "100"
+    assert gw_router.ENVOY_GATEWAY_SPLIT.startswith("gateway.envoyproxy.io/")
