@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import MLDeployError
@@ -17,7 +18,11 @@ def _sandbox(args: argparse.Namespace) -> int:
         from .sandbox.crds import crd_file
 
         print(f"Sandbox binaries ready in {ensure_binaries()}; CRDs in {crd_file().name}.")
-        if args.data_plane:
+        if args.data_plane and os.geteuid() != 0:
+            # The real node needs root to run, so its tests skip without it: nothing to build for them.
+            print("Data plane parts not built: the real node runs only as root (build them as root, or "
+                  "pass --no-data-plane to say so).")
+        elif args.data_plane:
             from .sandbox import dataplane_build, images
 
             dataplane_build.ensure_parts()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_mldeploy import deploy
-from jupyter_mldeploy.sandbox import dataplane, images, node
+from jupyter_mldeploy.sandbox import dataplane, gateway, images, node
 from jupyter_mldeploy.sandbox.control_plane import _start_time
 
 from .realnode import real_spec
@@ -116,7 +116,11 @@ def test_down_leaves_no_process_mount_netns_bridge_veth_or_cgroup(real, kube, na
     for kind in ("processes", "mounts", "network namespaces", "bridge", "veth", "cgroups"):
         assert before[kind], f"expected {kind} while a pod runs: {before}"
     pids = _sandbox_pids(box) - {p["pid"] for p in box.status()["processes"].values()}
-    made = dataplane._load(box).get("made_host_paths", [])
+    recorded = dataplane._load(box)
+    made = recorded.get("made_host_paths", [])
+    made_certs = recorded.get("made_certs_mount")
+    inotify = recorded.get("made", {}).get("inotify_max_user_instances")
+    assert lay.run_dir.is_dir() and recorded["made"]["run_dir"] == str(lay.run_dir)
     forwarding = Path("/proc/sys/net/ipv4/ip_forward").read_text()
     try:
         left = dataplane.down(box, progress=lambda _m: None)
@@ -124,8 +128,50 @@ def test_down_leaves_no_process_mount_netns_bridge_veth_or_cgroup(real, kube, na
         assert node.leftovers(lay, made_host_paths=made) == {k: [] for k in left}
         assert not [p for p in pids if _start_time(p) is not None], "processes of the data plane still run"
         assert dataplane.status(box) == {"up": False, "processes": {}, "gateway": False}
-        assert not Path(lay.dir).exists()
+        # No file of it either: its entries in the state folder, the shims' folder in /run, /certs.
+        for entry in (dataplane.STATE, lay.dir.name, "gateway"):
+            assert not (box.dir / entry).exists(), entry
+        assert not lay.run_dir.exists()
+        assert not (made_certs and gateway.CERTS_MOUNT.exists())
+        if inotify is not None:
+            assert int(node.INOTIFY_KNOB.read_text()) == inotify
     finally:
         dataplane.up(box, progress=lambda _m: None, with_gateway=had_gateway)
     # Bringing the node up (bridge, CNI) leaves the host's IP forwarding as it was.
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == forwarding
+
+
+def _free_base(start: int) -> int | None:
+    """A base port with the six control-plane ports and the data plane's free, or None."""
+    for base in range(start, start + 600, 100):
+        if all(dataplane._port_free(p) for p in (*range(base, base + 6), *range(base + 10, base + 21))):
+            return base
+    return None
+
+
+def test_a_second_sandbox_is_refused_the_data_plane_in_one_sentence_naming_the_first(real, tmp_path,
+                                                                                     monkeypatch):
+    """Envoy Gateway's ports are constants and kubelet writes to fixed host folders: one data plane per
+    machine. A second sandbox's `up` is refused before it makes anything, naming the sandbox to stop."""
+    from jupyter_mldeploy.sandbox.control_plane import Sandbox
+
+    base = _free_base(real.layout.port_base + 200)
+    if base is None:
+        pytest.skip("no free ports for a second sandbox")
+    monkeypatch.setenv("MLDEPLOY_SANDBOX_PORT", str(base))
+    second = Sandbox(tmp_path / "second")
+    second.up(progress=lambda _m: None)
+    try:
+        with pytest.raises(dataplane.DataPlaneBusy) as refused:
+            dataplane.up(second, progress=lambda _m: None, with_gateway=True)
+        message = str(refused.value)
+        assert str(real.box.dir.resolve()) in message and "\n" not in message, message
+        assert "sandbox down" in message and "--no-data-plane" in message
+        # Nothing was made for the refused one; the first one's data plane still runs.
+        lay2 = dataplane.layout(second)
+        assert dataplane._load(second) is None and not lay2.dir.exists() and not lay2.run_dir.exists()
+        assert not any(node.leftovers(lay2).values()), node.leftovers(lay2)
+        assert dataplane.status(real.box)["up"]
+    finally:
+        second.down(progress=lambda _m: None)
+    assert not (tmp_path / "second").exists()

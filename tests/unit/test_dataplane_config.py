@@ -121,3 +121,37 @@ def test_the_gateway_route_names_its_split_for_envoy_gateway_and_it_moves_with_t
     assert split(90, 10) == "90/10" and split(70, 30) == "70/30" and split(100, 0) == "100/0"
     assert split(100, 0, track=None) == "100"
     assert gw_router.ENVOY_GATEWAY_SPLIT.startswith("gateway.envoyproxy.io/")
+
+
+def test_the_data_plane_touches_no_folder_that_up_did_not_mark(tmp_path):
+    """A project folder that happens to hold a `node/` and a `dataplane.json` is not a sandbox: `down`
+    and `up` refuse it in one sentence and leave every file in it."""
+    import pytest
+
+    from jupyter_mldeploy.sandbox import dataplane
+    from jupyter_mldeploy.sandbox.control_plane import Sandbox
+    from jupyter_mldeploy.sandbox.errors import SandboxError
+
+    folder = tmp_path / "project"
+    (folder / "node" / "kubelet").mkdir(parents=True)
+    state = folder / "dataplane.json"
+    state.write_text(json.dumps({"port_base": 17400, "processes": {}, "made": {"bridge": "mld17400"}}))
+    box = Sandbox(folder)
+    assert dataplane.status(box) == {"up": False, "processes": {}, "gateway": False}
+    for act in (lambda: dataplane.down(box, progress=lambda _m: None),
+                lambda: dataplane.up(box, progress=lambda _m: None)):
+        with pytest.raises(SandboxError, match="not a sandbox folder") as refused:
+            act()
+        assert "\n" not in str(refused.value)
+    assert (folder / "node" / "kubelet").is_dir() and json.loads(state.read_text())["port_base"] == 17400
+
+
+def test_a_data_plane_process_is_traced_to_its_sandbox_by_the_paths_it_runs_with():
+    """One data plane per machine: the holder is found from its processes' command lines (kubelet's
+    --root-dir, containerd's --config, envoy-gateway's --config-path)."""
+    from jupyter_mldeploy.sandbox import dataplane
+
+    assert dataplane._sandbox_of(Path("/srv/sb-a/node/kubelet")) == "/srv/sb-a"
+    assert dataplane._sandbox_of(Path("/srv/sb-a/node/containerd/config.toml")) == "/srv/sb-a"
+    assert dataplane._sandbox_of(Path("/srv/sb-a/gateway/envoy-gateway.yaml")) == "/srv/sb-a"
+    assert dataplane._sandbox_of(Path("/srv/elsewhere/config.toml")) is None
