@@ -228,9 +228,11 @@ def build_layers(progress: Callable[[str], None] = print) -> list[Path]:
 def images(log, progress: Callable[[str], None]) -> list[Image]:
     serving_env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": "/app",
                    "MODEL": "jupyter_mldeploy.serving.server:echo", "MODEL_NAME": "model",
-                   "MODEL_VERSION": "1", "PORT": "8080"}
+                   "MODEL_VERSION": "1", "PORT": "8080", "DRAIN": "3"}
+    # --drain: as the Dockerfile's command; a pod being removed keeps answering while the Gateway
+    # learns it is going (promote, abort and scale-down drop no request).
     serving_cmd = ('exec python -m jupyter_mldeploy.serving --model "$MODEL" --name "$MODEL_NAME" '
-                   '--version "$MODEL_VERSION" --host 0.0.0.0 --port "$PORT"')
+                   '--version "$MODEL_VERSION" --host 0.0.0.0 --port "$PORT" --drain "$DRAIN"')
     return [
         Image(PAUSE_REF, (pause_layer(log),), ("--entrypoint", "/pause")),
         Image(TESTBOX_REF, (testbox_layer(),), ("--entrypoint", "/bin/sh", "--workdir", "/tmp")),
