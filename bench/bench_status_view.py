@@ -1,6 +1,6 @@
 """Live status views over many pods: what watching costs the kernel once everything is Ready.
 
-    python bench/bench_status_view.py [--seconds 30] [--deployments 20] [--replicas 25]
+    python bench/bench_status_view.py [--seconds 30] [--deployments 20] [--replicas 25] [--extra-nodes N]
 
 This process plays the kernel: an asyncio loop, one PodStatusView per Deployment built on it, their
 watches in threads handing events over to the loop. After every pod is Ready it measures, over the
@@ -10,7 +10,10 @@ naive alternative: one `Deployment.status()` read per Deployment per second (pol
 
 The sandbox's nodes hold 110 pods each (330 in all, 220 of them on the untainted CPU nodes): the pods
 here request no CPU or memory and tolerate the GPU node's taint, and their count is capped at the pod
-slots free (with a margin for whatever else runs there), and said so.
+slots free (with a margin for whatever else runs there), and said so. `--extra-nodes N` adds N more
+simulated nodes of 110 pods each for the run (kwok manages them; removed at the end), for 1,000 and
+2,000 pods: `--deployments 40 --replicas 25 --extra-nodes 7`, `--deployments 80 --replicas 25
+--extra-nodes 17`.
 """
 
 from __future__ import annotations
@@ -63,6 +66,36 @@ def free_pod_slots(kube: Kube) -> tuple[int, int, int]:
         total += pods
         fits += max(0, pods - per_node[n["metadata"]["name"]])
     return total, len(bound), fits
+
+
+def extra_node(i: int) -> dict:
+    """A simulated node like sandbox-cpu-1 (kwok manages nodes with its annotation)."""
+    name = f"bench-cpu-{i:02d}"
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                         "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                                    "kubernetes.io/arch": "amd64", "type": "kwok",
+                                    "mldeploy.io/bench": "true"}},
+            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                       "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"}}}
+
+
+def add_nodes(kube: Kube, n: int) -> list[str]:
+    names = []
+    for i in range(n):
+        node = extra_node(i)
+        kube.request("POST", "/api/v1/nodes", body=node)
+        names.append(node["metadata"]["name"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # kwok marks them Ready
+        items = kube.request("GET", "/api/v1/nodes",
+                             query={"labelSelector": "mldeploy.io/bench=true"})[1]["items"]
+        ready = [i for i in items if any(c["type"] == "Ready" and c["status"] == "True"
+                                         for c in i.get("status", {}).get("conditions", []))]
+        if len(ready) == n:
+            return names
+        time.sleep(0.2)
+    raise SystemExit(f"the {n} extra nodes were not Ready after 60 s")
 
 
 def make_namespace(kube: Kube) -> str:
@@ -158,11 +191,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each measured window")
     parser.add_argument("--deployments", type=int, default=20)
     parser.add_argument("--replicas", type=int, default=25, help="asked per Deployment; capped to what fits")
+    parser.add_argument("--extra-nodes", type=int, default=0, help="simulated nodes added for the run")
     args = parser.parse_args()
 
     info = Sandbox().up(progress=lambda m: print(m, file=sys.stderr))
     kube = Kube(info["kubeconfig"], ADMIN_CONTEXT)
     comm.create_comm = lambda *a, **kw: CountingComm(*a, **kw)
+    added = add_nodes(kube, args.extra_nodes) if args.extra_nodes else []
 
     total, bound, fits = free_pod_slots(kube)
     free = int(fits * 0.9)  # leave room for whatever else runs on the sandbox meanwhile
@@ -177,6 +212,8 @@ def main() -> int:
         asyncio.run(run(info["kubeconfig"], ns, args.deployments, replicas, args.seconds))
     finally:
         kube.request("DELETE", f"/api/v1/namespaces/{ns}")
+        for name in added:
+            kube.request("DELETE", f"/api/v1/nodes/{name}")
     return 0
 
 

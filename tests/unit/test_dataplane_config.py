@@ -155,3 +155,31 @@ def test_a_data_plane_process_is_traced_to_its_sandbox_by_the_paths_it_runs_with
     assert dataplane._sandbox_of(Path("/srv/sb-a/node/containerd/config.toml")) == "/srv/sb-a"
     assert dataplane._sandbox_of(Path("/srv/sb-a/gateway/envoy-gateway.yaml")) == "/srv/sb-a"
     assert dataplane._sandbox_of(Path("/srv/elsewhere/config.toml")) is None
+
+
+def test_sandbox_build_makes_the_data_planes_parts_as_root_and_says_why_not_otherwise(monkeypatch, capsys):
+    """`make test` runs `sandbox build` before the suite: as root (CI) it builds every missing part of
+    the data plane (ensure_parts builds only what is missing) and its image layers; without root, whose
+    dataplane tests skip, it builds none and says so."""
+    import os as _os
+
+    from jupyter_mldeploy import __main__ as cli
+    from jupyter_mldeploy.sandbox import build, crds
+
+    calls: list[str] = []
+    monkeypatch.setattr(build, "ensure_binaries", lambda *a, **k: calls.append("control plane") or Path("/b"))
+    monkeypatch.setattr(crds, "crd_file", lambda: Path("/c/crds.yaml"))
+    monkeypatch.setattr(dataplane_build, "ensure_parts", lambda *a, **k: calls.append("parts"))
+    monkeypatch.setattr(images, "build_layers", lambda *a, **k: calls.append("layers") or [Path("/i/l.tar")])
+    for euid, expected in ((0, ["control plane", "parts", "layers"]), (1000, ["control plane"])):
+        calls.clear()
+        monkeypatch.setattr(_os, "geteuid", lambda e=euid: e)
+        assert cli.main(["sandbox", "build"]) == 0
+        assert calls == expected, (euid, calls)
+    assert "Data plane parts not built: the real node runs only as root" in capsys.readouterr().out
+    calls.clear()
+    monkeypatch.setattr(_os, "geteuid", lambda: 0)
+    assert cli.main(["sandbox", "build", "--no-data-plane"]) == 0 and calls == ["control plane"]
+    # What "missing" means: a part whose binaries are not all in the cache is built.
+    monkeypatch.setattr(build, "cache_root", lambda: Path("/nonexistent-cache"))
+    assert dataplane_build.missing_parts() == list(dataplane_build.PARTS)
