@@ -62,5 +62,8 @@ def core(cluster):
 @pytest.fixture(scope="session")
 def real_gateway(real):
     """The real node plus Envoy Gateway serving the sandbox's Gateway on 127.0.0.1."""
-    info = dataplane.up(real.box, progress=lambda _m: None, with_gateway=True)
+    try:
+        info = dataplane.up(real.box, progress=lambda _m: None, with_gateway=True)
+    except dataplane.DataPlaneBusy as e:  # another sandbox started its Gateway meanwhile
+        pytest.skip(str(e))
     return RealPlane(real.box, info)
