@@ -200,6 +200,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=2.0,
                         help="seconds to wait after Ready before measuring (at rest: 60)")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each figure as soon as it is measured, even into a pipe
 
     info = Sandbox().up(progress=lambda m: print(m, file=sys.stderr))
     kube = Kube(info["kubeconfig"], ADMIN_CONTEXT)
