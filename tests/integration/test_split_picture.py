@@ -23,7 +23,9 @@ V1, V2 = "ghcr.io/acme/fraud:1.0", "ghcr.io/acme/fraud:2.0"
 @pytest.fixture
 def canary_at_30(ip, kube, namespace):
     ip.run_line_magic("deploy", f"fraud --image {V1} --replicas 2 --cpu 50m --memory 64Mi")
-    ip.run_line_magic("deploy", f"fraud --image {V2} --strategy canary --weight 30 --router istio")
+    # One canary pod: the candidate would otherwise inherit the stable's two replicas.
+    ip.run_line_magic("deploy", f"fraud --image {V2} --replicas 1 --strategy canary --weight 30 "
+                                "--router istio")
     return ro.read("fraud", namespace=namespace, kube=kube)
 
 
