@@ -21,13 +21,22 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-# Debian's Chromium for the one real-browser test, and iproute2 for the service-proxy test's
-# network namespace; installed only when missing and when we may (root).
+# Debian's Chromium for the one real-browser test, iproute2 for the network namespaces and the real
+# node's bridge, and what the real data plane is built and run with (runc's seccomp headers, the CNI
+# plugins, mmdebstrap for the model server's root filesystem, a static busybox and gcc for the test and
+# pause images); installed only when missing and when we may (root).
+DEBS := chromium iproute2 containernetworking-plugins mmdebstrap libseccomp-dev pkg-config busybox-static \
+        gcc libc6-dev
 system-deps:
-	@if ! command -v chromium >/dev/null || ! command -v ip >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium iproute2 >/dev/null; \
-	  else echo "note: chromium or iproute2 missing and not root: the browser/netns tests will be skipped"; fi; \
+	@if command -v dpkg-query >/dev/null; then \
+	  missing=""; for p in $(DEBS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	  done; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    else echo "note:$$missing missing and not root: the browser, netns and real data plane tests will be skipped"; fi; \
+	  fi; \
 	fi
 
 demo: $(STAMP)

@@ -1,6 +1,6 @@
 """Live status views over many pods: what watching costs the kernel once everything is Ready.
 
-    python bench/bench_status_view.py [--seconds 30] [--deployments 20] [--replicas 25]
+    python bench/bench_status_view.py [--seconds 30] [--deployments 20] [--replicas 25] [--extra-nodes N]
 
 This process plays the kernel: an asyncio loop, one PodStatusView per Deployment built on it, their
 watches in threads handing events over to the loop. After every pod is Ready it measures, over the
@@ -10,7 +10,10 @@ naive alternative: one `Deployment.status()` read per Deployment per second (pol
 
 The sandbox's nodes hold 110 pods each (330 in all, 220 of them on the untainted CPU nodes): the pods
 here request no CPU or memory and tolerate the GPU node's taint, and their count is capped at the pod
-slots free (with a margin for whatever else runs there), and said so.
+slots free (with a margin for whatever else runs there), and said so. `--extra-nodes N` adds N more
+simulated nodes of 110 pods each for the run (kwok manages them; removed at the end), for 1,000 and
+2,000 pods: `--deployments 40 --replicas 25 --extra-nodes 8`, `--deployments 80 --replicas 25
+--extra-nodes 18` (with `--settle 60`: at rest, once the last Events have come).
 """
 
 from __future__ import annotations
@@ -65,6 +68,36 @@ def free_pod_slots(kube: Kube) -> tuple[int, int, int]:
     return total, len(bound), fits
 
 
+def extra_node(i: int) -> dict:
+    """A simulated node like sandbox-cpu-1 (kwok manages nodes with its annotation)."""
+    name = f"bench-cpu-{i:02d}"
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                         "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                                    "kubernetes.io/arch": "amd64", "type": "kwok",
+                                    "mldeploy.io/bench": "true"}},
+            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                       "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"}}}
+
+
+def add_nodes(kube: Kube, n: int) -> list[str]:
+    names = []
+    for i in range(n):
+        node = extra_node(i)
+        kube.request("POST", "/api/v1/nodes", body=node)
+        names.append(node["metadata"]["name"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # kwok marks them Ready
+        items = kube.request("GET", "/api/v1/nodes",
+                             query={"labelSelector": "mldeploy.io/bench=true"})[1]["items"]
+        ready = [i for i in items if any(c["type"] == "Ready" and c["status"] == "True"
+                                         for c in i.get("status", {}).get("conditions", []))]
+        if len(ready) == n:
+            return names
+        time.sleep(0.2)
+    raise SystemExit(f"the {n} extra nodes were not Ready after 60 s")
+
+
 def make_namespace(kube: Kube) -> str:
     ns = f"bench-views-{uuid.uuid4().hex[:6]}"
     kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
@@ -77,7 +110,7 @@ def make_namespace(kube: Kube) -> str:
     return ns
 
 
-async def run(kubeconfig: str, ns: str, count: int, replicas: int, seconds: float) -> None:
+async def run(kubeconfig: str, ns: str, count: int, replicas: int, seconds: float, settle: float) -> None:
     """Deploy, watch until Ready, then measure watching and polling over `seconds` each."""
     from jupyter_mldeploy.widgets import PodStatusView
 
@@ -103,8 +136,11 @@ async def run(kubeconfig: str, ns: str, count: int, replicas: int, seconds: floa
                              f"else filling the sandbox's nodes?)")
         await asyncio.sleep(0.2)
     to_ready = time.perf_counter() - t0
-    await asyncio.sleep(2)  # let the last events (Started, ...) settle
-    print(f"{count * replicas} pods Ready in {to_ready:.1f} s (deploy_many, wait=False)")
+    # The last events (Scheduled, Started, ... are rate-limited per object by their recorders) keep
+    # arriving for a while after the pods are Ready; at rest means after they have.
+    await asyncio.sleep(settle)
+    print(f"{count * replicas} pods Ready in {to_ready:.1f} s (deploy_many, wait=False); measuring "
+          f"{settle:.0f} s after that")
 
     # -- watching only --
     MESSAGES.clear()
@@ -132,7 +168,9 @@ async def run(kubeconfig: str, ns: str, count: int, replicas: int, seconds: floa
     print(f"  kernel CPU          {cpu_watch:.3f} s  = {100 * cpu_watch / wall_watch:.2f}% of one core")
     print(f"  widget updates      {watch_msgs / wall_watch:.2f} messages/s  "
           f"({watch_msgs} in all: {by_model})")
-    print(f"  watch events        {events} in {batches} batches on the event loop")
+    print(f"  watch events        {events} in {batches} batches on the event loop = "
+          f"{events / wall_watch:.1f}/s over {count} views (each view watches its namespace's Events, "
+          f"so one Event reaches all {count})")
     print(f"polling each Deployment once a second (Deployment.status(), 4 reads each), {wall_poll:.0f} s:")
     print(f"  kernel CPU          {cpu_poll:.3f} s  = {100 * cpu_poll / wall_poll:.2f}% of one core"
           f"  (one round of {count} reads: median {statistics.median(durations):.2f} s)")
@@ -158,11 +196,16 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each measured window")
     parser.add_argument("--deployments", type=int, default=20)
     parser.add_argument("--replicas", type=int, default=25, help="asked per Deployment; capped to what fits")
+    parser.add_argument("--extra-nodes", type=int, default=0, help="simulated nodes added for the run")
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds to wait after Ready before measuring (at rest: 60)")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each figure as soon as it is measured, even into a pipe
 
     info = Sandbox().up(progress=lambda m: print(m, file=sys.stderr))
     kube = Kube(info["kubeconfig"], ADMIN_CONTEXT)
     comm.create_comm = lambda *a, **kw: CountingComm(*a, **kw)
+    added = add_nodes(kube, args.extra_nodes) if args.extra_nodes else []
 
     total, bound, fits = free_pod_slots(kube)
     free = int(fits * 0.9)  # leave room for whatever else runs on the sandbox meanwhile
@@ -174,9 +217,11 @@ def main() -> int:
               f"{replicas} = {args.deployments * replicas} pods.")
     ns = make_namespace(kube)
     try:
-        asyncio.run(run(info["kubeconfig"], ns, args.deployments, replicas, args.seconds))
+        asyncio.run(run(info["kubeconfig"], ns, args.deployments, replicas, args.seconds, args.settle))
     finally:
         kube.request("DELETE", f"/api/v1/namespaces/{ns}")
+        for name in added:
+            kube.request("DELETE", f"/api/v1/nodes/{name}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import MLDeployError
@@ -17,8 +18,20 @@ def _sandbox(args: argparse.Namespace) -> int:
         from .sandbox.crds import crd_file
 
         print(f"Sandbox binaries ready in {ensure_binaries()}; CRDs in {crd_file().name}.")
+        if args.data_plane and os.geteuid() != 0:
+            # The real node needs root to run, so its tests skip without it: nothing to build for them.
+            print("Data plane parts not built: the real node runs only as root (build them as root, or "
+                  "pass --no-data-plane to say so).")
+        elif args.data_plane:
+            from .sandbox import dataplane_build, images
+
+            dataplane_build.ensure_parts()
+            layers = images.build_layers()
+            print("Data plane binaries ready: "
+                  + ", ".join(f"{p.name} {p.version}" for p in dataplane_build.PARTS)
+                  + f"; image layers in {layers[0].parent}.")
     elif args.action == "up":
-        info = box.up()
+        info = box.up(data_plane=args.data_plane)
         print(f"export KUBECONFIG={info['kubeconfig']}")
     elif args.action == "down":
         box.down()
@@ -37,8 +50,23 @@ def _sandbox(args: argparse.Namespace) -> int:
               f"Kubernetes {info['versions']['kubernetes']}, kubeconfig {info['kubeconfig']}")
         for name, proc in info["processes"].items():
             print(f"  {name:<24} pid {proc['pid']:<8} {'running' if proc['alive'] else 'EXITED'}")
+        _print_data_plane(info.get("data_plane") or {})
         return 0 if info["up"] else 1
     return 0
+
+
+def _print_data_plane(dp: dict) -> None:
+    if not dp.get("processes"):
+        print("The real data plane is not running (start it with `jupyter-mldeploy sandbox up`).")
+        return
+    gw = ""
+    if dp.get("gateway_ref"):
+        answering = "serving" if dp.get("gateway_serving") else "NOT answering"
+        gw = f", Gateway {dp['gateway_ref']} at {dp['gateway_url']} ({answering})"
+    print(f"The real data plane is {'up' if dp['up'] else 'NOT complete'}: node {dp['node']} at "
+          f"{dp['node_ip']} (bridge {dp['bridge']}, pods on {dp['subnet']}), registry {dp['registry']}{gw}")
+    for name, proc in dp["processes"].items():
+        print(f"  {name:<24} pid {proc['pid']:<8} {'running' if proc['alive'] else 'EXITED'}")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -55,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     sb.add_argument("action", choices=["up", "down", "status", "env", "build"],
                     help="up: build if needed and start; down: stop and remove; status; env: print "
                          "export KUBECONFIG=...; build: only build and cache the binaries")
+    sb.add_argument("--no-data-plane", dest="data_plane", action="store_false",
+                    help="up: only the control plane and simulated nodes (a quick start, no root needed); "
+                         "build: only the control plane's binaries")
     sb.set_defaults(func=_sandbox)
     dm = sub.add_parser("demo", help="run the quickstart notebook headless against the sandbox")
     dm.add_argument("--output", default=None,

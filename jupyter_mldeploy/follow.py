@@ -54,12 +54,16 @@ def namespace_watches(kube: Kube, namespace: str) -> list[Watch]:
 
 
 def _previous_logs(kube: Kube, namespace: str, pod: str) -> str | None:
-    """The crashed container's last lines, when the node serves logs (best effort, one request)."""
-    try:
-        return kube.text(f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
-                         query={"previous": "true", "tailLines": 50}, timeout=3)
-    except MLDeployError:  # logs are a nicety; the diagnosis stands without them
-        return None
+    """The crashed container's last lines, when the node serves logs (best effort).
+
+    A real kubelet has no "previous" log until the container restarted: right after the first
+    exit the crashed instance is still the current one, so that is read instead."""
+    for query in ({"previous": "true", "tailLines": 50}, {"tailLines": 50}):
+        try:
+            return kube.text(f"/api/v1/namespaces/{namespace}/pods/{pod}/log", query=query, timeout=3)
+        except MLDeployError:  # logs are a nicety; the diagnosis stands without them
+            continue
+    return None
 
 
 def follow(kube: Kube, namespace: str, name: str, selector: str, *, timeout: float = 600,

@@ -145,7 +145,7 @@ class Sandbox:
         write_private(self.state_file, json.dumps(state, indent=2))  # holds the admin token: 0600
 
     def status(self) -> dict:
-        """What runs, where, and whether the API server answers."""
+        """What runs, where, and whether the API server answers (and the real data plane's state)."""
         state = self._state()
         if state is None:
             return {"up": False, "dir": str(self.dir), "processes": {}}
@@ -153,8 +153,11 @@ class Sandbox:
         ready = all(p["alive"] for p in procs.values()) and len(procs) == len(COMPONENTS)
         if ready:
             ready = self._get("/readyz", state) is not None
+        from . import dataplane
+
         return {"up": ready, "dir": str(self.dir), "server": state["server"],
-                "kubeconfig": str(self.kubeconfig), "processes": procs, "versions": state["versions"]}
+                "kubeconfig": str(self.kubeconfig), "processes": procs, "versions": state["versions"],
+                "data_plane": dataplane.status(self)}
 
     # -- talking to the API server while bootstrapping (no kubernetes client needed) -----------
 
@@ -212,9 +215,17 @@ class Sandbox:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def up(self, progress: Progress = print) -> dict:
+    def up(self, progress: Progress = print, *, data_plane: bool = False) -> dict:
+        """Start the control plane; with `data_plane`, also the real node, registry and Gateway
+        (dataplane.py). The test suite's simulated tests need only the control plane."""
         with self._locked():
-            return self._up(progress)
+            info = self._up(progress)
+            if data_plane:
+                from . import dataplane
+
+                dataplane._up(self, progress)  # under this lock already
+                info = self.status()
+            return info
 
     def _up(self, progress: Progress) -> dict:
         self.folder.check()  # an unmarked or foreign folder is refused before anything is done
@@ -232,6 +243,7 @@ class Sandbox:
         if state is not None:
             progress("Found a sandbox that is not answering; stopping what is left of it first.")
             self._stop_processes(state)
+        self._down_data_plane(progress)  # before the folder is cleared: it unmounts what is inside
 
         t0 = time.monotonic()
         binaries = build.ensure_binaries(progress)
@@ -420,6 +432,9 @@ class Sandbox:
         if not self.folder.check():
             progress("The sandbox is not up; nothing to stop.")
             return False
+        # First: it drains the real node through the API server, and it unmounts what lies inside the
+        # folder, so that removing the folder's entries never walks into a mount.
+        self._down_data_plane(progress)
         state = self._state()
         stopped = self._stop_processes(state) if state is not None else []
         left = self.folder.remove()
@@ -430,6 +445,14 @@ class Sandbox:
             return False
         progress(f"Sandbox down: stopped {', '.join(stopped) or 'nothing (all had exited)'}; {removed}.")
         return True
+
+    def _down_data_plane(self, progress: Progress) -> None:
+        from . import dataplane
+
+        left = dataplane._down(self, progress)
+        if left.get("mounts"):
+            raise SandboxError(f"The data plane's mounts {', '.join(left['mounts'])} could not be unmounted, "
+                               f"so nothing in {self.dir} was removed; unmount them and run down again.")
 
     def _stop_processes(self, state: dict) -> list[str]:
         # In stages, reverse start order: the workers, then the API server, etcd last. Stopped all at
@@ -539,6 +562,8 @@ def _commands(b: Path, d: Path, p: Ports, components_kc: Path, kwok_config: Path
             f"--service-account-signing-key-file={k / 'sa.key'}",
             "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.96.0.0/16",
             "--allow-privileged=true", "--event-ttl=1h", "--profiling=false",
+            # Logs and exec dial a node by its address, never by a hostname a resolver would look up.
+            "--kubelet-preferred-address-types=InternalIP",
         ],
         "kube-controller-manager": [
             str(b / "kube-controller-manager"), *auth, f"--secure-port={p.controller_manager}",

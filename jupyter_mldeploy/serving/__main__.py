@@ -1,7 +1,8 @@
 """`python -m jupyter_mldeploy.serving --model MODULE:CALLABLE | model.pkl --name NAME ...`
 
 Prints one line to stderr once listening (with the real port when `--port 0`), then serves until
-SIGTERM or SIGINT. Prediction lines go to stdout, or to `--log-file`.
+SIGTERM or SIGINT (with `--drain S`, for S more seconds after SIGTERM). Prediction lines go to stdout,
+or to `--log-file`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
                         f"{Limits.workers})")
     p.add_argument("--max-body", type=int, default=Limits.max_body, metavar="BYTES",
                    help=f"largest request body accepted, else 413 (default {Limits.max_body})")
+    p.add_argument("--drain", type=float, default=0.0, metavar="SECONDS",
+                   help="keep answering this long after SIGTERM before stopping (default 0): a pod being "
+                        "removed is still sent requests until every router has learnt it is going")
     return p
 
 
@@ -48,8 +52,21 @@ def main(argv: list[str] | None = None) -> int:
         _stderr(f"Cannot start the model server: {type(e).__name__}: {e}")
         return 2
 
+    stopping = threading.Event()
+
+    def _shutdown(delay: float) -> None:
+        if delay > 0:
+            stopping.wait(delay)  # a second signal ends the drain at once
+        server.shutdown()
+
     def _stop(signum: int, _frame: object) -> None:
-        # shutdown() waits for serve_forever to return, so it must run off the main thread.
+        # shutdown() waits for serve_forever to return, so it must run off the main thread. The first
+        # SIGTERM drains (the pod's endpoint is being withdrawn meanwhile); SIGINT or a second signal stops.
+        if signum == signal.SIGTERM and args.drain > 0 and not getattr(_stop, "called", False):
+            _stop.called = True  # type: ignore[attr-defined]
+            threading.Thread(target=_shutdown, args=(args.drain,), daemon=True).start()
+            return
+        stopping.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)

@@ -307,6 +307,27 @@ def test_command_line_server_logs_to_a_file_and_stops_on_sigterm(tmp_path):
     assert json.loads(log.read_text())["request_id"] == "cli-1"
 
 
+def test_command_line_server_with_drain_keeps_answering_after_sigterm_until_a_second_signal(tmp_path):
+    """A pod being removed still gets requests until every router has learnt it is going: with --drain
+    the first SIGTERM only starts the countdown; a second signal stops it at once."""
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter_mldeploy.serving", "--model",
+                             "models_for_tests:primary", "--name", "churn", "--port", "0", "--drain", "600",
+                             "--log-file", str(tmp_path / "p.jsonl")], env=_env(), stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        url = proc.stderr.readline().split("listening on ")[1].strip()
+        proc.send_signal(signal.SIGTERM)
+        for i in range(3):  # answered after the SIGTERM, on new connections too
+            status, body, _ = call(url, "POST", "/v2/models/churn/infer",
+                                   {"inputs": [tensor([2, 3], [1, 2])]},
+                                   headers={"x-request-id": f"drain-{i}"})
+            assert status == 200 and body["outputs"][0]["data"] == [5.0]
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
 def test_command_line_refuses_a_missing_model_in_one_line():
     proc = subprocess.run([sys.executable, "-m", "jupyter_mldeploy.serving", "--model", "nope_module:f",
                            "--name", "m", "--port", "0"], env=_env(), capture_output=True, text=True,

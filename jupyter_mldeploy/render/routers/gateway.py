@@ -63,5 +63,20 @@ def route(name: str, namespace: str, *, stable_weight: int, candidate_weight: in
     if t.host is not None:
         spec["hostnames"] = [t.host]
     spec["rules"] = [rule]
+    metadata = t.metadata(t.name, ROUTER)
+    metadata["annotations"][ENVOY_GATEWAY_SPLIT] = split_key(backends)
     return [{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-             "metadata": t.metadata(t.name, ROUTER), "spec": spec}]
+             "metadata": metadata, "spec": spec}]
+
+
+# Envoy Gateway copies an HTTPRoute's annotations under its own prefix into the xDS metadata of the
+# rule's cluster. One that names the split makes every weight change a change of the cluster itself,
+# which Envoy applies by building the cluster afresh (warmed before it replaces the old one); a
+# weight-only change of the same cluster is not applied by Envoy 1.39 (see sandbox/gateway.py).
+# Other implementations ignore the annotation.
+ENVOY_GATEWAY_SPLIT = "gateway.envoyproxy.io/mldeploy-split"
+
+
+def split_key(backends: list[dict[str, Any]]) -> str:
+    """The backendRefs' weights in order, such as "90/10"."""
+    return "/".join(str(b["weight"]) for b in backends)
