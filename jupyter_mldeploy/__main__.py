@@ -18,7 +18,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
         print(f"Sandbox binaries ready in {ensure_binaries()}; CRDs in {crd_file().name}.")
     elif args.action == "up":
-        info = box.up()
+        info = box.up(knative=True if args.knative else None)
         print(f"export KUBECONFIG={info['kubeconfig']}")
     elif args.action == "down":
         box.down()
@@ -37,6 +37,11 @@ def _sandbox(args: argparse.Namespace) -> int:
               f"Kubernetes {info['versions']['kubernetes']}, kubeconfig {info['kubeconfig']}")
         for name, proc in info["processes"].items():
             print(f"  {name:<24} pid {proc['pid']:<8} {'running' if proc['alive'] else 'EXITED'}")
+        from .sandbox.knative import status_line
+
+        line = status_line(box)
+        if line:
+            print(line)
         return 0 if info["up"] else 1
     return 0
 
@@ -55,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     sb.add_argument("action", choices=["up", "down", "status", "env", "build"],
                     help="up: build if needed and start; down: stop and remove; status; env: print "
                          "export KUBECONFIG=...; build: only build and cache the binaries")
+    sb.add_argument("--knative", action="store_true",
+                    help="with up: also run Knative Serving's controller, webhook, autoscaler and activator "
+                         "(built once from knative.dev/serving; needs root for their network namespaces); "
+                         "also MLDEPLOY_SANDBOX_KNATIVE=1")
     sb.set_defaults(func=_sandbox)
     dm = sub.add_parser("demo", help="run the quickstart notebook headless against the sandbox")
     dm.add_argument("--output", default=None,

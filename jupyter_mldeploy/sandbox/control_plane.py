@@ -176,9 +176,16 @@ class Sandbox:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def up(self, progress: Progress = print) -> dict:
+    def up(self, progress: Progress = print, *, knative: bool | None = None) -> dict:
+        """Start (or reuse) the sandbox; with knative (default: MLDEPLOY_SANDBOX_KNATIVE) also
+        Knative Serving's components (sandbox/knative.py)."""
+        from . import knative as kn
+
         with self._locked():
-            return self._up(progress)
+            info = self._up(progress)
+            if knative if knative is not None else kn.wanted():
+                kn.Knative(self).up(progress)
+            return info
 
     def _up(self, progress: Progress) -> dict:
         current = self.status()
@@ -358,6 +365,9 @@ class Sandbox:
                 shutil.rmtree(self.dir, ignore_errors=True)
             progress("The sandbox is not up; nothing to stop.")
             return False
+        from .knative import Knative
+
+        Knative(self).down(progress)  # before the API server goes: its components watch it
         stopped = self._stop_processes(state)
         shutil.rmtree(self.dir, ignore_errors=True)
         progress(f"Sandbox down: stopped {', '.join(stopped) or 'nothing (all had exited)'}; "
@@ -475,6 +485,9 @@ def _commands(b: Path, d: Path, p: Ports, components_kc: Path, kwok_config: Path
             f"--service-account-signing-key-file={k / 'sa.key'}",
             "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.96.0.0/16",
             "--allow-privileged=true", "--event-ttl=1h", "--profiling=false",
+            # Webhooks and aggregated APIs are dialled at their endpoints, never at a ClusterIP (no
+            # kube-proxy here: a ClusterIP would leave by the default route). Knative's webhook needs it.
+            "--enable-aggregator-routing=true",
         ],
         "kube-controller-manager": [
             str(b / "kube-controller-manager"), *auth, f"--secure-port={p.controller_manager}",
