@@ -59,6 +59,9 @@ SKIP_TAG_RESOLVING = ("kind.local", "ko.local", "dev.local", "mldeploy.local", "
                       "index.docker.io", "quay.io", "registry.k8s.io", "gcr.io", "example.com",
                       "localhost", "localhost:5000", "127.0.0.1:5000")
 ENV_FLAG = "MLDEPLOY_SANDBOX_KNATIVE"
+WEBHOOK_CONFIGURATIONS = (("ValidatingWebhookConfiguration", "config.webhook.serving.knative.dev"),
+                          ("MutatingWebhookConfiguration", "webhook.serving.knative.dev"),
+                          ("ValidatingWebhookConfiguration", "validation.webhook.serving.knative.dev"))
 # A revision that never becomes ready fails after this long (Knative's default is 600 s).
 PROGRESS_DEADLINE = "90s"
 
@@ -222,7 +225,8 @@ _CONFIG = {
         "kubernetes.podspec-persistent-volume-write": "enabled",
     },
     "config-observability": {"metrics-protocol": "none", "tracing-protocol": "none"},
-    "config-leader-election": {"buckets": "1"},
+    "config-leader-election": {"buckets": "1", "lease-duration": "15s", "renew-deadline": "10s",
+                               "retry-period": "2s"},
     "config-logging": {"loglevel.controller": "info", "loglevel.autoscaler": "info"},
 }
 
@@ -358,13 +362,20 @@ class Knative:
         state = {"version": VERSION, "port": net.port, "processes": {}}
         self._save(state)
         try:
+            # Left by an earlier run, they would send the writes below to a webhook not yet started.
+            self._drop_webhooks(kube_bin, webhooks)
             self._apply(kube_bin, crds, "crds")
             self._kubectl(kube_bin, "wait", "--for=condition=Established", "--timeout=60s",
                           *(f"crd/{d['metadata']['name']}" for d in crds))
             self._apply(kube_bin, objects, "objects")
+            # Leases of an earlier run's processes would make these wait out their 60 s lease.
+            self._kubectl(kube_bin, "delete", "leases", "--all", "-n", NAMESPACE, "--ignore-not-found")
             relay = [sys.executable, "-m", "jupyter_mldeploy.sandbox.nsrelay", str(net.port),
                      *(net.netns(c) for c in COMPONENTS)]
-            self._start("knative-relay", relay, state, env={})
+            # This very package, wherever it was imported from (the relay runs in the sandbox folder).
+            here = str(Path(__file__).resolve().parents[2])
+            path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+            self._start("knative-relay", relay, state, env={"PYTHONPATH": path})
             time.sleep(0.5)
             kubeconfig = str(self.box.pki_dir / "components.kubeconfig")
             for c in COMPONENTS:
@@ -405,6 +416,11 @@ class Knative:
         path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
         self._kubectl(kube_bin, "apply", "--server-side", "--force-conflicts",
                       "--field-manager=mldeploy-sandbox", "-f", str(path))
+
+    def _drop_webhooks(self, kube_bin: Path, webhooks: list[dict]) -> None:
+        for w in webhooks:
+            self._kubectl(kube_bin, "delete", "--ignore-not-found", "--wait=false",
+                          f"{w['kind'].lower()}/{w['metadata']['name']}")
 
     def _start(self, name: str, cmd: list[str], state: dict, env: dict[str, str]) -> None:
         with open(self.log_dir / f"{name}.log", "ab") as log:
@@ -453,6 +469,10 @@ class Knative:
         state = self.state()
         if state is None:
             return False
+        with contextlib.suppress(SandboxError, OSError, subprocess.SubprocessError):
+            # Without the webhook serving, its configurations would refuse every Knative write.
+            self._drop_webhooks(self.box_binaries(), [
+                {"kind": k, "metadata": {"name": n}} for k, n in WEBHOOK_CONFIGURATIONS])
         procs = [p for p in state["processes"].values() if _alive(p)]
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
