@@ -6,8 +6,8 @@ state (strategy, router, weight, mirror, step, versions) lives in annotations on
 which every operation rewrites in full, so any kernel, or tomorrow's papermill run, can read it back
 and carry on. Within one process the last written route is kept, so moving the weight is one write.
 
-Knative is offered by the traffic layer renderers but not by these operations yet: it replaces the
-Deployments altogether (see render/routers/knative.py), and is refused here with that reason.
+Knative replaces the Deployments altogether: with router "knative" each operation hands over, at its
+entry, to rollout_knative (revisions and the Knative Service's traffic block).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .status import RolloutStatus
 STRATEGY = "mldeploy.io/strategy"
 STEPS = "mldeploy.io/steps"
 CANDIDATE_TRACKS = {"canary": "canary", "blue-green": "preview", "shadow": "shadow"}
-ROLLOUT_ROUTERS = ("gateway", "istio", "nginx", "replicas")
+ROLLOUT_ROUTERS = ("gateway", "istio", "knative", "nginx", "replicas")
 
 
 @dataclass
@@ -294,8 +294,9 @@ def start(candidate: DeploySpec, *, strategy: str, router: str = "auto", weight:
         raise SpecError(f"strategy {strategy!r} has no candidate track; use canary, blue-green or shadow "
                         f"(rolling and recreate are plain deploys).")
     if router == "knative":
-        raise SpecError("the knative router replaces Deployments with a Knative Service, which these "
-                        "rollout operations do not manage yet; use gateway, istio, nginx or replicas.")
+        from . import rollout_knative
+        return rollout_knative.start(candidate, strategy=strategy, weight=weight, mirror=mirror, namespace=ns,
+                                     kube=kube, wait=wait, timeout=timeout)
     stable = stable_spec(kube, ns, candidate.name)
     gateway = gateway or stable.gateway
     offered = offered_routers(kube)
@@ -351,6 +352,9 @@ def _stable_rework(r: Rollout, stable: DeploySpec) -> list[dict]:
 def set_weight(name: str, percent: int, *, namespace: str | None = None, kube: Kube | None = None) -> Rollout:
     """Send `percent` of requests to the canary: one write to the route object."""
     r = _current(name, namespace, kube)
+    if r.router == "knative":
+        from . import rollout_knative
+        return rollout_knative.set_weight(r, percent)
     if r.strategy != "canary":
         raise SpecError(f"{name} is a {r.strategy} rollout; a weight applies to canary rollouts "
                         f"(blue-green switches with promote, shadow uses set_mirror).")
@@ -394,6 +398,9 @@ def promote(name: str, *, namespace: str | None = None, kube: Kube | None = None
     rollback until `release`.
     """
     r = _current(name, namespace, kube)
+    if r.router == "knative":
+        from . import rollout_knative
+        return rollout_knative.promote(r, wait=wait, timeout=timeout)
     if r.strategy == "blue-green" and r.weight == 0:
         switched = replace(r, weight=100)
         _write_route(switched, _route(switched))
@@ -406,6 +413,9 @@ def release(name: str, **kw) -> Rollout | None:
     r = _current(name, kw.get("namespace"), kw.get("kube"))
     if r.strategy != "blue-green" or r.weight != 100:
         raise MLDeployError(f"{name} has no switched blue-green rollout to release; promote it first.")
+    if r.router == "knative":
+        from . import rollout_knative
+        return rollout_knative.promote(r, wait=kw.get("wait", True), timeout=kw.get("timeout", 600))
     return _finish(r, wait=kw.get("wait", True), timeout=kw.get("timeout", 600),
                    on_status=kw.get("on_status"))
 
@@ -467,6 +477,9 @@ def _dedupe(manifests: list[dict]) -> list[dict]:
 def abort(name: str, *, namespace: str | None = None, kube: Kube | None = None) -> None:
     """Roll the rollout back: all traffic to stable (first), then the candidate track removed."""
     r = _current(name, namespace, kube)
+    if r.router == "knative":
+        from . import rollout_knative
+        return rollout_knative.abort(r)
     stable = stable_spec(r.kube, r.namespace, name)
     back = replace(r, weight=0, mirror=0 if r.strategy == "shadow" else None)
     if r.router == "replicas":
@@ -509,6 +522,10 @@ def steps(name: str, schedule: Sequence[int], *, every: str | float = "5m",
     r = _current(name, namespace, kube)
     if r.strategy != "canary":
         raise SpecError(f"steps apply to canary rollouts; {name} is a {r.strategy} rollout.")
+    if r.router == "knative":
+        from . import rollout_knative
+        return rollout_knative.steps(r, sched, wait_s=wait_s, check=check, once=once, timeout=timeout,
+                                     on_step=on_step)
     while True:
         _healthy_or_abort(r, check)
         nxt = r.step + 1 if r.steps == sched else _next_index(sched, r.weight)

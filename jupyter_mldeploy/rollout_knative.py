@@ -1,0 +1,720 @@
+"""A model as a Knative Service, driven: deploy, canary and blue-green by the traffic block, promote,
+roll back, steps, status, and failures read from the Revision's and Route's conditions.
+
+Knative replaces the workload objects (it makes a Deployment per revision, its own autoscaler and the
+Service `<name>`), so a Knative model is one object of ours: the Knative Service `<name>`, written by
+server-side apply (`kapply.apply_all`) with the resourceVersion it was read at, so a concurrent change
+is refused rather than overwritten. Its template is the newest revision; `spec.traffic` names
+revisions and gives each a percent and a tag (stable, canary, preview).
+
+Every revision is named `<name>-<version slug>-<hash>`: a new image or spec is a new revision, the same
+spec is the same revision, so a rollback names an earlier revision again and Knative reuses it (its
+pods come back; nothing is rebuilt). Each revision's template carries its DeploySpec and Scale in
+annotations, so any kernel can roll back from the cluster alone. The rollout state lives in the
+Service's annotations under the same keys as the other routers' (rollout.read reads them).
+
+Mirroring does not exist in Knative: shadow is refused (traffic.check_supported) before any write.
+Undeploy is api.undeploy: Knative's garbage collection removes the Configuration, Route, Revisions,
+their Deployments and pods, which it owns through the Service.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from . import api, traffic
+from . import labels as L
+from .errors import ClusterError, MLDeployError, RolloutFailed, SpecError
+from .follow import WaitTimeout
+from .kube import apply as kapply
+from .kube.client import Kube, connect
+from .kube.resources import collection_path
+from .render.routers import knative as kn
+from .render.workload import pod_template
+from .spec import DeploySpec
+
+__all__ = ["KnativeModel", "KnativeStatus", "RevisionRow", "Scale", "abort", "deploy", "explain_revision",
+           "history", "promote", "read_weights", "rollback", "set_weight", "start", "status", "steps"]
+
+Scale = kn.Scale
+API = "serving.knative.dev/v1"
+# The same keys as rollout.STRATEGY and rollout.STEPS (rollout imports this module, not the reverse).
+STRATEGY = "mldeploy.io/strategy"
+STEPS = "mldeploy.io/steps"
+SERVICE_LABEL = "serving.knative.dev/service"
+GENERATION_LABEL = "serving.knative.dev/configurationGeneration"
+TRACK_OF = {"canary": "canary", "blue-green": "preview"}
+POLL = 0.5
+
+
+def _svc_path(ns: str, name: str) -> str:
+    return f"{collection_path(API, 'Service', ns)}/{name}"
+
+
+def _get(kube: Kube, path: str) -> dict | None:
+    try:
+        return kube.request("GET", path)[1]
+    except ClusterError as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def read_service(kube: Kube, ns: str, name: str) -> dict | None:
+    """The Knative Service `name`, or None (also when Knative is not installed)."""
+    return _get(kube, _svc_path(ns, name))
+
+
+def is_ours(ksvc: dict | None) -> bool:
+    meta = (ksvc or {}).get("metadata", {})
+    return (meta.get("labels", {}).get(L.APP_MANAGED_BY) == L.MANAGED_BY
+            and meta.get("annotations", {}).get("mldeploy.io/router") == kn.ROUTER)
+
+
+def _labels(name: str) -> dict[str, str]:
+    return {L.APP_INSTANCE: name, L.APP_NAME: name, L.APP_MANAGED_BY: L.MANAGED_BY,
+            L.APP_COMPONENT: L.COMPONENT_PREDICTOR}
+
+
+def _check_spec(spec: DeploySpec) -> None:
+    """What a Knative Service cannot carry, refused in one sentence each (no request sent)."""
+    if not isinstance(spec, DeploySpec):
+        raise SpecError(f"deploy needs a DeploySpec, got a {type(spec).__name__}.")
+    if spec.autoscale is not None:
+        raise SpecError("with the knative router Knative's own autoscaler sizes each revision, so autoscale "
+                        "(a HorizontalPodAutoscaler) does not apply: use min_scale, max_scale and the "
+                        "concurrency target (--min-scale, --max-scale, --concurrency).")
+    if spec.replicas is not None:
+        raise SpecError("with the knative router Knative's autoscaler sets the number of pods, so replicas "
+                        "does not apply: use min_scale (pods kept warm) and max_scale.")
+    if spec.expose is not None or spec.host is not None:
+        raise SpecError("with the knative router the model's address is its Knative route (a URL from the "
+                        "cluster's Knative domain configuration), so expose and host do not apply.")
+    if spec.strategy == "recreate":
+        traffic.check_supported("recreate", "knative")
+
+
+def template(spec: DeploySpec, ns: str, scale: Scale) -> dict:
+    """The revision template for `spec` (track-free: a revision changes role without changing)."""
+    spec = spec.with_(track="stable", namespace=ns)
+    return kn.revision_template(spec.to_dict(), pod_template(spec), scale, name=spec.name,
+                                version=spec.effective_version)
+
+
+def spec_of(template_or_revision: dict) -> tuple[DeploySpec, Scale]:
+    """The DeploySpec and Scale a revision (or a revision template) runs, from its annotations."""
+    ann = template_or_revision.get("metadata", {}).get("annotations", {})
+    if kn.SPEC not in ann:
+        name = template_or_revision.get("metadata", {}).get("name", "?")
+        raise MLDeployError(f"revision {name} was not made by jupyter-mldeploy (it carries no spec), so it "
+                            f"cannot be rolled back to by its spec.")
+    return (DeploySpec.from_dict(json.loads(ann[kn.SPEC])),
+            Scale.from_dict(json.loads(ann.get(kn.SCALE, "{}"))))
+
+
+def _write(kube: Kube, ns: str, name: str, manifest: dict) -> dict:
+    try:
+        report = kapply.apply_all(kube, [manifest], recorded=lambda: api.recorded_objects(kube, ns, name))
+    except ClusterError as e:
+        if e.status == 409 and "modified" in str(e):
+            raise MLDeployError(f"The Knative Service {name} changed while this operation ran (someone else "
+                                f"wrote it); nothing was changed: run the command again.") from None
+        raise
+    return report.applied[0].result
+
+
+def _service(kube: Kube, ns: str, name: str, *, tmpl: dict, traffic_: list[dict], state: dict,
+             rv: str | None) -> dict:
+    return _write(kube, ns, name, kn.service(name, ns, template=tmpl, traffic=traffic_, labels=_labels(name),
+                                             state=state, resource_version=rv))
+
+
+def _entry(revision: str, percent: int, tag: str) -> dict:
+    return {"revisionName": revision, "percent": percent, "tag": tag}
+
+
+# -- status ------------------------------------------------------------------------------------------
+
+
+def _cond(obj: dict, ctype: str) -> dict:
+    for c in obj.get("status", {}).get("conditions") or []:
+        if c.get("type") == ctype:
+            return c
+    return {}
+
+
+@dataclass(frozen=True)
+class RevisionRow:
+    name: str
+    generation: int
+    version: str
+    image: str
+    ready: str  # True, False, Unknown
+    reason: str | None
+    percent: int  # the share the route controller computed (status.traffic)
+    tags: tuple[str, ...]
+    actual: int | None
+    desired: int | None
+    problem: str | None  # plain words when Ready is False
+
+
+def explain_revision(rev: dict) -> str | None:
+    """A failed revision in plain words (None while it is Ready or still starting)."""
+    name = rev.get("metadata", {}).get("name", "?")
+    ready = _cond(rev, "Ready")
+    if ready.get("status") != "False":
+        return None
+    containers = rev.get("spec", {}).get("containers") or [{}]
+    image = containers[0].get("image", "?")
+    health, res = _cond(rev, "ContainerHealthy"), _cond(rev, "ResourcesAvailable")
+    message = (ready.get("message") or "").strip()
+    if health.get("reason") == "ContainerMissing" or "Unable to fetch image" in message:
+        cause = message.split(": ", 1)[-1] if message else "no answer"
+        return (f"Knative could not resolve image {image} to a digest, so revision {name} never started "
+                f"({_cut(cause)}). Its registry cannot be reached from the cluster, or the image does not "
+                f"exist: pin the image by digest (image@sha256:...), or list its registry in Knative's "
+                f"config-deployment registries-skipping-tag-resolving.")
+    if res.get("reason") == "ProgressDeadlineExceeded" or ready.get("reason") == "ProgressDeadlineExceeded":
+        deadline = rev.get("metadata", {}).get("annotations", {}).get("serving.knative.dev/progress-deadline")
+        within = (f"within its progress deadline ({deadline})" if deadline
+                  else "within Knative's progress deadline")
+        return (f"revision {name} never became ready: its pods did not turn Ready {within}, so Knative gave "
+                f"up on it. Check the readiness probe and the pods' logs (%rollout shows them).")
+    if health.get("status") == "False":
+        return f"revision {name} failed: its container {_cut(health.get('message') or health.get('reason'))}."
+    return f"revision {name} failed: {ready.get('reason', '')}: {_cut(message)}"
+
+
+def _cut(text: object, limit: int = 240) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _service_notes(ksvc: dict) -> list[str]:
+    notes = []
+    ready = _cond(ksvc, "Ready")
+    route = _cond(ksvc, "RoutesReady")
+    if route.get("reason") == "IngressNotConfigured" or ready.get("reason") == "IngressNotConfigured":
+        notes.append("No Knative networking layer has configured the route's KIngress "
+                     "(IngressNotConfigured), so requests cannot reach the revisions through Knative yet; "
+                     "the traffic shares shown are the ones Knative's route controller computed.")
+    elif route.get("status") == "False":
+        notes.append(f"The route is not ready: {route.get('reason')}: {_cut(route.get('message'))}")
+    config = _cond(ksvc, "ConfigurationsReady")
+    if config.get("status") == "False" and "already exists" in (config.get("message") or ""):
+        notes.append(f"Knative refused the newest template: {_cut(config.get('message'))}")
+    return notes
+
+
+@dataclass
+class KnativeStatus:
+    """A Knative model's revisions and how the route splits requests between them."""
+
+    name: str
+    namespace: str
+    url: str | None
+    ready: str  # the Service's Ready condition
+    reason: str | None
+    revisions: list[RevisionRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    asked: dict[str, int] = field(default_factory=dict)  # spec.traffic: revision -> percent
+    routed: dict[str, int] = field(default_factory=dict)  # status.traffic: revision -> percent
+    generation_seen: bool = False  # the controller has caught up with the newest write
+
+    def revision(self, name: str) -> RevisionRow | None:
+        return next((r for r in self.revisions if r.name == name), None)
+
+    @property
+    def settled(self) -> bool:
+        """The route controller's split is the one asked."""
+        return self.generation_seen and self.routed == self.asked
+
+    def _rows(self) -> list[tuple[str, ...]]:
+        return [(r.name, r.version, f"{r.percent}%", ",".join(r.tags) or "-", r.ready,
+                 f"{r.actual if r.actual is not None else '-'}/{r.desired if r.desired is not None else '-'}",
+                 r.image) for r in self.revisions]
+
+    HEAD = ("REVISION", "VERSION", "TRAFFIC", "TAGS", "READY", "PODS", "IMAGE")
+
+    def __str__(self) -> str:
+        from .magics.display import _table
+
+        head = (f"Knative Service {self.name} in namespace {self.namespace}: Ready {self.ready}"
+                + (f" ({self.reason})" if self.reason else "") + (f", URL {self.url}" if self.url else ""))
+        lines = [head, *("  " + row for row in _table(self.HEAD, self._rows()))]
+        if not self.settled:
+            lines.append("  The route controller has not applied the newest traffic split yet.")
+        lines += [f"  problem: {r.problem}" for r in self.revisions if r.problem]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from .magics.display import _html_table
+
+        e = html.escape
+        problems = "".join(f"<li><b>{e(r.name)}</b>: {e(r.problem)}</li>"
+                           for r in self.revisions if r.problem)
+        notes = "".join(f"<li>{e(n)}</li>" for n in self.notes)
+        return (f"<div><b>{e(self.name)}</b> (Knative Service) in <code>{e(self.namespace)}</code>: Ready "
+                f"{e(self.ready)}{' (' + e(self.reason) + ')' if self.reason else ''}"
+                + _html_table(tuple(h.title() for h in self.HEAD), self._rows())
+                + (f"<ul>{problems}{notes}</ul>" if problems or notes else "") + "</div>")
+
+
+def _revisions(kube: Kube, ns: str, name: str) -> list[dict]:
+    _, body = kube.request("GET", collection_path(API, "Revision", ns),
+                           query={"labelSelector": f"{SERVICE_LABEL}={name}"})
+    return sorted(body.get("items", []), key=lambda r: int(r["metadata"].get("labels", {})
+                                                          .get(GENERATION_LABEL, "0")))
+
+
+def status(name: str, *, namespace: str | None = None, kube: Kube | None = None) -> KnativeStatus:
+    """One snapshot: the Service and its revisions, read at once."""
+    kube = kube or connect()
+    ns = namespace or kube.namespace
+    pool = kapply.pool()
+    svc_f = pool.submit(read_service, kube, ns, name)
+    revs_f = pool.submit(_revisions, kube, ns, name)
+    ksvc = svc_f.result()
+    if ksvc is None:
+        raise MLDeployError(f"{name} is not deployed as a Knative Service in namespace {ns}.")
+    return _status_of(ksvc, revs_f.result())
+
+
+def _status_of(ksvc: dict, revs: list[dict]) -> KnativeStatus:
+    meta, st = ksvc["metadata"], ksvc.get("status", {})
+    asked: dict[str, int] = {}
+    for t in ksvc.get("spec", {}).get("traffic") or []:
+        if t.get("revisionName"):
+            asked[t["revisionName"]] = asked.get(t["revisionName"], 0) + int(t.get("percent") or 0)
+    routed: dict[str, int] = {}
+    tags: dict[str, list[str]] = {}
+    for t in st.get("traffic") or []:
+        rev = t.get("revisionName")
+        if rev:
+            routed[rev] = routed.get(rev, 0) + int(t.get("percent") or 0)
+            if t.get("tag"):
+                tags.setdefault(rev, []).append(t["tag"])
+    asked = {k: v for k, v in asked.items() if v}
+    routed = {k: v for k, v in routed.items() if v}
+    rows = []
+    for rev in revs:
+        rmeta = rev["metadata"]
+        ready = _cond(rev, "Ready")
+        containers = rev.get("spec", {}).get("containers") or [{}]
+        rs = rev.get("status", {})
+        rows.append(RevisionRow(
+            name=rmeta["name"], generation=int(rmeta.get("labels", {}).get(GENERATION_LABEL, "0")),
+            version=rmeta.get("labels", {}).get(L.APP_VERSION, "-"), image=containers[0].get("image", "?"),
+            ready=ready.get("status", "Unknown"), reason=ready.get("reason"),
+            percent=routed.get(rmeta["name"], 0), tags=tuple(tags.get(rmeta["name"], ())),
+            actual=rs.get("actualReplicas"), desired=rs.get("desiredReplicas"),
+            problem=explain_revision(rev)))
+    ready = _cond(ksvc, "Ready")
+    return KnativeStatus(meta["name"], meta["namespace"], st.get("url"), ready.get("status", "Unknown"),
+                         ready.get("reason"), rows, _service_notes(ksvc), asked, routed,
+                         generation_seen=st.get("observedGeneration") == meta.get("generation"))
+
+
+def _wait(kube: Kube, ns: str, name: str, revision: str, *, timeout: float,
+          on_status: Callable[[KnativeStatus], None] | None) -> KnativeStatus:
+    """Until `revision` is Ready and the route splits as asked; RolloutFailed when it fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = status(name, namespace=ns, kube=kube)
+        if on_status is not None:
+            on_status(st)
+        row = st.revision(revision)
+        if row is not None and row.problem:
+            raise RolloutFailed(f"{name}: {row.problem}")
+        refused = [n for n in st.notes if n.startswith("Knative refused")]
+        if refused:
+            raise RolloutFailed(f"{name}: {refused[0]}")
+        if row is not None and row.ready == "True" and st.settled:
+            return st
+        if time.monotonic() >= deadline:
+            where = (f"revision {revision} is {row.ready} ({row.reason or 'starting'})" if row is not None
+                     else f"revision {revision} was not created yet")
+            err = WaitTimeout(f"Stopped waiting for {name} after {timeout:.0f} s: {where}; Knative goes on.",
+                              None)
+            err.knative = st
+            raise err
+        time.sleep(POLL)
+
+
+# -- the handle ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class KnativeModel:
+    """A model served as a Knative Service; `status()` reads it again."""
+
+    name: str
+    namespace: str
+    kube: Kube = field(repr=False)
+    revision: str | None = None
+    last_status: KnativeStatus | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def status(self) -> KnativeStatus:
+        self.last_status = status(self.name, namespace=self.namespace, kube=self.kube)
+        return self.last_status
+
+    def undeploy(self) -> list[str]:
+        return api.undeploy(self.name, namespace=self.namespace, kube=self.kube)
+
+    def rollback(self, to: int | str | None = None, *, wait: bool = True,
+                 timeout: float = 600) -> KnativeModel:
+        return rollback(self.name, to, namespace=self.namespace, kube=self.kube, wait=wait, timeout=timeout)
+
+    def history(self) -> list[RevisionRow]:
+        return history(self.name, namespace=self.namespace, kube=self.kube)
+
+    def __str__(self) -> str:
+        body = str(self.last_status) if self.last_status is not None else f"{self.name} (Knative Service)"
+        return "\n".join([body, *(f"note: {n}" for n in self.notes)])
+
+    def _repr_html_(self) -> str:
+        body = self.last_status._repr_html_() if self.last_status is not None else html.escape(self.name)
+        return body + "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+
+
+# -- operations -----------------------------------------------------------------------------------------
+
+
+def _ours_or_refuse(ksvc: dict | None, name: str, ns: str) -> dict:
+    if ksvc is None:
+        raise MLDeployError(f"{name} is not deployed as a Knative Service in namespace {ns}: deploy it first "
+                            f"with %deploy {name} --image ... --router knative.")
+    if not is_ours(ksvc):
+        raise MLDeployError(f"The Knative Service {name} in namespace {ns} was not made by jupyter-mldeploy; "
+                            f"it is left alone. Choose another name.")
+    return ksvc
+
+
+def _state(ksvc: dict) -> dict[str, str]:
+    return dict(ksvc.get("metadata", {}).get("annotations", {}))
+
+
+def deploy(spec: DeploySpec, *, scale: Scale | None = None, namespace: str | None = None,
+           kube: Kube | None = None, wait: bool = True, timeout: float = 600,
+           on_status: Callable[[KnativeStatus], None] | None = None) -> KnativeModel:
+    """Serve `spec` as the Knative Service `<name>`, all traffic on its revision once it is Ready.
+
+    A changed image or spec makes a new revision (Knative starts it before moving traffic, so the
+    old one keeps answering meanwhile); the same spec is a no-op. `scale` defaults to the current
+    revision's (or Scale(): one pod kept warm).
+    """
+    _check_spec(spec)
+    if scale is not None and not isinstance(scale, Scale):
+        raise SpecError(f"scale must be a rollout_knative.Scale, got {type(scale).__name__}.")
+    kube = kube or connect()
+    ns = spec.namespace or namespace or kube.namespace
+    ksvc = read_service(kube, ns, spec.name)
+    rv = None
+    if ksvc is not None:
+        _ours_or_refuse(ksvc, spec.name, ns)
+        if _state(ksvc).get(STRATEGY):
+            raise MLDeployError(f"{spec.name} has a {_state(ksvc)[STRATEGY]} rollout in progress: promote "
+                                f"it or roll it back first (%promote {spec.name} or %rollback {spec.name}).")
+        if scale is None:
+            scale = spec_of(ksvc["spec"]["template"])[1]
+        rv = ksvc["metadata"]["resourceVersion"]
+    scale = scale or Scale()
+    tmpl = template(spec, ns, scale)
+    rev = tmpl["metadata"]["name"]
+    state = {L.STABLE_VERSION: spec.effective_version, kn.STABLE_REVISION: rev, L.WEIGHT: "0"}
+    _service(kube, ns, spec.name, tmpl=tmpl, traffic_=[_entry(rev, 100, "stable")], state=state, rv=rv)
+    handle = KnativeModel(spec.name, ns, kube, revision=rev)
+    if ksvc is None and not _components_seen(kube):
+        handle.notes.append("No Knative controller holds its leases in knative-serving: nothing will act on "
+                            "this Service until Knative Serving runs (sandbox up --knative).")
+    if wait:
+        handle.last_status = _wait(kube, ns, spec.name, rev, timeout=timeout, on_status=on_status)
+    return handle
+
+
+def start(candidate: DeploySpec, *, strategy: str, weight: int | None = None, mirror: int | None = None,
+          namespace: str | None = None, kube: Kube | None = None, wait: bool = True, timeout: float = 600,
+          scale: Scale | None = None, on_status: Callable[[KnativeStatus], None] | None = None):
+    """A canary (or blue-green preview) as a second revision, by the traffic block: the stable revision
+    keeps 100 - weight percent; the candidate's revision gets `weight` and a tag of its track."""
+    from .rollout import Rollout
+
+    traffic.check_supported(strategy, "knative", weight=weight if strategy != "shadow" else None,
+                            mirror=mirror)  # shadow: refused here, Knative cannot mirror
+    if strategy not in TRACK_OF:
+        raise SpecError(f"strategy {strategy!r} has no candidate revision; use canary or blue-green.")
+    if strategy == "blue-green" and weight not in (None, 0):
+        raise SpecError("a blue-green rollout starts with no traffic on the preview; switch it with promote "
+                        "once the preview is ready.")
+    _check_spec(candidate)
+    kube = kube or connect()
+    ns = candidate.namespace or namespace or kube.namespace
+    ksvc = _ours_or_refuse(read_service(kube, ns, candidate.name), candidate.name, ns)
+    state = _state(ksvc)
+    if state.get(STRATEGY):
+        raise MLDeployError(f"{candidate.name} already has a rollout in progress: promote it or roll it back "
+                            f"first (%promote {candidate.name} or %rollback {candidate.name}).")
+    stable_tmpl = ksvc["spec"]["template"]
+    stable_rev = state.get(kn.STABLE_REVISION, stable_tmpl["metadata"]["name"])
+    stable_scale = spec_of(stable_tmpl)[1]
+    tmpl = template(candidate, ns, scale or stable_scale)
+    cand_rev = tmpl["metadata"]["name"]
+    if cand_rev == stable_rev:
+        raise SpecError(f"the candidate has the same image and spec as the stable model (revision "
+                        f"{stable_rev}): change the image or the spec to start a rollout.")
+    weight = weight or 0
+    r = Rollout(candidate.name, ns, strategy, "knative", weight=weight,
+                stable_version=state.get(L.STABLE_VERSION), candidate_version=candidate.effective_version,
+                kube=kube)
+    _write_state(r, ksvc, tmpl=tmpl, stable_rev=stable_rev, cand_rev=cand_rev)
+    if wait:
+        _wait(kube, ns, candidate.name, cand_rev, timeout=timeout, on_status=on_status)
+    return r
+
+
+def _rollout_state(r, stable_rev: str, cand_rev: str | None) -> dict[str, str]:
+    out = {STRATEGY: r.strategy, L.WEIGHT: str(r.weight), L.STEP: str(r.step),
+           STEPS: ",".join(map(str, r.steps)), kn.STABLE_REVISION: stable_rev}
+    if r.stable_version:
+        out[L.STABLE_VERSION] = r.stable_version
+    if r.candidate_version:
+        out[L.CANDIDATE_VERSION] = r.candidate_version
+    if cand_rev:
+        out[kn.CANDIDATE_REVISION] = cand_rev
+    return out
+
+
+def _write_state(r, ksvc: dict, *, tmpl: dict | None = None, stable_rev: str | None = None,
+                 cand_rev: str | None = None) -> dict:
+    """The Service for rollout `r`: the template (the candidate's), the split and the state, in one write."""
+    state = _state(ksvc)
+    stable_rev = stable_rev or state[kn.STABLE_REVISION]
+    cand_rev = cand_rev or state[kn.CANDIDATE_REVISION]
+    tmpl = tmpl or ksvc["spec"]["template"]
+    split = [_entry(stable_rev, 100 - r.weight, "stable"), _entry(cand_rev, r.weight, TRACK_OF[r.strategy])]
+    return _service(r.kube, r.namespace, r.name, tmpl=_clean_template(tmpl), traffic_=split,
+                    state=_rollout_state(r, stable_rev, cand_rev), rv=ksvc["metadata"]["resourceVersion"])
+
+
+def _clean_template(tmpl: dict) -> dict:
+    """The template as we wrote it: the webhook adds defaults (timeouts, probe ports, resources) that a
+    manager re-sending the template would otherwise take over as its own."""
+    spec, scale = spec_of(tmpl)
+    ns = spec.namespace
+    return template(spec, ns, scale)
+
+
+def set_weight(r, percent: int):
+    """`percent` of requests to the candidate revision: one read (for the resourceVersion) and one write."""
+    if r.strategy != "canary":
+        raise SpecError(f"{r.name} is a {r.strategy} rollout; a weight applies to canary rollouts "
+                        f"(blue-green switches with promote).")
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+        raise SpecError(f"the canary weight must be a whole number from 0 to 100, not {percent!r}.")
+    ksvc = _ours_or_refuse(read_service(r.kube, r.namespace, r.name), r.name, r.namespace)
+    new = replace(r, weight=percent)
+    _write_state(new, ksvc)
+    return new
+
+
+def promote(r, *, wait: bool = True, timeout: float = 600,
+            on_status: Callable[[KnativeStatus], None] | None = None):
+    """canary: all traffic to the candidate revision, which becomes the stable one (the template already
+    is the candidate's, so nothing restarts). blue-green: the first promote switches all traffic to the
+    preview and keeps the rollout (rollback switches back); `release` finishes it."""
+    ksvc = _ours_or_refuse(read_service(r.kube, r.namespace, r.name), r.name, r.namespace)
+    state = _state(ksvc)
+    if r.strategy == "blue-green" and r.weight == 0:
+        switched = replace(r, weight=100)
+        _write_state(switched, ksvc)
+        if wait:
+            _wait(r.kube, r.namespace, r.name, state[kn.CANDIDATE_REVISION], timeout=timeout,
+                  on_status=on_status)
+        return switched
+    cand_rev = state[kn.CANDIDATE_REVISION]
+    done = {L.STABLE_VERSION: r.candidate_version or "", kn.STABLE_REVISION: cand_rev, L.WEIGHT: "0"}
+    _service(r.kube, r.namespace, r.name, tmpl=_clean_template(ksvc["spec"]["template"]),
+             traffic_=[_entry(cand_rev, 100, "stable")], state=done, rv=ksvc["metadata"]["resourceVersion"])
+    if wait:
+        _wait(r.kube, r.namespace, r.name, cand_rev, timeout=timeout, on_status=on_status)
+    return None
+
+
+def abort(r, *, wait: bool = True, timeout: float = 600) -> None:
+    """All traffic back on the stable revision, and the template back to the stable revision's (Knative
+    reuses that revision: same name, same spec). The candidate revision stays, with no traffic, until
+    Knative's garbage collection removes it; Knative scales an unrouted revision to zero."""
+    ksvc = _ours_or_refuse(read_service(r.kube, r.namespace, r.name), r.name, r.namespace)
+    state = _state(ksvc)
+    stable_rev = state[kn.STABLE_REVISION]
+    _back_to(r.kube, r.namespace, r.name, stable_rev, ksvc, wait=wait, timeout=timeout, on_status=None)
+
+
+def _back_to(kube: Kube, ns: str, name: str, revision: str, ksvc: dict, *, wait: bool, timeout: float,
+             on_status) -> KnativeStatus | None:
+    rev = _get(kube, f"{collection_path(API, 'Revision', ns)}/{revision}")
+    if rev is None:
+        raise MLDeployError(f"revision {revision} of {name} no longer exists (Knative's garbage collection "
+                            f"removed it); deploy its spec again.")
+    spec, scale = spec_of(rev)
+    tmpl = template(spec, ns, scale)
+    if tmpl["metadata"]["name"] != revision:
+        raise MLDeployError(f"revision {revision} was made by another version of jupyter-mldeploy and cannot "
+                            f"be rebuilt under its name; deploy its spec again.")
+    state = {L.STABLE_VERSION: spec.effective_version, kn.STABLE_REVISION: revision, L.WEIGHT: "0"}
+    _service(kube, ns, name, tmpl=tmpl, traffic_=[_entry(revision, 100, "stable")], state=state,
+             rv=ksvc["metadata"]["resourceVersion"])
+    if wait:
+        return _wait(kube, ns, name, revision, timeout=timeout, on_status=on_status)
+    return None
+
+
+def history(name: str, *, namespace: str | None = None, kube: Kube | None = None) -> list[RevisionRow]:
+    """The model's revisions, oldest first, with the share each gets now."""
+    return status(name, namespace=namespace, kube=kube).revisions
+
+
+def rollback(name: str, to: int | str | None = None, *, namespace: str | None = None,
+             kube: Kube | None = None, wait: bool = True, timeout: float = 600,
+             on_status: Callable[[KnativeStatus], None] | None = None) -> KnativeModel:
+    """Back to an earlier revision: the one before the current stable revision by default, or `to` (a
+    configuration generation number as in `%rollback --to N`, a revision name or a version)."""
+    kube = kube or connect()
+    ns = namespace or kube.namespace
+    ksvc = _ours_or_refuse(read_service(kube, ns, name), name, ns)
+    if _state(ksvc).get(STRATEGY):
+        raise MLDeployError(f"{name} has a rollout in progress: %rollback {name} (without --to) rolls it "
+                            f"back first.")
+    revs = _revisions(kube, ns, name)
+    current = _state(ksvc).get(kn.STABLE_REVISION)
+    gen = {r["metadata"]["name"]: int(r["metadata"].get("labels", {}).get(GENERATION_LABEL, "0"))
+           for r in revs}
+    if to is None:
+        older = [n for n, g in gen.items() if n != current and g < gen.get(current, 1 << 30)]
+        if not older:
+            raise MLDeployError(f"{name} has no earlier revision to roll back to.")
+        target = max(older, key=gen.get)
+    else:
+        matches = [r["metadata"]["name"] for r in revs
+                   if to in (gen[r["metadata"]["name"]], r["metadata"]["name"],
+                             r["metadata"].get("labels", {}).get(L.APP_VERSION))]
+        if not matches:
+            known = ", ".join(f"{g}: {n}" for n, g in gen.items()) or "none"
+            raise MLDeployError(f"{name} has no revision {to!r}; its revisions are {known}.")
+        target = matches[-1]
+    if target == current:
+        raise MLDeployError(f"Revision {target} of {name} is already live.")
+    handle = KnativeModel(name, ns, kube, revision=target)
+    handle.last_status = _back_to(kube, ns, name, target, ksvc, wait=wait, timeout=timeout,
+                                  on_status=on_status)
+    return handle
+
+
+def steps(r, schedule: Sequence[int], *, wait_s: float, check: Callable[[], bool] | None, once: bool,
+          timeout: float, on_step: Callable | None):
+    """rollout.steps for a Knative canary: each step is one write of the traffic block, made only while
+    the candidate revision is Ready and `check()` passes; otherwise the rollout is rolled back."""
+    sched = tuple(schedule)
+    while True:
+        _healthy_or_abort(r, check)
+        nxt = r.step + 1 if r.steps == sched else next((i for i, s in enumerate(sched) if s > r.weight),
+                                                        len(sched))
+        if nxt >= len(sched) or sched[nxt] == 100:
+            return promote(r, timeout=timeout)
+        r = replace(r, weight=sched[nxt], step=nxt, steps=sched)
+        ksvc = _ours_or_refuse(read_service(r.kube, r.namespace, r.name), r.name, r.namespace)
+        _write_state(r, ksvc)
+        if on_step is not None:
+            on_step(r)
+        if once:
+            return r
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+            _healthy_or_abort(r, check)
+
+
+def _healthy_or_abort(r, check: Callable[[], bool] | None) -> None:
+    st = status(r.name, namespace=r.namespace, kube=r.kube)
+    ksvc_state = read_service(r.kube, r.namespace, r.name)
+    cand = st.revision(_state(ksvc_state or {}).get(kn.CANDIDATE_REVISION, ""))
+    why = None
+    if cand is None or cand.ready != "True":
+        why = cand.problem if cand is not None and cand.problem else "the candidate revision is not Ready"
+    elif check is not None and not check():
+        why = "the check failed"
+    if why:
+        abort(r, wait=False)
+        raise RolloutFailed(f"The canary of {r.name} was rolled back at {r.weight}%: {why}.")
+
+
+def read_weights(r) -> tuple[float, float]:
+    """(stable, candidate) percent as Knative's route controller computed them (status.traffic)."""
+    ksvc = read_service(r.kube or connect(), r.namespace, r.name) or {}
+    state = _state(ksvc)
+    st = _status_of(ksvc, []) if ksvc else None
+    if st is None:
+        return 100.0, 0.0
+    return (float(st.routed.get(state.get(kn.STABLE_REVISION, ""), 0)),
+            float(st.routed.get(state.get(kn.CANDIDATE_REVISION, ""), 0)))
+
+
+def ready_candidate_pods(r) -> int:
+    st = status(r.name, namespace=r.namespace, kube=r.kube or connect())
+    ksvc = read_service(r.kube or connect(), r.namespace, r.name) or {}
+    cand = st.revision(_state(ksvc).get(kn.CANDIDATE_REVISION, ""))
+    return int(cand.actual or 0) if cand is not None and cand.ready == "True" else 0
+
+
+# -- what runs ----------------------------------------------------------------------------------------
+
+
+def _components_seen(kube: Kube) -> bool:
+    return bool(components(kube).get("controller"))
+
+
+def components(kube: Kube) -> dict[str, bool]:
+    """Which Knative Serving components hold a fresh lease in knative-serving (controller, webhook,
+    autoscaler), and whether the activator has endpoints; {} when Knative is not installed."""
+    try:
+        _, body = kube.request("GET", "/apis/coordination.k8s.io/v1/namespaces/knative-serving/leases")
+    except ClusterError:
+        return {}
+    now = time.time()
+    found = {"controller": False, "webhook": False, "autoscaler": False}
+    from .kube.diagnose import parse_time
+
+    for lease in body.get("items", []):
+        spec = lease.get("spec", {})
+        renewed = parse_time(spec.get("renewTime"))
+        fresh = renewed is not None and now - renewed < 2 * int(spec.get("leaseDurationSeconds") or 60)
+        if not (fresh and spec.get("holderIdentity")):
+            continue
+        lname = lease["metadata"]["name"]
+        for c in found:
+            if lname.startswith(c):
+                found[c] = True
+    try:
+        _, eps = kube.request("GET", "/api/v1/namespaces/knative-serving/endpoints/activator-service")
+        found["activator"] = any(s.get("addresses") for s in eps.get("subsets") or [])
+    except ClusterError:
+        found["activator"] = False
+    return found
+
+
+def ingress_ready(kube: Kube) -> bool | None:
+    """Whether any KIngress is Ready (a networking layer acts on them); None when there is none."""
+    try:
+        _, body = kube.request("GET", "/apis/networking.internal.knative.dev/v1alpha1/ingresses")
+    except ClusterError:
+        return None
+    items = body.get("items", [])
+    if not items:
+        return None
+    return any(_cond(i, "Ready").get("status") == "True" for i in items)
