@@ -718,3 +718,80 @@ def ingress_ready(kube: Kube) -> bool | None:
     if not items:
         return None
     return any(_cond(i, "Ready").get("status") == "True" for i in items)
+
+
+def manifest(spec: DeploySpec, namespace: str, scale: Scale | None = None) -> dict:
+    """The Knative Service a first deploy of `spec` writes (for dry runs; no cluster needed)."""
+    _check_spec(spec)
+    tmpl = template(spec, namespace, scale or Scale())
+    rev = tmpl["metadata"]["name"]
+    state = {L.STABLE_VERSION: spec.effective_version, kn.STABLE_REVISION: rev, L.WEIGHT: "0"}
+    return kn.service(spec.name, namespace, template=tmpl, traffic=[_entry(rev, 100, "stable")],
+                      labels=_labels(spec.name), state=state)
+
+
+class ProgressLines:
+    """An on_status that prints one line whenever a revision's readiness or the split changes."""
+
+    def __init__(self, out: Callable[[str], None] = print) -> None:
+        self.out = out
+        self.seen: tuple | None = None
+
+    def __call__(self, st: KnativeStatus) -> None:
+        key = (tuple((r.name, r.ready, r.reason, r.percent) for r in st.revisions), st.settled)
+        if key == self.seen:
+            return
+        self.seen = key
+        revs = "; ".join(f"{r.name} Ready {r.ready}" + (f" ({r.reason})" if r.reason and r.ready != "True"
+                                                         else "") + f", {r.percent}%"
+                         for r in st.revisions) or "no revision yet"
+        self.out(f"  {time.strftime('%H:%M:%S')}  {revs}" + ("" if st.settled else "; route catching up"))
+
+
+_LACKS = {
+    "controller": "no Knative controller runs, so nothing turns a Knative Service into revisions (deploys "
+                  "wait, then time out)",
+    "webhook": "Knative's webhook does not answer, so Knative Services are refused or go in without "
+               "Knative's defaults and validation",
+    "autoscaler": "Knative's autoscaler does not run, so no PodAutoscaler is reconciled and revisions stay "
+                  "Deploying, never Ready",
+    "activator": "Knative's activator has no endpoints, so a revision scaled to zero cannot be woken by a "
+                 "request",
+}
+
+
+def health_sentence(kube: Kube) -> str | None:
+    """What Knative Serving can and cannot do on this cluster, in one or two sentences; None when the
+    cluster does not serve Knative."""
+    found = components(kube)
+    if not found:
+        return None
+    running = [c for c, up in found.items() if up]
+    lacks = [_LACKS[c] for c, up in found.items() if not up]
+    ingress = ingress_ready(kube)
+    if ingress is not True:
+        lacks.append("no networking layer makes a KIngress Ready, so routes stay IngressNotConfigured: the "
+                     "split is computed by Knative's route controller, but no request reaches a revision "
+                     "through Knative" + ("" if ingress is False else " (no KIngress yet)"))
+    head = (f"Knative Serving components running: {', '.join(running)}." if running
+            else "Knative Serving's API is served but none of its components runs.")
+    return head + (" Lacking: " + "; ".join(lacks) + "." if lacks else "")
+
+
+def models(kube: Kube, namespace: str | None) -> list[str]:
+    """One line per Knative Service of ours: its revisions and their traffic shares."""
+    path = ("/apis/serving.knative.dev/v1/services" if namespace is None
+            else collection_path(API, "Service", namespace))
+    try:
+        _, body = kube.request("GET", path, query={"labelSelector": f"{L.APP_MANAGED_BY}={L.MANAGED_BY}"})
+    except ClusterError:
+        return []
+    out = []
+    for ksvc in body.get("items", []):
+        if not is_ours(ksvc):
+            continue
+        st = _status_of(ksvc, [])
+        split = ", ".join(f"{rev} {pct}%" for rev, pct in sorted(st.routed.items())) or "no traffic yet"
+        where = f"{st.namespace}/" if namespace is None else ""
+        out.append(f"{where}{st.name}: {split}; Ready {st.ready}" + (f" ({st.reason})" if st.reason else ""))
+    return out

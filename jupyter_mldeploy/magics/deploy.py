@@ -135,6 +135,8 @@ class DeployMagics(Magics):
             timeout = req.timeout or settings.timeout
             from .. import api
 
+            if req.rollout is None and (req.router or settings.router) == "knative":
+                return self._knative_deploy(req, settings, namespace, timeout)
             if req.dry_run == "client" and namespace is not None:
                 from ..render import render  # no cluster needed to show what would be written
 
@@ -185,12 +187,41 @@ class DeployMagics(Magics):
             view.finish(last if last is not None else recorder.last if recorder is not None else None)
         return handle
 
+    def _knative_deploy(self, req: args.DeployRequest, settings: Settings, namespace: str | None,
+                        timeout: float) -> Any:
+        """%deploy NAME --router knative: the model as a Knative Service (a new revision per spec)."""
+        from .. import api
+        from .. import rollout_knative as rk
+
+        scale = rk.Scale.from_dict(req.knative_scale) if req.knative_scale else None
+        if req.dry_run == "client" and namespace is not None:
+            return api.DryRun([rk.manifest(req.spec, namespace, scale)])
+        kube = self._kube(settings, req.context)
+        namespace = namespace or kube.namespace
+        if req.dry_run == "client":
+            return api.DryRun([rk.manifest(req.spec, namespace, scale)])
+        lines = None
+        if req.wait:
+            print(f"Deploying {req.spec.name} ({req.spec.image}) as a Knative Service in namespace "
+                  f"{namespace}, context {kube.context}", flush=True)
+            lines = rk.ProgressLines(lambda text: print(text, flush=True))
+        return rk.deploy(req.spec, scale=scale, namespace=namespace, kube=kube, wait=req.wait,
+                         timeout=timeout, on_status=lines)
+
     def _start_rollout(self, req: args.DeployRequest, settings: Settings, kube: Kube, namespace: str,
                        timeout: float) -> Rollout:
         """%deploy --strategy canary|blue-green|shadow: the candidate beside the stable, and its route."""
         from .. import rollout
 
         spec = req.spec
+        if (req.router or settings.router) == "knative":
+            from .. import rollout_knative as rk
+
+            scale = rk.Scale.from_dict(req.knative_scale) if req.knative_scale else None
+            lines = rk.ProgressLines(lambda text: print(text, flush=True)) if req.wait else None
+            return rk.start(spec, strategy=req.rollout, weight=req.weight, mirror=req.mirror,
+                            namespace=namespace, kube=kube, wait=req.wait, timeout=timeout, scale=scale,
+                            on_status=lines)
         view = None
         if req.wait:
             view = views.progress_view(self._live(settings),
@@ -255,6 +286,9 @@ class DeployMagics(Magics):
 
             kube = self._kube(settings, req.context)
             namespace = req.namespace or settings.namespace or kube.namespace
+            knative = _knative_status(req.name, namespace, kube)
+            if knative is not None:
+                return knative
             handle = api.get(req.name, namespace=namespace, kube=kube)
             if req.watch and not handle.last_status.complete:
                 view = views.progress_view(self._live(settings),
@@ -289,6 +323,11 @@ class DeployMagics(Magics):
                         req.name, namespace, f"Rolled back the {found.strategy} rollout of {req.name}: all "
                         f"traffic is {back}{stable} and {found.candidate_name} was removed.")
             target = f"revision {req.revision}" if req.revision else "the previous revision"
+            from .. import rollout_knative as rk
+
+            if rk.is_ours(rk.read_service(kube, namespace, req.name)):
+                return rk.rollback(req.name, req.revision, namespace=namespace, kube=kube, wait=req.wait,
+                                   timeout=req.timeout or settings.timeout)
             view = None
             if req.wait:
                 view = views.progress_view(self._live(settings),
@@ -320,13 +359,20 @@ class DeployMagics(Magics):
                 path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
             selector = f"{L.APP_MANAGED_BY}={L.MANAGED_BY}"
             _, body = kube.request("GET", path, query={"labelSelector": selector})
-            models = [_model_row(d) for d in body.get("items", [])]
+            # A Knative revision's Deployment carries our labels (Knative copies them): listed below instead.
+            models = [_model_row(d) for d in body.get("items", [])
+                      if "serving.knative.dev/revision" not in d.get("metadata", {}).get("labels", {})]
+            from .. import rollout_knative as rk
             from ..rollout import offered_routers
 
+            offered = frozenset(offered_routers(kube))
+            knative = "knative" in offered
             return views.Overview(kube.context, kube.server, namespace, source,
                                   sorted(models, key=lambda m: (m.namespace, m.name, m.track)),
-                                  frozenset(offered_routers(kube)), settings.router,
-                                  rollouts=_rollouts_in_progress(kube, models))
+                                  offered, settings.router,
+                                  rollouts=_rollouts_in_progress(kube, models),
+                                  knative_models=rk.models(kube, namespace) if knative else (),
+                                  knative_health=rk.health_sentence(kube) if knative else None)
 
     # -- rollouts ----------------------------------------------------------------------------------
 
@@ -476,6 +522,19 @@ class DeployMagics(Magics):
                                 "%config MLDeploy.interactive = 'no' for the text report")
             return view(report)
         return report
+
+
+def _knative_status(name: str, namespace: str, kube: Kube) -> Any:
+    """The model's KnativeStatus when it is one of our Knative Services, else None (one read)."""
+    from .. import rollout_knative as rk
+
+    try:
+        ksvc = rk.read_service(kube, namespace, name)
+    except MLDeployError:
+        return None  # Knative is not served here: the model is a plain Deployment, if anything
+    if not rk.is_ours(ksvc):
+        return None
+    return rk.status(name, namespace=namespace, kube=kube)
 
 
 def _rollouts_in_progress(kube: Kube, models: list[views.ModelRow]) -> list[Rollout]:

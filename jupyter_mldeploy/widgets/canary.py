@@ -74,6 +74,10 @@ def _get(kube: Kube, path: str) -> dict | None:
 def read_weights(r: Rollout) -> Weights:
     """Read the weights from the route object itself (not the rollout's own record of them)."""
     kube, ns, name = r.kube or connect(), r.namespace, r.name
+    if r.router == "knative":  # the split Knative's route controller computed between the two revisions
+        from .. import rollout_knative
+
+        return Weights(*rollout_knative.read_weights(r), r.router)
     if r.router == "istio":
         vs = _get(kube, f"{collection_path('networking.istio.io/v1', 'VirtualService', ns)}/{name}") or {}
         routes = ((vs.get("spec", {}).get("http") or [{}])[0]).get("route") or []
@@ -110,6 +114,11 @@ def _ready_canary_pods(name: str, *, namespace: str, kube: Kube | None) -> int:
         # api.get reads the canary Deployment, its pods, ReplicaSets and events at once (status()).
         status = api.get(name, namespace=namespace, kube=kube, track="canary").last_status
     except MLDeployError:
+        from .. import rollout_knative  # a Knative canary is a revision, not a Deployment
+
+        found = rollout.read(name, namespace=namespace, kube=kube)
+        if found is not None and found.router == "knative":
+            return rollout_knative.ready_candidate_pods(found)
         return 0  # no canary Deployment (yet, or any more)
     return status.ready if status is not None else 0
 
