@@ -354,6 +354,7 @@ def set_weight(name: str, percent: int, *, namespace: str | None = None, kube: K
     r = _current(name, namespace, kube)
     if r.router == "knative":
         from . import rollout_knative
+        _forget(r)  # its state lives on the Knative Service, read afresh
         return rollout_knative.set_weight(r, percent)
     if r.strategy != "canary":
         raise SpecError(f"{name} is a {r.strategy} rollout; a weight applies to canary rollouts "
@@ -400,6 +401,7 @@ def promote(name: str, *, namespace: str | None = None, kube: Kube | None = None
     r = _current(name, namespace, kube)
     if r.router == "knative":
         from . import rollout_knative
+        _forget(r)  # its state lives on the Knative Service, read afresh
         return rollout_knative.promote(r, wait=wait, timeout=timeout)
     if r.strategy == "blue-green" and r.weight == 0:
         switched = replace(r, weight=100)
@@ -415,6 +417,7 @@ def release(name: str, **kw) -> Rollout | None:
         raise MLDeployError(f"{name} has no switched blue-green rollout to release; promote it first.")
     if r.router == "knative":
         from . import rollout_knative
+        _forget(r)  # its state lives on the Knative Service, read afresh
         return rollout_knative.promote(r, wait=kw.get("wait", True), timeout=kw.get("timeout", 600))
     return _finish(r, wait=kw.get("wait", True), timeout=kw.get("timeout", 600),
                    on_status=kw.get("on_status"))
@@ -479,6 +482,7 @@ def abort(name: str, *, namespace: str | None = None, kube: Kube | None = None) 
     r = _current(name, namespace, kube)
     if r.router == "knative":
         from . import rollout_knative
+        _forget(r)  # its state lives on the Knative Service, read afresh
         return rollout_knative.abort(r)
     stable = stable_spec(r.kube, r.namespace, name)
     back = replace(r, weight=0, mirror=0 if r.strategy == "shadow" else None)
@@ -524,6 +528,7 @@ def steps(name: str, schedule: Sequence[int], *, every: str | float = "5m",
         raise SpecError(f"steps apply to canary rollouts; {name} is a {r.strategy} rollout.")
     if r.router == "knative":
         from . import rollout_knative
+        _forget(r)  # its state lives on the Knative Service, read afresh
         return rollout_knative.steps(r, sched, wait_s=wait_s, check=check, once=once, timeout=timeout,
                                      on_step=on_step)
     while True:
