@@ -319,6 +319,10 @@ class DeployMagics(Magics):
                     rollout.abort(req.name, namespace=namespace, kube=kube)
                     back = "back on the old stable model" if found.weight == 100 else "on the stable model"
                     stable = f" ({found.stable_version})" if found.stable_version else ""
+                    if found.router == "knative":
+                        return views.RolloutChange(
+                            req.name, namespace, f"Rolled back the {found.strategy} rollout of {req.name}: "
+                            f"all traffic is {back}{stable}; the candidate revision keeps no traffic.")
                     return views.RolloutChange(
                         req.name, namespace, f"Rolled back the {found.strategy} rollout of {req.name}: all "
                         f"traffic is {back}{stable} and {found.candidate_name} was removed.")
@@ -450,6 +454,10 @@ class DeployMagics(Magics):
         self._follow(view, lambda: operation(name, namespace=namespace, kube=kube,
                                              timeout=timeout or settings.timeout, on_status=recorder),
                      recorder)
+        if before.router == "knative":  # revisions stay: Knative keeps them, with no traffic, until its GC
+            return views.RolloutChange(name, namespace, f"Promoted {name}: the revision of "
+                                       f"{_version(before.candidate_version)} now answers every request; the "
+                                       f"old stable revision keeps no traffic (%rollback {name} goes back).")
         return views.RolloutChange(name, namespace, f"Promoted {name}: {_version(before.candidate_version)} "
                                    f"is now the stable model and answers every request; "
                                    f"{before.candidate_name} was removed.")

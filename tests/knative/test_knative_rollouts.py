@@ -121,13 +121,18 @@ def test_deploy_canary_slider_promote_rollback_undeploy_with_the_magics(ip, kube
     assert moved.weight == 50 and routed(kube, namespace) == {rev1: 50, rev2: 50}
     assert ro.read("fraud", namespace=namespace, kube=kube).weight == 50  # from the cluster alone
 
+    with pytest.raises(MLDeployFailed, match="fraud has a canary rollout in progress: promote it or roll it "
+                                             "back first"):
+        ip.run_line_magic("deploy", "fraud --image ghcr.io/acme/fraud:3.0 --router knative")
+
     view = ip.run_line_magic("rollout", "fraud")
     assert isinstance(view, rk.KnativeStatus)
     text = str(view)
     assert rev1 in text and rev2 in text and "50%" in text and "IngressNotConfigured" in text
 
     # Promote: the candidate revision takes all traffic and becomes the stable one; nothing restarts.
-    ip.run_line_magic("promote", "fraud")
+    change = ip.run_line_magic("promote", "fraud")
+    assert "Promoted fraud: the revision of version 2.0 now answers every request" in str(change)
     assert routed(kube, namespace) == {rev2: 100}
     assert ro.read("fraud", namespace=namespace, kube=kube) is None
     assert set(revisions(kube, namespace)) == {rev1, rev2}
