@@ -224,6 +224,7 @@ class KnativeStatus:
     asked: dict[str, int] = field(default_factory=dict)  # spec.traffic: revision -> percent
     routed: dict[str, int] = field(default_factory=dict)  # status.traffic: revision -> percent
     generation_seen: bool = False  # the controller has caught up with the newest write
+    entries_match: bool = False  # status.traffic has every entry of spec.traffic, 0% tags included
 
     def revision(self, name: str) -> RevisionRow | None:
         return next((r for r in self.revisions if r.name == name), None)
@@ -231,7 +232,7 @@ class KnativeStatus:
     @property
     def settled(self) -> bool:
         """The route controller's split is the one asked."""
-        return self.generation_seen and self.routed == self.asked
+        return self.generation_seen and self.entries_match and self.routed == self.asked
 
     def _rows(self) -> list[tuple[str, ...]]:
         return [(r.name, r.version, f"{r.percent}%", ",".join(r.tags) or "-", r.ready,
@@ -299,6 +300,13 @@ def _status_of(ksvc: dict, revs: list[dict]) -> KnativeStatus:
             routed[rev] = routed.get(rev, 0) + int(t.get("percent") or 0)
             if t.get("tag"):
                 tags.setdefault(rev, []).append(t["tag"])
+    def entries(block: list) -> list[tuple]:
+        return sorted((t.get("revisionName") or "", int(t.get("percent") or 0), t.get("tag") or "")
+                      for t in block or [])
+
+    # The Service may report a generation before its Route's status for it has arrived: compare whole
+    # entries, so a 0% tagged revision (a blue-green preview) counts too.
+    match = entries(ksvc.get("spec", {}).get("traffic")) == entries(st.get("traffic"))
     asked = {k: v for k, v in asked.items() if v}
     routed = {k: v for k, v in routed.items() if v}
     rows = []
@@ -317,7 +325,8 @@ def _status_of(ksvc: dict, revs: list[dict]) -> KnativeStatus:
     ready = _cond(ksvc, "Ready")
     return KnativeStatus(meta["name"], meta["namespace"], st.get("url"), ready.get("status", "Unknown"),
                          ready.get("reason"), rows, _service_notes(ksvc), asked, routed,
-                         generation_seen=st.get("observedGeneration") == meta.get("generation"))
+                         generation_seen=st.get("observedGeneration") == meta.get("generation"),
+                         entries_match=match)
 
 
 def _wait(kube: Kube, ns: str, name: str, revision: str, *, timeout: float,

@@ -52,8 +52,10 @@ def routed(kube: Kube, ns: str, name: str = "fraud", timeout: float = 30) -> dic
             out: dict[str, int] = {}
             for t in st["traffic"]:
                 out[t["revisionName"]] = out.get(t["revisionName"], 0) + t["percent"]
-            asked = {t["revisionName"]: t["percent"] for t in svc["spec"]["traffic"]}
-            if {k: v for k, v in out.items() if v} == {k: v for k, v in asked.items() if v}:
+            def entries(block: list) -> list[tuple]:
+                return sorted((t["revisionName"], t["percent"], t.get("tag")) for t in block)
+
+            if entries(svc["spec"]["traffic"]) == entries(st["traffic"]):  # 0% tagged ones too
                 return {k: v for k, v in out.items() if v}
         if time.monotonic() > deadline:
             raise AssertionError(f"the route never caught up: {st}")
