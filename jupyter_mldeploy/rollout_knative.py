@@ -423,7 +423,16 @@ def deploy(spec: DeploySpec, *, scale: Scale | None = None, namespace: str | Non
         raise SpecError(f"scale must be a rollout_knative.Scale, got {type(scale).__name__}.")
     kube = kube or connect()
     ns = spec.namespace or namespace or kube.namespace
-    ksvc = read_service(kube, ns, spec.name)
+    pool = kapply.pool()
+    svc_f = pool.submit(read_service, kube, ns, spec.name)
+    plain_f = pool.submit(_get, kube, f"{collection_path('v1', 'Service', ns)}/{spec.name}")
+    _controller_or_refuse(kube)
+    ksvc = svc_f.result()
+    plain = plain_f.result()
+    if ksvc is None and plain is not None:
+        raise MLDeployError(f"A Service named {spec.name} already exists in namespace {ns} (a model "
+                            f"deployed without Knative, or someone else's), and Knative needs that name for "
+                            f"its route: %undeploy {spec.name} first, or choose another name.")
     rv = None
     if ksvc is not None:
         _ours_or_refuse(ksvc, spec.name, ns)
@@ -439,9 +448,6 @@ def deploy(spec: DeploySpec, *, scale: Scale | None = None, namespace: str | Non
     state = {L.STABLE_VERSION: spec.effective_version, kn.STABLE_REVISION: rev, L.WEIGHT: "0"}
     _service(kube, ns, spec.name, tmpl=tmpl, traffic_=[_entry(rev, 100, "stable")], state=state, rv=rv)
     handle = KnativeModel(spec.name, ns, kube, revision=rev)
-    if ksvc is None and not _components_seen(kube):
-        handle.notes.append("No Knative controller holds its leases in knative-serving: nothing will act on "
-                            "this Service until Knative Serving runs (sandbox up --knative).")
     if wait:
         handle.last_status = _wait(kube, ns, spec.name, rev, timeout=timeout, on_status=on_status)
     return handle
@@ -465,6 +471,7 @@ def start(candidate: DeploySpec, *, strategy: str, weight: int | None = None, mi
     kube = kube or connect()
     ns = candidate.namespace or namespace or kube.namespace
     ksvc = _ours_or_refuse(read_service(kube, ns, candidate.name), candidate.name, ns)
+    _controller_or_refuse(kube)
     state = _state(ksvc)
     if state.get(STRATEGY):
         raise MLDeployError(f"{candidate.name} already has a rollout in progress: promote it or roll it back "
@@ -684,8 +691,14 @@ def ready_candidate_pods(r) -> int:
 # -- what runs ----------------------------------------------------------------------------------------
 
 
-def _components_seen(kube: Kube) -> bool:
-    return bool(components(kube).get("controller"))
+def _controller_or_refuse(kube: Kube) -> None:
+    """Refuse (nothing written) when Knative's leases can be read and no controller holds one: the
+    Service would never become revisions. Unreadable leases (a namespace-bound identity) pass."""
+    found = components(kube)
+    if found and not found["controller"]:
+        raise MLDeployError("Knative Serving's controller is not running on this cluster (no fresh lease in "
+                            "knative-serving), so nothing would turn a Knative Service into revisions; start "
+                            "Knative Serving (in the sandbox: sandbox up --knative), or use another router.")
 
 
 def components(kube: Kube) -> dict[str, bool]:

@@ -241,3 +241,20 @@ def test_mldeploy_says_knative_is_driven_and_what_it_lacks(ip, kube, namespace):
     assert "no networking layer makes a KIngress Ready, so routes stay IngressNotConfigured" in text
     assert "fraud: fraud-1-0-" in text and "100%" in text
     assert "fraud-1-0-" not in text.split("Knative Services")[0]  # its Deployment is not a model row
+
+
+def test_steps_with_the_magic_and_names_knative_cannot_take(ip, kube, namespace):
+    ip.run_line_magic("deploy", f"fraud --image {V1} --router knative")
+    ip.run_line_magic("deploy", f"fraud --image {V2} --strategy canary --weight 10 --router knative")
+    step = ip.run_line_magic("steps", "fraud 10,40,100 --once")
+    assert "now answers 40% of requests (step 2 of 3" in str(step)
+    assert sorted(routed(kube, namespace).values()) == [40, 60]
+    done = ip.run_line_magic("steps", "fraud 10,40,100 --once")
+    assert "was promoted" in str(done) and list(routed(kube, namespace).values()) == [100]
+    assert ro.read("fraud", namespace=namespace, kube=kube) is None
+
+    # A model deployed without Knative holds the Service name Knative's route needs: refused, unwritten.
+    ip.run_line_magic("deploy", f"plain --image {V1}")
+    with pytest.raises(MLDeployFailed, match="A Service named plain already exists in namespace"):
+        ip.run_line_magic("deploy", f"plain --image {V2} --router knative")
+    assert ksvc(kube, namespace, "plain") is None
