@@ -771,8 +771,8 @@ class ProgressLines:
 
 
 _LACKS = {
-    "controller": "no Knative controller runs, so nothing turns a Knative Service into revisions (deploys "
-                  "wait, then time out)",
+    "controller": "no Knative controller runs, so nothing turns a Knative Service into revisions (the "
+                  "knative router refuses to deploy)",
     "webhook": "Knative's webhook does not answer, so Knative Services are refused or go in without "
                "Knative's defaults and validation",
     "autoscaler": "Knative's autoscaler does not run, so no PodAutoscaler is reconciled and revisions stay "

@@ -473,6 +473,9 @@ class Knative:
             # Without the webhook serving, its configurations would refuse every Knative write.
             self._drop_webhooks(self.box_binaries(), [
                 {"kind": k, "metadata": {"name": n}} for k, n in WEBHOOK_CONFIGURATIONS])
+            # The components' Endpoints name addresses that go with their namespaces.
+            self._kubectl(self.box_binaries(), "delete", "--ignore-not-found", "-n", NAMESPACE,
+                          "endpoints/webhook", "endpoints/autoscaler", "endpoints/activator-service")
         procs = [p for p in state["processes"].values() if _alive(p)]
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
