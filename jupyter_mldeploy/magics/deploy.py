@@ -153,9 +153,9 @@ class DeployMagics(Magics):
                 view = views.progress_view(self._live(settings),
                                            f"Deploying {spec.object_name} ({spec.image}) to namespace "
                                            f"{namespace}, context {kube.context}")
-            return self._follow(view, lambda: api.deploy(
+            return self._follow(view, lambda: _unless_knative(spec.name, namespace, kube, lambda: api.deploy(
                 spec, namespace=namespace, kube=kube, wait=req.wait, timeout=timeout, atomic=req.atomic,
-                on_status=view))
+                on_status=view)))
 
     def _follow(self, view: views.Progress | None, call: Callable[[], Any],
                 recorder: _Recorder | None = None) -> Any:
@@ -530,6 +530,27 @@ class DeployMagics(Magics):
                                 "%config MLDeploy.interactive = 'no' for the text report")
             return view(report)
         return report
+
+
+def _unless_knative(name: str, namespace: str, kube: Kube, call: Callable[[], Any]) -> Any:
+    """A plain deploy; when the cluster refuses it because the model is a Knative model of ours (Knative
+    owns the Service of that name), say so (read only on that failure)."""
+    from ..errors import ClusterError
+
+    try:
+        return call()
+    except ClusterError as e:
+        from .. import rollout_knative as rk
+
+        try:
+            knative = rk.is_ours(rk.read_service(kube, namespace, name))
+        except MLDeployError:
+            knative = False
+        if knative:
+            raise ClusterError(f"{name} is served as a Knative Service: deploy it with --router knative (a "
+                               f"new revision), or %undeploy it first. {e}", obj=e.obj, status=e.status,
+                               reason=e.reason) from None
+        raise
 
 
 def _knative_status(name: str, namespace: str, kube: Kube) -> Any:
