@@ -17,6 +17,10 @@ def _sandbox(args: argparse.Namespace) -> int:
         from .sandbox.crds import crd_file
 
         print(f"Sandbox binaries ready in {ensure_binaries()}; CRDs in {crd_file().name}.")
+        if args.knative:
+            from .sandbox import knative
+
+            print(f"Knative Serving binaries ready in {knative.ensure_binaries()}.")
     elif args.action == "up":
         info = box.up(knative=True if args.knative else None)
         print(f"export KUBECONFIG={info['kubeconfig']}")
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     sb.add_argument("--knative", action="store_true",
                     help="with up: also run Knative Serving's controller, webhook, autoscaler and activator "
                          "(built once from knative.dev/serving; needs root for their network namespaces); "
-                         "also MLDEPLOY_SANDBOX_KNATIVE=1")
+                         "also MLDEPLOY_SANDBOX_KNATIVE=1; with build: build those too")
     sb.set_defaults(func=_sandbox)
     dm = sub.add_parser("demo", help="run the quickstart notebook headless against the sandbox")
     dm.add_argument("--output", default=None,
