@@ -138,3 +138,30 @@ def test_the_sandbox_network_plan_keeps_components_apart():
     assert len(ips) == 4 and net.host_ip not in ips and all(ip.startswith("10.251.") for ip in ips)
     assert all(len(net.veth(c)) <= 15 for c in sandbox_kn.COMPONENTS)  # Linux interface names
     assert len({net.veth(c) for c in sandbox_kn.COMPONENTS}) == 4
+
+
+def test_the_status_view_lists_revisions_with_their_share_as_text_and_html():
+    ksvc = {"metadata": {"name": "churn", "namespace": "ml", "generation": 2},
+            "spec": {"traffic": [{"revisionName": "churn-1-4-aaaaa", "percent": 70, "tag": "stable"},
+                                 {"revisionName": "churn-1-5-bbbbb", "percent": 30, "tag": "canary"}]},
+            "status": {"observedGeneration": 2, "url": "http://churn.ml.svc.cluster.local",
+                       "traffic": [{"revisionName": "churn-1-4-aaaaa", "percent": 70, "tag": "stable"},
+                                   {"revisionName": "churn-1-5-bbbbb", "percent": 30, "tag": "canary"}],
+                       "conditions": [{"type": "Ready", "status": "Unknown",
+                                       "reason": "IngressNotConfigured"}]}}
+
+    def rev(name: str, gen: int, version: str, ready: str) -> dict:
+        return {"metadata": {"name": name, "labels": {"serving.knative.dev/configurationGeneration": str(gen),
+                                                      "app.kubernetes.io/version": version}},
+                "spec": {"containers": [{"image": f"ghcr.io/acme/churn:{version}"}]},
+                "status": {"actualReplicas": 1, "desiredReplicas": 1,
+                           "conditions": [{"type": "Ready", "status": ready}]}}
+
+    st = rk._status_of(ksvc, [rev("churn-1-4-aaaaa", 1, "1.4", "True"),
+                              rev("churn-1-5-bbbbb", 2, "1.5", "True")])
+    text = str(st)
+    assert "churn-1-4-aaaaa   1.4       70%       stable" in text
+    assert "churn-1-5-bbbbb   1.5       30%       canary" in text and "IngressNotConfigured" in text
+    page = st._repr_html_()
+    assert "<td>churn-1-5-bbbbb</td><td>1.5</td><td>30%</td><td>canary</td>" in page
+    assert st.settled and st.revision("churn-1-5-bbbbb").actual == 1
