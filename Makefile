@@ -1,13 +1,22 @@
-# The two commands of the README. Both install what they need first; heavy builds are cached
-# outside the work tree (~/.cache/jupyter-mldeploy), so only the first run on a machine is slow.
+# The two commands of the README. Both install what they need first, into the work tree's own
+# virtual environment (.venv): the Python that runs `make` only creates it, and its site-packages are
+# never touched. Heavy builds are cached outside the work tree (~/.cache/jupyter-mldeploy), so only
+# the first run on a machine is slow.
 PYTHON ?= python3
-STAMP := .venv-stamp
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
 
 .PHONY: demo test install system-deps lint bench
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[test]"
-	$(PYTHON) -m ipykernel install --user --name python3 >/dev/null
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# The notebooks' kernel is this environment's Python: its kernelspec goes into the venv (--sys-prefix),
+# which Jupyter prefers inside a venv, so nbval, papermill and the demo never start another interpreter.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -22,16 +31,17 @@ system-deps:
 	fi
 
 demo: $(STAMP)
-	$(PYTHON) -m jupyter_mldeploy demo
+	$(PY) -m jupyter_mldeploy demo
 
 test: $(STAMP) system-deps
-	$(PYTHON) -m ruff check jupyter_mldeploy tests bench
-	$(PYTHON) -m jupyter_mldeploy sandbox build
-	$(PYTHON) -m pytest
+	$(PY) -m ruff check jupyter_mldeploy tests bench
+	$(PY) -m jupyter_mldeploy sandbox build
+	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PYTHON) bench/bench_deploy.py
-	$(PYTHON) bench/bench_rollout.py
-	$(PYTHON) bench/bench_slider.py
-	$(PYTHON) bench/bench_shadow.py
-	$(PYTHON) bench/bench_status_view.py
+	$(PY) bench/bench_deploy.py
+	$(PY) bench/bench_rollout.py
+	$(PY) bench/bench_slider.py
+	$(PY) bench/bench_shadow.py
+	$(PY) bench/bench_status_view.py
+	$(PY) bench/bench_serving.py

@@ -18,17 +18,28 @@ _LAZY = {
     "deploy": "api", "deploy_many": "api", "undeploy": "api", "get": "api", "history": "api",
     "rollback": "api", "Deployment": "api", "DryRun": "api", "Revision": "api",
     "MLDeployError": "errors", "SpecError": "errors", "ClusterError": "errors", "RolloutFailed": "errors",
+    "NotOurs": "errors", "NotDeployed": "errors", "StaleState": "errors", "Interrupted": "errors",
 }
 
 __all__ = [
-    "Autoscale", "ClusterError", "DeploySpec", "Deployment", "DryRun", "ImageRef", "MLDeployError", "Probe",
-    "Resources", "Revision", "RolloutFailed", "SpecError", "deploy", "deploy_many", "get", "history",
+    "Autoscale", "ClusterError", "DeploySpec", "Deployment", "DryRun", "ImageRef", "Interrupted",
+    "MLDeployError", "NotDeployed", "NotOurs", "Probe", "Resources", "Revision", "RolloutFailed", "SpecError",
+    "StaleState", "deploy", "deploy_many", "get", "history",
     "load_ipython_extension", "render", "rollback", "to_yaml", "undeploy", "unload_ipython_extension",
 ]
 
 if TYPE_CHECKING:
     from .api import Deployment, DryRun, Revision, deploy, deploy_many, get, history, rollback, undeploy
-    from .errors import ClusterError, MLDeployError, RolloutFailed, SpecError
+    from .errors import (
+        ClusterError,
+        Interrupted,
+        MLDeployError,
+        NotDeployed,
+        NotOurs,
+        RolloutFailed,
+        SpecError,
+        StaleState,
+    )
     from .render import render, to_yaml
     from .spec import Autoscale, DeploySpec, ImageRef, Probe, Resources
 

@@ -9,35 +9,36 @@ from __future__ import annotations
 import difflib
 import html
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import yaml
 
+from . import cluster_values, preflight
 from . import labels as L
-from . import preflight
-from .errors import ClusterError, MLDeployError, RolloutFailed, SpecError
+from .connection import connect
+from .errors import ClusterError, MLDeployError, NotDeployed, NotOurs, RolloutFailed, SpecError, StaleState
 from .follow import StatusCallback, WaitTimeout, follow
 from .kube import apply as kapply
-from .kube import inventory
-from .kube.client import Kube, connect
-from .kube.resources import collection_path, describe, object_path
+from .kube import inventory, namespaces, owner
+from .kube.client import Kube
+from .kube.resources import collection_path, describe, named_path, object_path
 from .render import release as rel
 from .render import render, to_yaml
 from .render.workload import object_name
-from .spec import DeploySpec
+from .spec import DeploySpec, validate_model_name, validate_namespace
 from .status import RolloutStatus, format_status_table, rollout_status, status_html
 
 __all__ = ["Deployment", "DryRun", "PreflightFailed", "Revision", "WaitTimeout", "deploy", "deploy_many",
            "get", "history", "rollback", "undeploy"]
 
-# Every kind jupyter-mldeploy may have written for a model; undeploy deletes them by label.
+# Every kind jupyter-mldeploy may write for a model (all of them name the model's anchor as owner).
 OUR_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"), ("networking.k8s.io/v1", "Ingress"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"), ("networking.istio.io/v1", "VirtualService"),
     ("networking.istio.io/v1", "DestinationRule"), ("serving.knative.dev/v1", "Service"),
-    ("v1", "ConfigMap"),
+    ("v1", "Secret"), ("v1", "ConfigMap"),
 )
 
 
@@ -76,11 +77,15 @@ class Deployment:
     last_status: RolloutStatus | None = None
     interrupted: bool = False
     seconds_to_write: float | None = None
+    revision: int | None = None  # the model's revision this deploy wrote, assigned through the API server
+    first_release: bool = False  # the API server created the model's anchor in this call
+    pruned: list[str] = field(default_factory=list)  # objects of the previous release this one dropped
     pending: list = field(default_factory=list, repr=False)  # follow-up writes still in flight
 
     def _settle(self) -> None:
         while self.pending:
             self.pending.pop().result()
+        owner.settled(self.kube, self.namespace, self.name)  # the release's record, written after it
 
     @property
     def object_name(self) -> str:
@@ -115,7 +120,7 @@ class Deployment:
         self._settle()
         ns, name = self.namespace, self.object_name
         pool = kapply.pool()
-        dep = pool.submit(self.kube.request, "GET", f"{collection_path('apps/v1', 'Deployment', ns)}/{name}")
+        dep = pool.submit(self.kube.request, "GET", named_path("apps/v1", "Deployment", ns, name))
         pods = pool.submit(self.kube.request, "GET", collection_path("v1", "Pod", ns),
                            query={"labelSelector": self.selector})
         rss = pool.submit(self.kube.request, "GET", collection_path("apps/v1", "ReplicaSet", ns),
@@ -125,7 +130,7 @@ class Deployment:
             deployment = dep.result()[1]
         except ClusterError as e:
             if e.status == 404:
-                raise MLDeployError(f"{name} is not deployed in namespace {ns}.") from None
+                raise NotDeployed(f"{name} is not deployed in namespace {ns}.") from None
             raise
         deployment.setdefault("kind", "Deployment")
         self.last_status = rollout_status(
@@ -149,7 +154,9 @@ class Deployment:
         head = f"{self.object_name} in namespace {self.namespace}"
         if self.created or self.changed:
             head += (f" (created: {', '.join(self.created) or '-'}; "
-                     f"applied to existing: {', '.join(self.changed) or '-'})")
+                     f"applied to existing: {', '.join(self.changed) or '-'}"
+                     + (f"; removed, no longer in the spec: {', '.join(self.pruned)}" if self.pruned else "")
+                     + ")")
         lines = [head]
         if self.last_status is not None:
             lines.append(format_status_table(self.last_status))
@@ -158,7 +165,8 @@ class Deployment:
 
     def _repr_html_(self) -> str:
         body = status_html(self.last_status) if self.last_status is not None else ""
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        removed = [f"removed, no longer in the spec: {', '.join(self.pruned)}"] if self.pruned else []
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in [*self.notes, *removed])
         return (f"<div><b>{html.escape(self.object_name)}</b> in namespace "
                 f"<code>{html.escape(self.namespace)}</code>{body}"
                 + (f"<ul>{notes}</ul>" if notes else "") + "</div>")
@@ -232,43 +240,53 @@ def _preflight(kube: Kube, spec: DeploySpec, notes: list[str]) -> None:
     raise PreflightFailed(preflight.refusal(spec, nodes, inventory.scheduled_pods(kube)))
 
 
-def _previous_release(kube: Kube, namespace: str, spec: DeploySpec, before_ms: int) -> list[dict] | None:
-    _, body = kube.request("GET", collection_path("v1", "ConfigMap", namespace),
-                           query={"labelSelector": rel.record_selector(spec.name, spec.track)})
-    older = [r for r in body.get("items", []) if rel.created_ms(r) < before_ms]
-    if not older:
+def release_manifests(kube: Kube, namespace: str, name: str, track: str, revision: int | None
+                      ) -> list[dict] | None:
+    """The manifests a recorded release wrote (None: no such release, or it was trimmed)."""
+    if revision is None:
         return None
-    return rel.manifests_of(max(older, key=rel.created_ms))
+    try:
+        _, record = kube.request("GET", named_path("v1", "Secret", namespace,
+                                                   rel.record_name(name, track, revision)))
+    except ClusterError as e:
+        if e.status == 404:
+            return None
+        raise
+    return rel.manifests_of(record)
 
 
-_trim_counts: dict[tuple[str, str, str], int] = {}
+def release_records(kube: Kube, namespace: str, name: str, track: str, *, selector: str = "") -> list[dict]:
+    """The model's release records on `track` that are really ours (owned by its anchor), oldest first."""
+    a = owner.cached(kube, namespace, name) or owner.read(kube, namespace, name)
+    if a is None:
+        return []
+    _, body = kube.request("GET", collection_path("v1", "Secret", namespace),
+                           query={"labelSelector": rel.record_selector(name, track) + selector})
+    return sorted((r for r in body.get("items", []) if a.owns(r)), key=rel.revision_of)
 
 
-def _deploys_since_trim(ns: str, spec: DeploySpec) -> int:
-    """Trimming lists the records; doing it every KEEP deploys (per process) bounds both costs."""
-    key = (ns, spec.name, spec.track)
-    _trim_counts[key] = _trim_counts.get(key, rel.KEEP - 1) + 1  # the first deploy in a process trims
-    if _trim_counts[key] >= rel.KEEP:
-        _trim_counts[key] = 0
-        return rel.KEEP
-    return _trim_counts[key]
-
-
-def recorded_objects(kube: Kube, namespace: str, name: str) -> set[str]:
-    """Every object (kind/name) any release of `name`, on any track, has written."""
-    _, body = kube.request("GET", collection_path("v1", "ConfigMap", namespace),
-                           query={"labelSelector": f"{L.selector_for(name)},{rel.RECORD}=release"})
-    return {describe(m) for r in body.get("items", []) for m in rel.manifests_of(r)}
+def newest_spec(kube: Kube, namespace: str, name: str, track: str = "stable") -> DeploySpec | None:
+    """The spec of the live release of `track`, as recorded (None: that track was never deployed)."""
+    validate_model_name(name)
+    a = owner.read(kube, namespace, name)
+    if a is None or track not in a.tracks:
+        return None
+    try:
+        _, record = kube.request("GET", named_path("v1", "Secret", namespace,
+                                                   rel.record_name(name, track, a.tracks[track])))
+    except ClusterError as e:
+        if e.status == 404:
+            return None
+        raise
+    return rel.spec_of(record)
 
 
 def _trim_records(kube: Kube, namespace: str, name: str, track: str) -> None:
-    """Keep the newest KEEP release records (run in the background after a successful write)."""
+    """Keep the newest KEEP release records of a track (in the background, after a successful write)."""
     try:
-        _, body = kube.request("GET", collection_path("v1", "ConfigMap", namespace),
-                               query={"labelSelector": rel.record_selector(name, track)})
-        for old in sorted(body.get("items", []), key=rel.created_ms)[:-rel.KEEP]:
-            kapply.delete_one(kube, {**old, "apiVersion": "v1", "kind": "ConfigMap"},
-                              uid=old["metadata"]["uid"])
+        old = release_records(kube, namespace, name, track)[:-rel.KEEP]
+        kapply.delete_owned(kube, [owner.Owned("v1", "Secret", r["metadata"]["name"], r["metadata"]["uid"])
+                                   for r in old], namespace)
     except MLDeployError:
         pass  # bookkeeping only: the next deploy trims again
 
@@ -277,23 +295,88 @@ def _prepare(spec: DeploySpec, kube: Kube, namespace: str | None, state: dict | 
              replica_split: bool) -> tuple[str, list[dict]]:
     if not isinstance(spec, DeploySpec):
         raise SpecError(f"deploy needs a DeploySpec, got a {type(spec).__name__}.")
-    ns = spec.namespace or namespace or kube.namespace
+    ns = validate_namespace(spec.namespace or namespace or kube.namespace)
     return ns, render(spec, ns, replica_split=replica_split, state=state)
+
+
+def _track_of(c: owner.Claim, rendered: set[tuple[str, str, str]]) -> Callable[[dict], str | None]:
+    """Which track an object belongs to, for prune: a rendered object is the deploy's track's; a route
+    passed as `extra` serves every track (None), and an object already recorded keeps its track."""
+    def track_of(m: dict) -> str | None:
+        known = c.anchor.objects.get(owner.key_of(m))
+        if known is not None:
+            return known.track
+        return c.track if owner.key_of(m) in rendered else None
+    return track_of
+
+
+def write_release(kube: Kube, ns: str, spec: DeploySpec, manifests: list[dict], *,
+                  rendered: set[tuple[str, str, str]] | None = None,
+                  then: Callable[[kapply.ApplyReport], None] | None = None
+                  ) -> tuple[owner.Claim, kapply.ApplyReport]:
+    """One release of one track: claim the next revision, then write every object, the release record and
+    the prunes in one concurrent round. Raises (after undoing) when anything is refused or interrupted."""
+    c = owner.claim(kube, ns, spec.name, spec.track)
+    rendered = {owner.key_of(m) for m in manifests} if rendered is None else rendered
+    try:
+        record = rel.release_record(spec, manifests, ns, c.revision)
+        keep = {owner.key_of(m) for m in manifests}
+        prune = [(c.anchor, o) for o in c.anchor.on_track(spec.track) if o.key not in keep]
+        report = kapply.apply_all(
+            kube, [*manifests, record], owner=c.anchor, prune=prune,
+            previous_loader=lambda: release_manifests(kube, ns, spec.name, spec.track, c.previous))
+    except BaseException:
+        _give_back(kube, c)
+        raise
+    report.applied = [a for a in report.applied if a.manifest["kind"] != "Secret"
+                      or a.manifest["metadata"]["name"] != record["metadata"]["name"]]
+    written = report.owned(_track_of(c, rendered))
+    removed = [o.key for o in report.pruned]
+    owner.later(kube, ns, spec.name, kapply.pool().submit(_record, kube, c, report, written, removed, then))
+    return c, report
+
+
+def _record(kube: Kube, c: owner.Claim, report: kapply.ApplyReport, written: list[owner.Owned],
+            removed: list[tuple[str, str, str]], then: Callable | None = None) -> None:
+    """After a release (in the background, one chain): apply-ownership of what was created, any
+    follow-up write, then the anchor's record of the model's objects, which also ends the lease."""
+    try:
+        kapply.adopt_created(kube, report)
+        if then is not None:
+            then(report)
+    finally:
+        owner.settle(kube, c, ok=True, written=written, removed=removed)
+
+
+def _give_back(kube: Kube, c: owner.Claim) -> None:
+    """After a refused or interrupted first release nothing may stay, the anchor included; after a later
+    one, the lease goes and the live release stays what it was."""
+    try:
+        if c.first_release:
+            owner.delete(kube, c.anchor, foreground=False)  # the undo already deleted what was made
+        else:
+            owner.settle(kube, c, ok=False)
+    except MLDeployError:
+        pass  # the lease expires by itself (owner.LEASE_SECONDS); the error being raised matters more
 
 
 def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespace: str | None = None,
            kubeconfig: str | None = None, context: str | None = None, kube: Kube | None = None,
            dry_run: bool | str = False, on_status: StatusCallback | None = None, atomic: bool = False,
            state: dict | None = None, replica_split: bool = False,
-           extra: Sequence[dict] = ()) -> Deployment | DryRun:
+           extra: Sequence[dict] = (), create_namespace: bool = False) -> Deployment | DryRun:
     """Write every object of `spec` at once and (by default) follow the rollout until it completes.
 
     dry_run=True (or "client") returns the rendered manifests; dry_run="server" asks the API server
     and diffs against what is live. With atomic=True a failed rollout is rolled back (or removed
-    when it was the first release). Ctrl-C or the timeout stops the waiting only.
+    when it was the first release). Ctrl-C during the writes undoes them (Interrupted); during the
+    wait it stops the waiting only. Objects the previous release had and this one does not render
+    are deleted (prune), ours only. create_namespace=True (Helm's --create-namespace) makes the
+    namespace when it is missing, and waits for its default ServiceAccount; a dry run creates nothing.
     """
     kube = _kube(kube, kubeconfig, context)
     ns, manifests = _prepare(spec, kube, namespace, state, replica_split)
+    rendered = {owner.key_of(m) for m in manifests}
     # An extra object (a traffic route) replaces a rendered one of the same kind and name.
     by_name = {describe(m): m for m in manifests}
     by_name.update({describe(m): dict(m) for m in extra})
@@ -306,21 +389,22 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
         raise SpecError(f"dry_run must be False, True, 'client' or 'server', not {dry_run!r}.")
 
     handle = Deployment(spec.name, ns, kube, track=spec.track, spec=spec)
+    if create_namespace and namespaces.ensure(kube, ns):
+        handle.notes.append(f"Created namespace {ns}.")
     _preflight(kube, spec, handle.notes)
-    now_ms = int(time.time() * 1000)
-    record = rel.release_record(spec, manifests, ns, now_ms)
-    report = kapply.apply_all(kube, [*manifests, record],
-                              previous_loader=lambda: _previous_release(kube, ns, spec, now_ms),
-                              recorded=lambda: recorded_objects(kube, ns, spec.name))
-    if _deploys_since_trim(ns, spec) >= rel.KEEP:
-        kapply.pool().submit(_trim_records, kube, ns, spec.name, spec.track)
-    ours = [a for a in report.applied if a.manifest["metadata"]["name"] != record["metadata"]["name"]]
-    handle.created = [a.name for a in ours if a.created]
-    handle.changed = [a.name for a in ours if not a.created]
-    handle.seconds_to_write = report.seconds
-    if spec.autoscale is not None and f"deployment/{object_name(spec)}" in handle.created:
+    def then(report: kapply.ApplyReport) -> None:
         # Off the critical path; watch() (and anything that reads status) waits for it first.
-        handle.pending.append(kapply.pool().submit(_start_at_min_replicas, kube, ns, spec))
+        if spec.autoscale is not None and f"deployment/{object_name(spec)}" in report.created:
+            _start_at_min_replicas(kube, ns, spec)
+
+    c, report = write_release(kube, ns, spec, manifests, rendered=rendered, then=then)
+    handle.revision, handle.first_release = c.revision, c.first_release
+    handle.created = [a.name for a in report.applied if a.created]
+    handle.changed = [a.name for a in report.applied if not a.created]
+    handle.pruned = [describe(o.manifest(ns)) for o in report.pruned]
+    handle.seconds_to_write = report.seconds
+    if c.revision % rel.KEEP == 0:
+        kapply.pool().submit(_trim_records, kube, ns, spec.name, spec.track)
     if not wait:
         return handle
     try:
@@ -330,7 +414,7 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
         handle.notes.append("Stopped watching (interrupted); the rollout goes on in the cluster.")
     except RolloutFailed as e:
         if atomic:
-            e.args = (f"{e} {_undo_failed_rollout(handle, now_ms)}",)
+            e.args = (f"{e} {_undo_failed_rollout(handle, c)}",)
         raise
     return handle
 
@@ -341,42 +425,98 @@ def _start_at_min_replicas(kube: Kube, ns: str, spec: DeploySpec) -> None:
     We never send `replicas` in the applied intent (the HPA owns it, and owning it would make our
     next apply conflict with the HPA), so on creation the scale subresource is set once.
     """
-    kube.request("PATCH", f"{collection_path('apps/v1', 'Deployment', ns)}/{object_name(spec)}/scale",
+    kube.request("PATCH", named_path("apps/v1", "Deployment", ns, object_name(spec)) + "/scale",
                  body={"spec": {"replicas": spec.autoscale.min}},
                  content_type="application/merge-patch+json", query={"fieldManager": L.FIELD_MANAGER})
 
 
-def _undo_failed_rollout(handle: Deployment, now_ms: int) -> str:
-    previous = _previous_release(handle.kube, handle.namespace, handle.spec, now_ms)
-    if previous is None:
-        gone = undeploy(handle.name, namespace=handle.namespace, kube=handle.kube, track=handle.track)
+def _undo_failed_rollout(handle: Deployment, c: owner.Claim) -> str:
+    """atomic: whether this was the first release is what the API server said when the anchor was
+    created (a 201), never a clock."""
+    if c.first_release:
+        gone = undeploy(handle.name, namespace=handle.namespace, kube=handle.kube)
         return f"As asked (atomic), it was the first release, so it was removed ({len(gone)} objects)."
-    kapply.apply_all(handle.kube, previous)
-    return "As asked (atomic), the previous release was put back."
+    previous = release_manifests(handle.kube, handle.namespace, handle.name, handle.track, c.previous)
+    if previous is None:
+        return ("As asked (atomic), the previous release would have been put back, but its record is gone; "
+                "the failed release was left in place.")
+    spec = newest_spec_at(handle.kube, handle.namespace, handle.name, handle.track, c.previous)
+    write_release(handle.kube, handle.namespace, spec, previous)
+    return f"As asked (atomic), the previous release (revision {c.previous}) was put back."
+
+
+def newest_spec_at(kube: Kube, ns: str, name: str, track: str, revision: int) -> DeploySpec:
+    _, record = kube.request("GET", named_path("v1", "Secret", ns, rel.record_name(name, track, revision)))
+    return rel.spec_of(record)
 
 
 def deploy_many(specs: Iterable[DeploySpec], *, wait: bool = False, timeout: float = 600,
                 namespace: str | None = None, kubeconfig: str | None = None, context: str | None = None,
                 kube: Kube | None = None) -> list[Deployment]:
-    """Deploy several models in one concurrent round of writes: all are written, or none is."""
+    """Deploy several models in one concurrent round of writes: all are written, or none is.
+
+    "None" holds for updates too: when any write is refused, every model's created objects are deleted
+    and its changed ones get their previous release back; the error says, per model, what happened.
+    """
     kube = _kube(kube, kubeconfig, context)
     specs = list(specs)
-    names = [(s.namespace or namespace or kube.namespace, object_name(s)) for s in specs]
+    prepared = [(s, *_prepare(s, kube, namespace, None, False)) for s in specs]
+    names = [(ns, object_name(s)) for s, ns, _ in prepared]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise SpecError(f"deploy_many got {dup[1]} twice in namespace {dup[0]}; each model once, please.")
-    now_ms = int(time.time() * 1000)
-    handles, writes = [], []
-    for spec in specs:
-        ns, manifests = _prepare(spec, kube, namespace, None, False)
+    handles = []
+    for spec, ns, _ in prepared:
         handle = Deployment(spec.name, ns, kube, track=spec.track, spec=spec)
         _preflight(kube, spec, handle.notes)
-        writes.extend(manifests)
-        writes.append(rel.release_record(spec, manifests, ns, now_ms))
         handles.append(handle)
-    kapply.apply_all(kube, writes)
+    pool = kapply.pool()
+    jobs = [pool.submit(owner.claim, kube, ns, s.name, s.track) for s, ns, _ in prepared]
+    claims, refused = [], []
+    for (s, _ns, _), j in zip(prepared, jobs, strict=True):
+        try:
+            claims.append(j.result())
+        except MLDeployError as e:
+            refused.append(f"{s.name}: {e}")
+    if refused:
+        for c in claims:
+            _give_back(kube, c)
+        raise StaleState("Nothing was written: " + " ".join(refused))
+    anchors = {(ns, s.name): c.anchor for (s, ns, _), c in zip(prepared, claims, strict=True)}
+    writes, prunes = [], []
+    for (s, ns, manifests), c in zip(prepared, claims, strict=True):
+        writes += [*manifests, rel.release_record(s, manifests, ns, c.revision)]
+        keep = {owner.key_of(m) for m in manifests}
+        prunes += [(c.anchor, o) for o in c.anchor.on_track(s.track) if o.key not in keep]
+
+    def previous() -> list[dict]:
+        out: list[dict] = []
+        for (s, ns, _), c in zip(prepared, claims, strict=True):
+            out += release_manifests(kube, ns, s.name, s.track, c.previous) or []
+        return out
+
+    try:
+        report = kapply.apply_all(
+            kube, writes, prune=prunes, previous_loader=previous,
+            owner=lambda m: anchors[(m["metadata"]["namespace"], m["metadata"]["labels"][L.APP_INSTANCE])])
+    except BaseException as e:
+        for c in claims:
+            _give_back(kube, c)
+        if isinstance(e, MLDeployError):
+            e.args = (f"deploy_many wrote none of {', '.join(s.name for s in specs)}: {e}",)
+        raise
+    for (s, ns, _), c, h in zip(prepared, claims, handles, strict=True):
+        mine = [a for a in report.applied if a.manifest["metadata"]["namespace"] == ns
+                and a.manifest["metadata"]["labels"].get(L.APP_INSTANCE) == s.name
+                and a.manifest["kind"] != "Secret"]
+        h.revision, h.first_release = c.revision, c.first_release
+        h.created = [a.name for a in mine if a.created]
+        h.changed = [a.name for a in mine if not a.created]
+        written = [owner.Owned(*owner.key_of(a.manifest), a.uid, s.track) for a in mine]
+        part = kapply.ApplyReport(mine)
+        owner.later(kube, ns, s.name, pool.submit(_record, kube, c, part, written, []))
     if wait:
-        futures = [kapply.pool().submit(h.watch, timeout) for h in handles]
+        futures = [pool.submit(h.watch, timeout) for h in handles]
         for f in futures:
             f.result()
     return handles
@@ -386,7 +526,8 @@ def get(name: str, *, namespace: str | None = None, track: str = "stable", kubec
         context: str | None = None, kube: Kube | None = None) -> Deployment:
     """A handle on a model deployed earlier (by this kernel or any other)."""
     kube = _kube(kube, kubeconfig, context)
-    handle = Deployment(name, namespace or kube.namespace, kube, track=track)
+    handle = Deployment(validate_model_name(name), validate_namespace(namespace or kube.namespace), kube,
+                        track=track)
     handle.status()
     return handle
 
@@ -396,16 +537,65 @@ def get(name: str, *, namespace: str | None = None, track: str = "stable", kubec
 
 
 def undeploy(name: str, *, namespace: str | None = None, kubeconfig: str | None = None,
-             context: str | None = None, kube: Kube | None = None, track: str | None = None) -> list[str]:
-    """Delete every object jupyter-mldeploy made for `name` (all tracks unless one is given), at once."""
+             context: str | None = None, kube: Kube | None = None, track: str | None = None,
+             wait: bool = True, timeout: float = 120) -> list[str]:
+    """Delete every object jupyter-mldeploy made for `name` (one track if given), and nothing else.
+
+    Without a track it is one delete of the model's anchor: the garbage collector deletes exactly the
+    objects that name it as owner (uid), whatever their labels; with wait=True (the default) this
+    returns once they are gone. With a track, exactly that track's recorded objects go (uid
+    preconditions), in one concurrent round.
+    """
     kube = _kube(kube, kubeconfig, context)
-    ns = namespace or kube.namespace
-    served = inventory.served_groups(kube)
-    kinds = [k for k in OUR_KINDS if k[0] in served]
-    gone = kapply.delete_collections(kube, ns, L.selector_for(name, track), kinds)
-    if not gone:
-        raise MLDeployError(f"Nothing named {name} was deployed by jupyter-mldeploy in namespace {ns}.")
-    return gone
+    name = validate_model_name(name)
+    ns = validate_namespace(namespace or kube.namespace)
+    if track is not None and track not in L.TRACKS:
+        raise SpecError(f"track {track!r} is not one of {', '.join(L.TRACKS)}.")
+    if track is None:
+        # This kernel's copy of the anchor is enough to delete it: the delete carries its uid, and the
+        # API server answers with what the anchor owns now.
+        a = owner.cached(kube, ns, name)
+        if a is not None:
+            try:
+                owned = owner.delete(kube, a)
+            except ClusterError as e:
+                if e.status not in (404, 409):  # gone, or replaced since: read what is there now
+                    raise
+                a = None
+        if a is None:
+            a = _anchor_or_none(kube, ns, name)
+            owned = owner.delete(kube, a)
+        if wait:
+            _wait_until_gone(kube, ns, name, timeout)
+        return [describe(o.manifest(ns)) for o in owned]
+    a = _anchor_or_none(kube, ns, name)
+    objs = a.on_track(track)
+    records = [owner.Owned("v1", "Secret", r["metadata"]["name"], r["metadata"]["uid"])
+               for r in release_records(kube, ns, name, track)]
+    gone = kapply.delete_owned(kube, objs + records, ns)
+    owner.record(kube, ns, name, removed=[o.key for o in objs])
+    return [g for g in gone if not g.startswith("secret/")]
+
+
+def _anchor_or_none(kube: Kube, ns: str, name: str) -> owner.Anchor:
+    try:
+        a = owner.read(kube, ns, name)
+    except NotOurs:
+        a = None  # a same-named ConfigMap that is not our anchor: nothing of ours, and it stays
+    if a is None:
+        raise NotDeployed(f"Nothing named {name} was deployed by jupyter-mldeploy in namespace {ns}.")
+    return a
+
+
+def _wait_until_gone(kube: Kube, ns: str, name: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pause = 0.05
+    while not owner.gone(kube, ns, name):
+        if time.monotonic() > deadline:
+            raise WaitTimeout(f"{name}'s objects are still being deleted by the garbage collector after "
+                              f"{timeout:.0f} s; they go on being removed in the cluster.", None)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -431,17 +621,18 @@ def history(name: str, *, namespace: str | None = None, track: str = "stable", k
             context: str | None = None, kube: Kube | None = None) -> list[Revision]:
     """The Deployment's revisions (its ReplicaSets), oldest first; the live one is marked current."""
     kube = _kube(kube, kubeconfig, context)
-    ns = namespace or kube.namespace
+    name = validate_model_name(name)
+    ns = validate_namespace(namespace or kube.namespace)
     selector = _selector({L.APP_INSTANCE: name, L.TRACK: track})
     _, body = kube.request("GET", collection_path("apps/v1", "ReplicaSet", ns),
                            query={"labelSelector": selector})
     revisions = []
     objname = name if track == "stable" else f"{name}-{track}"
     try:
-        _, dep = kube.request("GET", f"{collection_path('apps/v1', 'Deployment', ns)}/{objname}")
+        _, dep = kube.request("GET", named_path("apps/v1", "Deployment", ns, objname))
     except ClusterError as e:
         if e.status == 404:
-            raise MLDeployError(f"{objname} is not deployed in namespace {ns}.") from None
+            raise NotDeployed(f"{objname} is not deployed in namespace {ns}.") from None
         raise
     live_hash = dep["spec"]["template"]["metadata"].get("annotations", {}).get(L.SPEC_HASH)
     for rs in body.get("items", []):
@@ -451,7 +642,9 @@ def history(name: str, *, namespace: str | None = None, track: str = "stable", k
             continue
         tmpl = rs["spec"]["template"]
         h = tmpl["metadata"].get("annotations", {}).get(L.SPEC_HASH)
-        revisions.append(Revision(int(rev), tmpl["spec"]["containers"][0]["image"],
+        number = cluster_values.whole_number(rev, key="deployment.kubernetes.io/revision",
+                                             where=f"ReplicaSet {meta.get('name')} in namespace {ns}")
+        revisions.append(Revision(number, tmpl["spec"]["containers"][0]["image"],
                                   tmpl["metadata"].get("labels", {}).get(L.APP_VERSION), h,
                                   meta.get("creationTimestamp", ""), rs.get("status", {}).get("replicas", 0),
                                   current=h == live_hash))
@@ -463,7 +656,7 @@ def rollback(name: str, revision: int | None = None, *, namespace: str | None = 
              wait: bool = True, timeout: float = 600, on_status: StatusCallback | None = None) -> Deployment:
     """Go back to an earlier revision (the previous one by default), every object as it was then."""
     kube = _kube(kube, kubeconfig, context)
-    ns = namespace or kube.namespace
+    ns = validate_namespace(namespace or kube.namespace)
     revs = history(name, namespace=ns, track=track, kube=kube)
     current = next((r for r in revs if r.current), None)
     if revision is None:
@@ -478,12 +671,10 @@ def rollback(name: str, revision: int | None = None, *, namespace: str | None = 
             raise MLDeployError(f"{name} has no revision {revision}; its revisions are {known}.")
     if current is not None and target.spec_hash == current.spec_hash:
         raise MLDeployError(f"Revision {target.revision} of {name} is already live.")
-    _, body = kube.request("GET", collection_path("v1", "ConfigMap", ns), query={
-        "labelSelector": f"{rel.record_selector(name, track)},{L.SPEC_HASH}={target.spec_hash}"})
-    records = body.get("items", [])
+    records = release_records(kube, ns, name, track, selector=f",{L.SPEC_HASH}={target.spec_hash}")
     if not records:
         raise MLDeployError(f"The full spec of revision {target.revision} of {name} is no longer recorded "
                             f"(the newest {rel.KEEP} releases are kept); deploy it again by its spec.")
-    spec = rel.spec_of(max(records, key=rel.created_ms))
+    spec = rel.spec_of(records[-1])
     return deploy(spec, namespace=ns, kube=kube, wait=wait, timeout=timeout, on_status=on_status)
 

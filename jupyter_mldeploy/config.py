@@ -1,10 +1,21 @@
 """Settings for the magics and widgets: the traitlets Configurable `MLDeploy`, pyproject and environment.
 
 Precedence, highest first: an explicit flag on the magic > `%config MLDeploy.x = ...` (or an IPython
-config file) > environment variables (MLDEPLOY_NAMESPACE, MLDEPLOY_CONTEXT, MLDEPLOY_TIMEOUT) >
-`[tool.jupyter-mldeploy]` in the nearest pyproject.toml above the working directory > the kube
-context's own default (namespace) or the trait default (timeout 600 s). Pure: reads files and the
-environment, never the cluster; a bad value is one `SpecError` sentence naming where it came from.
+config file) > environment variables (MLDEPLOY_NAMESPACE, MLDEPLOY_CONTEXT, MLDEPLOY_TIMEOUT, and
+$KUBECONFIG for the kubeconfig) > `[tool.jupyter-mldeploy]` in the nearest pyproject.toml above the
+working directory > the kube context's own default (namespace) or the trait default (timeout 600 s).
+
+The cluster (kubeconfig and context) is one choice, not two: a project file's `kubeconfig` and
+`context` apply only when neither %config nor the environment ($KUBECONFIG, MLDEPLOY_CONTEXT) names
+a cluster, so a pyproject.toml in some parent folder can never switch the cluster away from the one
+the user chose, nor mix its context into the user's kubeconfig. The search for pyproject.toml stops at
+the repository root (a folder holding .git) or the home folder, and a project file that picks the
+cluster must be the user's own and writable by no one else (its kubeconfig too: an `exec` plugin in
+it runs as the user). `describe_cluster` says where the cluster came from, for %mldeploy and the
+first deploy in a kernel.
+
+Pure: reads files and the environment, never the cluster; a bad value is one `SpecError` sentence
+naming where it came from.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +34,13 @@ from traitlets.config import Configurable
 
 from .errors import SpecError
 
-__all__ = ["ENV_VARS", "ROUTERS", "MLDeploy", "Settings", "check_price_table", "current", "find_pyproject",
-           "parse_seconds", "price_table", "read_pyproject", "set_current"]
+__all__ = ["ENV_VARS", "ROUTERS", "MLDeploy", "Settings", "check_price_table", "current", "describe_cluster",
+           "find_pyproject", "parse_seconds", "price_table", "read_pyproject", "set_current"]
 
 ROUTERS = ("auto", "replicas", "gateway", "istio", "nginx", "knative")
 ENV_VARS = {"namespace": "MLDEPLOY_NAMESPACE", "context": "MLDEPLOY_CONTEXT", "timeout": "MLDEPLOY_TIMEOUT"}
 PYPROJECT_TABLE = "jupyter-mldeploy"
+CLUSTER = ("kubeconfig", "context")  # chosen together, from one source
 
 _SECONDS = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(s|m|h)?\s*")
 _UNIT = {None: 1, "s": 1, "m": 60, "h": 3600}
@@ -58,11 +71,12 @@ class MLDeploy(Configurable):
     ).tag(config=True)
     context = Unicode(None, allow_none=True, help=(
         "Kube context to use when a magic has no --context. Unset: MLDEPLOY_CONTEXT, then "
-        "pyproject.toml, then the kubeconfig's current context.")
+        "pyproject.toml (only when KUBECONFIG is not set either), then the kubeconfig's current context.")
     ).tag(config=True)
     kubeconfig = Unicode(None, allow_none=True, help=(
-        "Path of the kubeconfig file. Unset: pyproject.toml (relative to that file), then KUBECONFIG, "
-        "then ~/.kube/config, then in-cluster configuration.")
+        "Path of the kubeconfig file. Unset: KUBECONFIG, then pyproject.toml (relative to that file; only "
+        "when neither KUBECONFIG nor MLDEPLOY_CONTEXT is set), then ~/.kube/config, then in-cluster "
+        "configuration.")
     ).tag(config=True)
     timeout = Float(600.0, help=(
         "Seconds to wait for a rollout to become ready before giving up waiting (the rollout goes on). "
@@ -116,10 +130,16 @@ class MLDeploy(Configurable):
                 environ: Mapping[str, str] | None = None) -> Settings:
         """The effective settings (without flags), with where each value came from."""
         environ = os.environ if environ is None else environ
-        found = find_pyproject(Path(cwd) if cwd is not None else Path.cwd())
+        start = Path(cwd) if cwd is not None else Path.cwd()
+        found = find_pyproject(start, home=environ.get("HOME"))
         project = read_pyproject(found) if found else {}
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
+        # The cluster is chosen whole: the project file's half of it counts only when nothing above
+        # it (%config, $KUBECONFIG, MLDEPLOY_CONTEXT) names a cluster.
+        chosen = [n for n in CLUSTER if self.is_set(n) and getattr(self, n) is not None]
+        chosen += [f"${v}" if v == "KUBECONFIG" else v for v in ("KUBECONFIG", ENV_VARS["context"])
+                   if environ.get(v, "") != ""]
         for name in ("namespace", "context", "kubeconfig", "timeout", "router", "price_table", "interactive"):
             default = getattr(self, name)
             if self.is_set(name) and default is not None:
@@ -127,11 +147,18 @@ class MLDeploy(Configurable):
             elif name in ENV_VARS and environ.get(ENV_VARS[name], "") != "":
                 values[name] = _checked(name, environ[ENV_VARS[name]], ENV_VARS[name])
                 sources[name] = ENV_VARS[name]
-            elif name in project:
+            elif name == "kubeconfig" and environ.get("KUBECONFIG", "") != "":
+                # Passed on explicitly: the kubernetes client reads $KUBECONFIG once, at its import,
+                # so a kernel's later `%env KUBECONFIG=...` would otherwise be missed.
+                values[name], sources[name] = environ["KUBECONFIG"], "$KUBECONFIG"
+            elif name in project and not (name in CLUSTER and chosen):
                 values[name], sources[name] = project[name], str(found)
             else:
                 values[name], sources[name] = default, "default"
-        return Settings(**values, sources=sources)
+        if found is not None and str(found) in {sources[n] for n in CLUSTER}:
+            _check_trusted(found, project)
+        return Settings(**values, sources=sources,
+                        cluster_source=_cluster_source(sources, start, found, environ))
 
 
 @dataclass(frozen=True)
@@ -146,6 +173,50 @@ class Settings:
     price_table: Mapping[str, Any]
     interactive: str
     sources: Mapping[str, str] = field(default_factory=dict)
+    # Where the cluster came from, in words: "from %config", "from $KUBECONFIG",
+    # "from pyproject.toml two folders up (/path/pyproject.toml)", "from ~/.kube/config", ...
+    cluster_source: str = "from the default kubeconfig"
+
+
+def _cluster_source(sources: Mapping[str, str], start: Path, found: Path | None,
+                    environ: Mapping[str, str]) -> str:
+    picked = {sources.get(n) for n in CLUSTER}
+    parts = []
+    config = [f"MLDeploy.{n}" for n in CLUSTER if sources.get(n) == "%config"]
+    if config:
+        parts.append(f"%config ({' and '.join(config)})")
+    parts += [v for v in ("MLDEPLOY_CONTEXT", "$KUBECONFIG") if v in picked]
+    if found is not None and str(found) in picked:
+        parts.append(f"pyproject.toml {_how_far(start, found)} ({found})")
+    if parts:
+        return "from " + " and ".join(parts)
+    kubeconfig = Path(environ.get("HOME") or Path.home()) / ".kube" / "config"
+    return f"from {kubeconfig}" if kubeconfig.is_file() else "from the in-cluster configuration, if any"
+
+
+_NUMBERS = ("in this folder", "one folder up", "two folders up", "three folders up")
+
+
+def _how_far(start: Path, found: Path) -> str:
+    up = len(Path(os.path.abspath(start)).parts) - len(found.parent.parts)
+    return _NUMBERS[up] if 0 <= up < len(_NUMBERS) else f"{up} folders up"
+
+
+def describe_cluster(settings: Settings, context: str, *, flag: bool = False) -> str:
+    """Where deploys go, in words: "context prod, from pyproject.toml two folders up (...)", "context
+    mldeploy-sandbox: the sandbox, from $KUBECONFIG", "in-cluster (this pod's service account)".
+    `context` is the one the connection chose (the kubeconfig's current one when none was asked);
+    `flag`: it was asked for with --context."""
+    if context == "in-cluster":
+        return "in-cluster (this pod's service account)"
+    path = (settings.kubeconfig or os.environ.get("KUBECONFIG", "")).split(os.pathsep)[0] or str(
+        Path.home() / ".kube" / "config")
+    source = "from --context" if flag else settings.cluster_source
+    from .sandbox.folder import StateFolder
+
+    if StateFolder(Path(path).parent).is_marked():
+        return f"context {context}: the sandbox, {source}"
+    return f"context {context}, {source}"
 
 
 PRICE_KEYS = ("cpu", "memory_gib", "gpu")
@@ -202,13 +273,36 @@ def _checked(name: str, value: object, where: str) -> Any:
     return value
 
 
-def find_pyproject(start: Path) -> Path | None:
-    """The nearest pyproject.toml in `start` or a parent folder."""
+def find_pyproject(start: Path, home: str | os.PathLike | None = None) -> Path | None:
+    """The nearest pyproject.toml in `start` or a parent folder, looking no higher than the repository
+    root (a folder holding .git) or the home folder (`home`, default $HOME), whichever comes first."""
+    start = Path(os.path.abspath(start))
+    home_dir = Path(os.path.abspath(home)) if home else Path.home()
     for folder in (start, *start.parents):
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
             return candidate
+        if folder == home_dir or (folder / ".git").exists():
+            return None
     return None
+
+
+def _check_trusted(found: Path, project: Mapping[str, Any]) -> None:
+    """A project file that picks the cluster, and the kubeconfig it names, must be the user's own (or
+    root's) and writable by no one else: whoever can write them chooses where deploys go, and runs
+    the kubeconfig's exec plugin as the user."""
+    paths = [found] + ([Path(project["kubeconfig"])] if "kubeconfig" in project else [])
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # a kubeconfig that does not exist is the client's sentence to say
+        if st.st_uid not in (os.geteuid(), 0):
+            raise SpecError(f"{path} belongs to another user (uid {st.st_uid}), so its cluster setting is "
+                            f"not used; set MLDeploy.kubeconfig / MLDeploy.context, or $KUBECONFIG.")
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise SpecError(f"{path} can be changed by other users (mode {stat.filemode(st.st_mode)}), so "
+                            f"its cluster setting is not used; chmod go-w {path}.")
 
 
 _cache: dict[Path, tuple[float, dict[str, Any]]] = {}

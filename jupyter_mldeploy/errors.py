@@ -28,3 +28,20 @@ class RolloutFailed(MLDeployError):
     def __init__(self, message: str, *, diagnosis=None) -> None:
         super().__init__(message)
         self.diagnosis = diagnosis
+
+
+class StaleState(MLDeployError):
+    """The cluster changed under us (another kernel, kubectl): nothing was written; the message says what."""
+
+
+class NotOurs(ClusterError):
+    """A same-named object exists that jupyter-mldeploy did not create; it was left exactly as it was."""
+
+
+class Interrupted(MLDeployError, KeyboardInterrupt):
+    """Ctrl-C (or a papermill cell timeout) stopped a write; the message says what was undone or where to
+    carry on. Caught by `except KeyboardInterrupt` as well as by `except MLDeployError`."""
+
+
+class NotDeployed(MLDeployError):
+    """Nothing of that name was deployed by jupyter-mldeploy there (or that track is not)."""

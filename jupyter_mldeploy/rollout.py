@@ -18,14 +18,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from . import api, traffic
+from . import api, cluster_values, traffic
 from . import labels as L
+from .connection import connect
 from .errors import ClusterError, MLDeployError, RolloutFailed, SpecError
 from .kube import apply as kapply
-from .kube import inventory
-from .kube.client import Kube, connect
+from .kube import inventory, owner
+from .kube.client import Kube
 from .kube.resources import collection_path, describe
-from .render import release as rel
 from .render import render
 from .render.routers import ROUTER_KINDS, nginx, route_for
 from .spec import DeploySpec
@@ -113,26 +113,19 @@ def _forget(r: Rollout) -> None:
 # -- reading -----------------------------------------------------------------------------------------
 
 
-def _newest_record(kube: Kube, ns: str, name: str, track: str) -> dict | None:
-    _, body = kube.request("GET", collection_path("v1", "ConfigMap", ns),
-                           query={"labelSelector": rel.record_selector(name, track)})
-    items = body.get("items", [])
-    return max(items, key=rel.created_ms) if items else None
-
-
 def stable_spec(kube: Kube, ns: str, name: str) -> DeploySpec:
-    record = _newest_record(kube, ns, name, "stable")
-    if record is None:
+    spec = api.newest_spec(kube, ns, name, "stable")
+    if spec is None:
         raise MLDeployError(f"{name} has no stable release in namespace {ns}: deploy it first with "
                             f"%deploy {name} --image ..., then start a rollout.")
-    return rel.spec_of(record)
+    return spec
 
 
 def candidate_spec(kube: Kube, ns: str, name: str, track: str) -> DeploySpec:
-    record = _newest_record(kube, ns, name, track)
-    if record is None:
+    spec = api.newest_spec(kube, ns, name, track)
+    if spec is None:
         raise MLDeployError(f"{name} has no {track} release in namespace {ns}.")
-    return rel.spec_of(record)
+    return spec
 
 
 def read(name: str, *, namespace: str | None = None, kube: Kube | None = None) -> Rollout | None:
@@ -165,7 +158,12 @@ def _get_or_none(kube: Kube, path: str) -> dict | None:
 
 
 def _from_annotations(name: str, ns: str, router: str, ann: dict, obj: dict, kube: Kube) -> Rollout:
-    steps = tuple(int(s) for s in ann.get(STEPS, "").split(",") if s)
+    where = f"{obj.get('kind', 'the route')} {name} in namespace {ns}"
+
+    def whole(key: str, text: object) -> int:
+        return cluster_values.whole_number(text, key=key, where=where)
+
+    steps = cluster_values.whole_numbers(ann.get(STEPS, ""), key=STEPS, where=where)
     mirror = ann.get("mldeploy.io/mirror-percent")
     spec = obj.get("spec", {})
     host = (spec.get("hostnames") or [None])[0] if router == "gateway" else None
@@ -177,8 +175,9 @@ def _from_annotations(name: str, ns: str, router: str, ann: dict, obj: dict, kub
     if router == "nginx":
         rules = spec.get("rules") or [{}]
         host = rules[0].get("host")
-    r = Rollout(name, ns, ann[STRATEGY], router, weight=int(ann.get(L.WEIGHT, "0")),
-                mirror=int(mirror) if mirror is not None else None, step=int(ann.get(L.STEP, "-1")),
+    r = Rollout(name, ns, ann[STRATEGY], router, weight=whole(L.WEIGHT, ann.get(L.WEIGHT, "0")),
+                mirror=whole("mldeploy.io/mirror-percent", mirror) if mirror is not None else None,
+                step=whole(L.STEP, ann.get(L.STEP, "-1")),
                 steps=steps, stable_version=ann.get(L.STABLE_VERSION),
                 candidate_version=ann.get(L.CANDIDATE_VERSION), host=host, gateway=gateway, kube=kube)
     if router == "replicas":
@@ -224,9 +223,13 @@ def _route(r: Rollout, *, candidate: bool = True) -> list[dict]:
                      candidate_track=r.candidate_track, **kw)
 
 
-def _recorded(r: Rollout) -> Callable[[], set[str]]:
-    """What jupyter-mldeploy wrote for this model before (read only if another manager shows up)."""
-    return lambda: api.recorded_objects(r.kube, r.namespace, r.name)
+def _write(r: Rollout, manifests: list[dict]) -> None:
+    """Write objects of the model outside a deploy (routes): owned by its anchor, recorded in it."""
+    anchor = owner.ensure(r.kube, r.namespace, r.name)
+    report = kapply.apply_all(r.kube, manifests, owner=anchor)
+    kapply.adopt_created(r.kube, report)
+    owner.record(r.kube, r.namespace, r.name, written=report.owned(
+        lambda m: (anchor.objects[owner.key_of(m)].track if owner.key_of(m) in anchor.objects else None)))
 
 
 def _write_route(r: Rollout, manifests: list[dict]) -> None:
@@ -234,7 +237,7 @@ def _write_route(r: Rollout, manifests: list[dict]) -> None:
     before = {describe(m): m for m in r.last_route}
     changed = [m for m in manifests if before.get(describe(m)) != m]
     if changed:
-        kapply.apply_all(r.kube, changed, recorded=_recorded(r))
+        _write(r, changed)
     r.last_route = manifests
 
 
@@ -310,7 +313,8 @@ def start(candidate: DeploySpec, *, strategy: str, router: str = "auto", weight:
                         "for list on ingressclasses.networking.k8s.io, or use another router.")
     if router == "nginx":
         # The router rewrites the model's Ingress with class nginx: never move it there silently.
-        nginx.check_exposure(candidate.name, stable.expose, stable.ingress_class, strategy=strategy)
+        nginx.check_exposure(candidate.name, stable.expose, stable.ingress_class, strategy=strategy,
+                             ingress_extras=stable.ingress_extras)
     if strategy == "blue-green" and weight not in (None, 0):
         raise SpecError("a blue-green rollout starts with no traffic on the preview; switch it with "
                         "promote once the preview is ready.")
@@ -371,7 +375,7 @@ def set_weight(name: str, percent: int, *, namespace: str | None = None, kube: K
                   if m["kind"] == "Deployment"]
         writes += [m for m in render(cand.with_(replicas=split.canary), new.namespace)
                    if m["kind"] == "Deployment"]
-        kapply.apply_all(new.kube, writes + _route(new), recorded=_recorded(new))
+        _write(new, writes + _route(new))
         return _remember(new)
     _write_route(new, _route(new))
     return _remember(new)
@@ -453,21 +457,23 @@ def _end(r: Rollout, stable: DeploySpec) -> None:
     for m in writes:
         m["metadata"].setdefault("annotations", {})
         m["metadata"]["annotations"].pop(STRATEGY, None)
-    pool = kapply.pool()
-    jobs = [pool.submit(kapply.apply_all, r.kube, writes, recorded=_recorded(r)),
-            pool.submit(kapply.delete_collections, r.kube, r.namespace,
-                        L.selector_for(r.name, r.candidate_track), api.OUR_KINDS)]
+    # The route first; the candidate goes only once the route no longer sends it anything.
+    _write(r, writes)
     if r.router == "nginx":
-        jobs.append(pool.submit(kapply.delete_one, r.kube, _canary_ingress(r)))
-    for j in jobs:
-        j.result()
+        _delete_canary_ingress(r)
+    api.undeploy(r.name, namespace=r.namespace, kube=r.kube, track=r.candidate_track)
     _forget(r)
 
 
-def _canary_ingress(r: Rollout) -> dict:
-    """The nginx router's canary Ingress (canary and blue-green), which no state renders once it ends."""
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": f"{r.name}-canary", "namespace": r.namespace}}
+def _delete_canary_ingress(r: Rollout) -> None:
+    """The nginx router's canary Ingress (canary and blue-green), which no state renders once it ends:
+    deleted by its recorded uid, so a same-named Ingress that is not ours stays."""
+    anchor = owner.cached(r.kube, r.namespace, r.name) or owner.read(r.kube, r.namespace, r.name)
+    key = ("networking.k8s.io/v1", "Ingress", f"{r.name}-canary")
+    if anchor is None or key not in anchor.objects:
+        return
+    kapply.delete_owned(r.kube, [anchor.objects[key]], r.namespace)
+    owner.record(r.kube, r.namespace, r.name, removed=[key])
 
 
 def _dedupe(manifests: list[dict]) -> list[dict]:
@@ -487,14 +493,14 @@ def abort(name: str, *, namespace: str | None = None, kube: Kube | None = None) 
     stable = stable_spec(r.kube, r.namespace, name)
     back = replace(r, weight=0, mirror=0 if r.strategy == "shadow" else None)
     if r.router == "replicas":
-        kapply.apply_all(r.kube, _dedupe(_route(back, candidate=False) + [
+        _write(r, _dedupe(_route(back, candidate=False) + [
             m for m in render(stable, r.namespace) if m["kind"] in ("Deployment", "Service")]))
     else:
         _write_route(back, _route(back, candidate=False))
         if r.router == "nginx":
             # nginx's split lives on the canary Ingress, which the write above does not touch: it must
             # go before the candidate's Service, or it keeps sending its share there while that goes.
-            kapply.delete_one(r.kube, _canary_ingress(r))
+            _delete_canary_ingress(r)
     _end(r, stable)
 
 

@@ -44,6 +44,7 @@ Mode = Literal["auto", "exact", "numeric", "label", "topk"]
 MODES = ("auto", "exact", "numeric", "label", "topk")
 # The Services' port, as rendered by render.workload (SERVICE_PORT); the shadow Service is <name>-shadow.
 SERVICE_PORT = 80
+PROXY_CATCH_UP = 3.0  # seconds a just-created Service may stay invisible to the service proxy
 SHADOW_SUFFIX = "-shadow"
 # The per-row HTML table stops here; the DataFrame in `.rows` has everything.
 HTML_ROW_LIMIT = 200
@@ -241,10 +242,11 @@ class ShadowReport:
             facts.append(("unreadable", f"{s.unparsed_primary} primary and {s.unparsed_shadow} shadow lines "
                                         f"are not prediction records"))
             if s.duplicate_ids:
-                facts.append(("duplicates", f"{s.duplicate_ids} repeated request ids (first line kept)"))
+                facts.append(("duplicates", f"{s.duplicate_ids} request ids on more than one line: "
+                                            f"ambiguous, not paired"))
             if s.input_mismatches:
                 facts.append(("input mismatch", f"{s.input_mismatches} pairs had different inputs on the "
-                                                f"two sides"))
+                                                f"two sides: left out of the agreement"))
             if s.before_since:
                 facts.append(("before since", f"{s.before_since} lines older than `since` left out"))
         return facts
@@ -643,6 +645,11 @@ def _no_endpoints(e: ClusterError) -> bool:
         e.status == 404 and 'endpoints "' in text and "not found" in text)
 
 
+def _service_not_found(e: ClusterError) -> bool:
+    text = str(e)
+    return e.status == 404 and 'services "' in text and "not found" in text
+
+
 class _ProxySide(_Side):
     def __init__(self, role: str, kube: Kube, namespace: str, service: str, proto: _Protocol,
                  timeout: float) -> None:
@@ -672,22 +679,41 @@ class _ProxySide(_Side):
 
     def check(self) -> str | None:
         path = self.base + self.proto.ready_path
+        deadline = time.monotonic() + PROXY_CATCH_UP
+        while True:
+            try:
+                self.kube.request("GET", path, timeout=self.timeout, what=f"{self.role} model {self.service}")
+                return None
+            except ClusterError as e:
+                if not (_service_not_found(e) and self._service_exists() and time.monotonic() < deadline):
+                    return self._problem(e)
+            # The proxy resolves Services through the API server's cache, which can trail a Service
+            # created a moment ago; the Service itself exists, so ask again, briefly.
+            time.sleep(0.1)
+
+    def _service_exists(self) -> bool:
         try:
-            self.kube.request("GET", path, timeout=self.timeout, what=f"{self.role} model {self.service}")
+            self.kube.request("GET", f"/api/v1/namespaces/{self.namespace}/services/{self.service}",
+                              timeout=self.timeout, what=f"Service {self.service}")
         except ClusterError as e:
-            text = str(e)
-            if _no_endpoints(e):
-                return "no-endpoints"
-            if e.status == 404 and 'services "' in text and "not found" in text:
-                return (f"There is no Service {self.service} in namespace {self.namespace}, so there is no "
-                        f"{self.role} model to ask.")
             if e.status == 404:
-                return self.proto.not_found(self.role, f"behind Service {self.service}")
-            if e.status in (502, 503) and "error trying to reach" in text:
-                return (f"The API server could not reach the {self.role} model behind Service "
-                        f"{self.service}: {text.split(': ', 2)[-1]}")
+                return False
             raise
-        return None
+        return True
+
+    def _problem(self, e: ClusterError) -> str:
+        text = str(e)
+        if _no_endpoints(e):
+            return "no-endpoints"
+        if _service_not_found(e):
+            return (f"There is no Service {self.service} in namespace {self.namespace}, so there is no "
+                    f"{self.role} model to ask.")
+        if e.status == 404:
+            return self.proto.not_found(self.role, f"behind Service {self.service}")
+        if e.status in (502, 503) and "error trying to reach" in text:
+            return (f"The API server could not reach the {self.role} model behind Service "
+                    f"{self.service}: {text.split(': ', 2)[-1]}")
+        raise e
 
 
 def _short(e: Any) -> str:
@@ -780,7 +806,7 @@ def compare(name: str | None = None, data: Any = None, *, primary_url: str | Non
         if not name:
             raise SpecError("via='proxy' needs the model's name (its Services are <name> and <name>-shadow).")
         if kube is None:
-            from .kube.client import connect
+            from .connection import connect
 
             kube = connect()
         ns = namespace or kube.namespace
@@ -881,25 +907,61 @@ def _cutoff(since: Any) -> datetime | None:
     raise SpecError(f"since must be a datetime, a timedelta, seconds, or an ISO 8601 time; not {since!r}.")
 
 
+# A log line longer than this is not read as a record (a reference server's line for a few thousand
+# rows is far shorter), nor one nested deeper than MAX_DEPTH (json.loads would recurse on it).
+MAX_LINE_CHARS = 4 * 1024 * 1024
+MAX_DEPTH = 64
+
+
 @dataclass
 class _Parsed:
-    records: dict[str, dict]
+    records: dict[str, dict]  # request id -> its one line; ids seen more than once are not here
     unparsed: list[tuple[int, str]]
-    duplicates: int
+    ambiguous: set[str]  # request ids on more than one line of this log
     before_since: int
+
+
+def _too_deep(line: str) -> bool:
+    """Whether brackets nest deeper than MAX_DEPTH, counted outside strings, without parsing."""
+    depth = 0
+    in_string = escaped = False
+    for ch in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
 
 
 def _parse_log(lines: list[str], cutoff: datetime | None) -> _Parsed:
     records: dict[str, dict] = {}
     unparsed: list[tuple[int, str]] = []
-    duplicates = before = 0
+    ambiguous: set[str] = set()
+    before = 0
     for n, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line:
             continue
+        if len(line) > MAX_LINE_CHARS:
+            unparsed.append((n, f"a line of {len(line)} characters, longer than {MAX_LINE_CHARS}"))
+            continue
+        if line.count("[") + line.count("{") > MAX_DEPTH and _too_deep(line):
+            unparsed.append((n, f"nested deeper than {MAX_DEPTH} levels: {_cell(line, 60)}"))
+            continue
         try:
             rec = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             unparsed.append((n, f"not JSON: {_cell(line, 60)}"))
             continue
         if not isinstance(rec, dict) or not isinstance(rec.get("request_id"), str) or not rec["request_id"]:
@@ -919,11 +981,16 @@ def _parse_log(lines: list[str], cutoff: datetime | None) -> _Parsed:
             if ts < cutoff:
                 before += 1
                 continue
-        if rec["request_id"] in records:
-            duplicates += 1
+        rid = rec["request_id"]
+        if rid in ambiguous:
             continue
-        records[rec["request_id"]] = rec
-    return _Parsed(records, unparsed, duplicates, before)
+        if rid in records:
+            # Two lines, one id: which of them the other side's line answers cannot be known.
+            del records[rid]
+            ambiguous.add(rid)
+            continue
+        records[rid] = rec
+    return _Parsed(records, unparsed, ambiguous, before)
 
 
 def _logged(rec: dict, output: str | None, i: int) -> Any:
@@ -963,23 +1030,30 @@ def live(name: str | None = None, *, primary_log: str | os.PathLike | Iterable[s
     since: keep lines from this moment on (a datetime, a timedelta or seconds ago, or an ISO 8601 time);
         older lines are counted in `summary.before_since`.
     Lines that are not prediction records and request ids seen on one side only are counted in the
-    summary and listed in `.unparsed` / `.unmatched`. Latencies are the servers' own (`latency_ms`).
+    summary and listed in `.unparsed` / `.unmatched`. A request id on more than one line of a side is
+    ambiguous: it is counted (`summary.duplicate_ids`) and paired with nothing. A pair whose inputs
+    differ is not the same request: it is counted (`summary.input_mismatches`) and left out of the
+    agreement. Latencies are the servers' own (`latency_ms`).
     """
     if mode not in MODES:
         raise SpecError(f"Unknown comparison mode {mode!r}; use one of {', '.join(MODES)}.")
     cutoff = _cutoff(since)
     p = _parse_log(_lines(primary_log), cutoff)
     s = _parse_log(_lines(shadow_log), cutoff)
+    # An id on several lines of either side pairs nothing: it is counted, never guessed at.
+    ambiguous = p.ambiguous | s.ambiguous
     rows: list[_Row] = []
     mismatches = 0
     for rid, prec in p.records.items():
         srec = s.records.get(rid)
-        if srec is None:
+        if srec is None or rid in ambiguous:
             continue
         p_inputs, s_inputs = prec["inputs"], srec["inputs"]
         if p_inputs != s_inputs:
+            # Not the same request (a reused or crafted id): comparing the answers would mean nothing.
             mismatches += 1
-        n = max(len(p_inputs), len(s_inputs), 1)
+            continue
+        n = max(len(p_inputs), 1)
         for i in range(n):
             row = _Row(request_id=rid if n == 1 else f"{rid}#{i}",
                        input=p_inputs[i] if i < len(p_inputs) else None,
@@ -987,8 +1061,8 @@ def live(name: str | None = None, *, primary_log: str | os.PathLike | Iterable[s
             row.primary, row.primary_error = _side_of(prec, output, i)
             row.shadow, row.shadow_error = _side_of(srec, output, i)
             rows.append(row)
-    unmatched = [("primary", rid) for rid in p.records if rid not in s.records]
-    unmatched += [("shadow", rid) for rid in s.records if rid not in p.records]
+    unmatched = [("primary", rid) for rid in p.records if rid not in s.records and rid not in ambiguous]
+    unmatched += [("shadow", rid) for rid in s.records if rid not in p.records and rid not in ambiguous]
     unparsed = [("primary", n, why) for n, why in p.unparsed] + [("shadow", n, why) for n, why in s.unparsed]
     return _build_report(
         name, "live", rows, mode=mode, tolerance=tolerance, k=k, primary="primary prediction log",
@@ -996,7 +1070,7 @@ def live(name: str | None = None, *, primary_log: str | os.PathLike | Iterable[s
         unmatched_primary=sum(1 for side, _ in unmatched if side == "primary"),
         unmatched_shadow=sum(1 for side, _ in unmatched if side == "shadow"),
         unparsed_primary=len(p.unparsed), unparsed_shadow=len(s.unparsed),
-        duplicate_ids=p.duplicates + s.duplicates, input_mismatches=mismatches,
+        duplicate_ids=len(ambiguous), input_mismatches=mismatches,
         before_since=p.before_since + s.before_since, unmatched=unmatched, unparsed=unparsed)
 
 
@@ -1004,19 +1078,40 @@ def live(name: str | None = None, *, primary_log: str | os.PathLike | Iterable[s
 # Live from pods: read the logs through the API server
 
 
+# What one pod's log read may bring back at most: its newest TAIL_LINES lines, and of those at most
+# LIMIT_BYTES (the API server cuts there; the cut line is dropped). Both are said in the report.
+TAIL_LINES = 50_000
+LIMIT_BYTES = 32 * 1024 * 1024
+
+
 def _get_text(kube: Kube, path: str, query: Mapping[str, Any], timeout: float, what: str) -> str:
-    """GET a plain-text subresource (a pod log), whole."""
+    """GET a plain-text subresource (a pod log); the query bounds it (tailLines, limitBytes)."""
     return kube.text(path, query=query, timeout=timeout, what=what)
+
+
+def _bounded_log(text: str, pod: str, tail_lines: int, limit_bytes: int) -> tuple[list[str], str | None]:
+    """A pod log's lines, and a note when a bound was reached (so older or newer lines were not read)."""
+    lines = text.splitlines()
+    if len(text.encode("utf-8", errors="replace")) >= limit_bytes:
+        if lines and not text.endswith("\n"):
+            lines.pop()  # cut mid-line by limitBytes
+        return lines, f"pod {pod}: only the first {limit_bytes} bytes of its last {tail_lines} lines read"
+    if len(lines) >= tail_lines:
+        return lines, f"pod {pod}: only its last {tail_lines} lines read"
+    return lines, None
 
 
 def live_from_pods(kube: Kube, namespace: str, name: str, since: float | timedelta | None = None, *,
                    container: str | None = None, mode: Mode = "auto", tolerance: float = 1e-6, k: int = 5,
-                   output: str | None = None, timeout: float = 30.0) -> ShadowReport:
+                   output: str | None = None, timeout: float = 30.0, tail_lines: int = TAIL_LINES,
+                   limit_bytes: int = LIMIT_BYTES) -> ShadowReport:
     """`live()` over the logs of the model's pods: stable track = primary, shadow track = shadow.
 
     Pods are found with `app.kubernetes.io/instance=<name>,mldeploy.io/track=<track>`; each pod's log is
-    read with `GET .../pods/{pod}/log?sinceSeconds=...` (all at once). `container` defaults to each pod's
-    first container. Tested against the sandbox, whose kwok serves pod logs from files
+    read with `GET .../pods/{pod}/log?sinceSeconds=...&tailLines=...&limitBytes=...` (all at once), so
+    one read brings back at most `tail_lines` lines and `limit_bytes` bytes; when a pod's log reaches
+    either bound, `report.primary` / `report.shadow` say so. `container` defaults to each pod's first
+    container. Tested against the sandbox, whose kwok serves pod logs from files
     (tests/integration/test_pod_logs.py).
     """
     from . import labels
@@ -1026,7 +1121,11 @@ def live_from_pods(kube: Kube, namespace: str, name: str, since: float | timedel
         seconds = since.total_seconds() if isinstance(since, timedelta) else float(since)
         if seconds <= 0:
             raise SpecError(f"since must be a positive number of seconds, not {since!r}.")
+    for value, what in ((tail_lines, "tail_lines"), (limit_bytes, "limit_bytes")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SpecError(f"{what} must be a positive whole number, not {value!r}.")
     tracks = {"primary": "stable", "shadow": "shadow"}
+    notes: dict[str, list[str]] = {role: [] for role in tracks}
 
     def pods(track: str) -> list[dict]:
         selector = f"{labels.APP_INSTANCE}={name},{labels.TRACK}={track}"
@@ -1034,15 +1133,15 @@ def live_from_pods(kube: Kube, namespace: str, name: str, since: float | timedel
                                query={"labelSelector": selector}, what=f"pods of {name}")
         return body.get("items", [])
 
-    def log(pod: dict) -> list[str]:
+    def log(pod: dict) -> tuple[list[str], str | None]:
         pod_name = pod["metadata"]["name"]
         chosen = container or (pod.get("spec", {}).get("containers") or [{}])[0].get("name")
-        query: dict[str, Any] = {"container": chosen}
+        query: dict[str, Any] = {"container": chosen, "tailLines": tail_lines, "limitBytes": limit_bytes}
         if seconds is not None:
             query["sinceSeconds"] = max(1, math.ceil(seconds))
         text = _get_text(kube, f"/api/v1/namespaces/{namespace}/pods/{pod_name}/log", query, timeout,
                          f"log of pod {pod_name}")
-        return text.splitlines()
+        return _bounded_log(text, pod_name, tail_lines, limit_bytes)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         found = dict(zip(tracks, pool.map(pods, tracks.values()), strict=True))
@@ -1051,9 +1150,18 @@ def live_from_pods(kube: Kube, namespace: str, name: str, since: float | timedel
                 raise MLDeployError(f"No {track} pods of {name} in namespace {namespace} "
                                     f"({labels.APP_INSTANCE}={name},{labels.TRACK}={track}): there are no "
                                     f"{role} logs to read.")
-        logs = {role: [line for lines in pool.map(log, found[role]) for line in lines] for role in tracks}
+        logs: dict[str, list[str]] = {}
+        for role in tracks:
+            logs[role] = []
+            for lines, note in pool.map(log, found[role]):
+                logs[role].extend(lines)
+                if note:
+                    notes[role].append(note)
     report = live(name, primary_log=logs["primary"], shadow_log=logs["shadow"], mode=mode,
                   tolerance=tolerance, k=k, output=output)
-    report.primary = f"logs of {len(found['primary'])} stable pod(s) in {namespace}"
-    report.shadow = f"logs of {len(found['shadow'])} shadow pod(s) in {namespace}"
+    for role, track in tracks.items():
+        where = f"logs of {len(found[role])} {track} pod(s) in {namespace}"
+        if notes[role]:
+            where += " (bounded read: " + "; ".join(notes[role]) + ")"
+        setattr(report, role, where)
     return report

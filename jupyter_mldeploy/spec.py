@@ -23,7 +23,7 @@ from .errors import SpecError
 __all__ = [
     "GPU_TYPE_LABELS", "LIVE_PATH", "READY_PATH", "SPEC_FIELDS", "Autoscale", "DeploySpec", "FrozenMap",
     "ImageRef", "NAME_MAX", "Probe", "Resources", "Toleration", "parse_env", "parse_pvc", "parse_quantity",
-    "quantity_value", "validate_namespace",
+    "quantity_value", "validate_model_name", "validate_namespace", "validate_object_name",
 ]
 
 # Node label that carries the GPU model, per vendor extended resource. nvidia.com/gpu.product is set by
@@ -45,6 +45,10 @@ NAME_MAX = 63 - TRACK_SUFFIX_MAX
 Track = Literal["stable", "canary", "shadow", "preview"]
 Expose = Literal["gateway", "ingress"]
 Strategy = Literal["rolling", "recreate"]
+ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+CLUSTER_ISSUER = "cert-manager.io/cluster-issuer"
+ISSUER = "cert-manager.io/issuer"
 
 # ---------------------------------------------------------------------------------------------------------
 # Shared rules
@@ -132,6 +136,23 @@ def _dns1123_label(value: object, field_: str) -> str:
 def validate_namespace(value: object, field: str = "namespace") -> str:
     """A namespace name (DNS-1123 label), returned unchanged."""
     return _dns1123_label(value, field)
+
+
+def validate_model_name(value: object, field: str = "name") -> str:
+    """A model name: a DNS-1035 label short enough that `<name>-preview` still is one."""
+    name = _str(value, field, example="churn")
+    if not _check(_DNS1035_LABEL, name, 63):
+        raise SpecError(f"{field} {name!r} is not a valid name: {_DNS1035_RULE}.")
+    if len(name) > NAME_MAX:
+        raise SpecError(f"{field} {name!r} is {len(name)} characters, but at most {NAME_MAX} are allowed so "
+                        f"that the longest derived object name, '{name}-preview', fits the 63-character "
+                        f"DNS-1035 limit.")
+    return name
+
+
+def validate_object_name(value: object, field: str = "object name") -> str:
+    """Any object name we put in a URL path (DNS-1123 subdomain, the widest rule Kubernetes names follow)."""
+    return _subdomain(value, field)
 
 
 def _subdomain(value: object, field_: str) -> str:
@@ -766,10 +787,42 @@ SPEC_FIELDS = (
     "name", "image", "allow_latest", "version", "namespace", "track",
     "cpu", "memory", "cpu_limit", "memory_limit", "gpu", "gpu_type", "gpu_resource",
     "replicas", "autoscale", "strategy", "max_surge", "max_unavailable",
-    "port", "command", "args", "env", "readiness", "liveness", "pvc", "model_path",
+    "port", "command", "args", "env", "readiness", "liveness", "startup", "startup_timeout", "pvc",
+    "model_path",
     "node_selector", "tolerations", "image_pull_secrets", "service_account", "pod_security",
-    "labels", "annotations", "expose", "host", "gateway", "ingress_class",
+    "labels", "annotations", "expose", "host", "gateway", "ingress_class", "tls_secret", "cert_issuer",
+    "ingress_annotations", "service_type",
 )
+
+
+STARTUP_TIMEOUT = 600.0  # seconds a startup probe allows when no startup_timeout is given
+STARTUP_MAX = 24 * 3600
+STARTUP_PERIOD = 10  # seconds between startup probes unless the probe says otherwise
+
+
+def startup_probe(value: object) -> Probe:
+    """The startup probe from a path or a mapping of Probe fields; probed every STARTUP_PERIOD s."""
+    if isinstance(value, Probe):
+        return value
+    if isinstance(value, str):
+        return Probe(path=value, period=STARTUP_PERIOD)
+    if isinstance(value, Mapping):
+        return Probe.from_value({"period": STARTUP_PERIOD, **value}, READY_PATH, "startup")
+    raise SpecError(f"startup must be a path string such as /v2/health/ready, or a mapping, got "
+                    f"{_describe(value)}.")
+
+
+def _startup_value(probe: Probe) -> str | dict[str, Any]:
+    if probe == Probe(path=probe.path, period=STARTUP_PERIOD):
+        return probe.path
+    value = probe.to_value(READY_PATH)
+    out = {"path": probe.path} if isinstance(value, str) else {"path": probe.path, **value}
+    out["period"] = probe.period
+    return out
+
+
+def _whole(seconds: float | None) -> float | int | None:
+    return int(seconds) if seconds is not None and seconds == int(seconds) else seconds
 
 
 def _surge(value: object, field_: str) -> int | str:
@@ -816,6 +869,8 @@ class DeploySpec:
     command: tuple[str, ...] | None = None
     readiness: Probe | None = Probe(READY_PATH)
     liveness: Probe | None = Probe(LIVE_PATH)
+    startup: Probe | None = None  # for models that load for minutes: readiness and liveness wait for it
+    startup_timeout: float | None = None  # seconds the startup probe allows; None: STARTUP_TIMEOUT
     model_pvc: str | None = None
     model_path: str = "/mnt/models"
     node_selector: Mapping[str, str] = field(default_factory=FrozenMap)
@@ -829,6 +884,10 @@ class DeploySpec:
     host: str | None = None
     gateway: str | None = None
     ingress_class: str | None = None  # None: no ingressClassName, the cluster's default IngressClass
+    tls_secret: str | None = None  # the Ingress's spec.tls Secret (with cert_issuer: cert-manager writes it)
+    cert_issuer: str | None = None  # cert-manager ClusterIssuer NAME, or Issuer/NAME in the namespace
+    ingress_annotations: Mapping[str, str] = field(default_factory=FrozenMap)  # on the Ingress only
+    service_type: ServiceType = "ClusterIP"
     pod_security: Literal["restricted"] | None = None
     strategy: Strategy = "rolling"
     max_surge: int | str | None = None
@@ -838,13 +897,7 @@ class DeploySpec:
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise containers once, here
 
-        name = _str(self.name, "name", example="churn")
-        if not _check(_DNS1035_LABEL, name, 63):
-            raise SpecError(f"name {name!r} is not a valid name: {_DNS1035_RULE}.")
-        if len(name) > NAME_MAX:
-            raise SpecError(f"name {name!r} is {len(name)} characters, but at most {NAME_MAX} are allowed so "
-                            f"that the longest derived object name, '{name}-preview', fits the 63-character "
-                            f"DNS-1035 limit.")
+        validate_model_name(self.name)
 
         if isinstance(self.image, str):
             set_(self, "image", ImageRef.parse(self.image))
@@ -891,6 +944,8 @@ class DeploySpec:
             if value is not None and not isinstance(value, Probe):
                 default = READY_PATH if probe == "readiness" else LIVE_PATH
                 set_(self, probe, Probe.from_value(value, default, probe))
+
+        self._check_startup()
 
         if self.model_pvc is not None:
             _subdomain(self.model_pvc, "model_pvc")
@@ -962,8 +1017,89 @@ class DeploySpec:
             if self.expose != "ingress":
                 raise SpecError("ingress_class is set but expose is not 'ingress': the IngressClass only "
                                 "applies to an Ingress.")
+        self._check_ingress_extras()
+        _choice(self.service_type, "service_type", SERVICE_TYPES)
+
+    def _check_ingress_extras(self) -> None:
+        """tls_secret, cert_issuer and ingress_annotations: an Ingress's, so they need expose='ingress'."""
+        set_ = object.__setattr__
+        set_(self, "ingress_annotations", _string_map(self.ingress_annotations, "ingress_annotations",
+                                                      key_rule="qualified"))
+        given = [f for f in ("tls_secret", "cert_issuer") if getattr(self, f) is not None]
+        given += ["ingress_annotations"] if self.ingress_annotations else []
+        if not given:
+            return
+        if self.expose == "gateway":
+            where = ("load-balancer settings live on the Gateway" if given[0] == "ingress_annotations"
+                     else "TLS lives on the Gateway's listener (its certificateRefs)")
+            raise SpecError(f"{given[0]} applies to an Ingress; with expose='gateway' {where}, so set it on "
+                            f"the Gateway {self.gateway} and drop {given[0]}.")
+        if self.expose != "ingress":
+            raise SpecError(f"{given[0]} is set but expose is not 'ingress': it only applies to the model's "
+                            f"Ingress (expose='ingress').")
+        if self.tls_secret is not None:
+            _subdomain(self.tls_secret, "tls_secret")
+        if self.cert_issuer is not None:
+            kind, slash, name = _str(self.cert_issuer, "cert_issuer", example="letsencrypt").rpartition("/")
+            if slash and kind != "Issuer":
+                raise SpecError(f"cert_issuer {self.cert_issuer!r} is not valid: write the name of a "
+                                f"ClusterIssuer (letsencrypt), or Issuer/NAME for an Issuer in the model's "
+                                f"namespace.")
+            _subdomain(name, "cert_issuer name")
+        if (self.tls_secret is not None or self.cert_issuer is not None) and self.host is None:
+            raise SpecError(f"{given[0]} needs host: a TLS certificate is for a host name, such as "
+                            f"host='churn.example.com'.")
+        for key, value in self.ingress_annotations.items():
+            if key.startswith(L.PREFIX):
+                raise SpecError(f"ingress annotation {key!r} uses the {L.PREFIX} prefix, which "
+                                f"jupyter-mldeploy reserves for its own track and rollout state.")
+            if key in (CLUSTER_ISSUER, ISSUER) and self.cert_issuer is not None:
+                raise SpecError(f"ingress annotation {key!r} and cert_issuer both name the cert-manager "
+                                f"issuer; give it in one place.")
+            if key in self.annotations and self.annotations[key] != value:
+                raise SpecError(f"annotation {key!r} is {self.annotations[key]!r} in annotations but "
+                                f"{value!r} in ingress_annotations; give it in one place.")
+
+    @property
+    def ingress_extras(self) -> tuple[str, ...]:
+        """The Ingress-only fields this spec sets (tls_secret, cert_issuer, ingress_annotations)."""
+        return tuple(f for f in ("tls_secret", "cert_issuer", "ingress_annotations") if getattr(self, f))
+
+    @property
+    def ingress_tls_secret(self) -> str | None:
+        """The Secret the Ingress's TLS uses: tls_secret, else `<name>-tls` for cert-manager to write."""
+        if self.tls_secret is not None:
+            return self.tls_secret
+        return f"{self.name}-tls" if self.cert_issuer is not None else None
+
+    def _check_startup(self) -> None:
+        set_ = object.__setattr__
+        if self.startup is not None and not isinstance(self.startup, Probe):
+            set_(self, "startup", startup_probe(self.startup))
+        if self.startup_timeout is not None:
+            from .config import parse_seconds
+
+            if self.startup is None:
+                raise SpecError("startup_timeout is set but startup is not: give the startup probe's path "
+                                "too (--startup /v2/health/ready), the endpoint that answers once the model "
+                                "has loaded.")
+            seconds = parse_seconds(self.startup_timeout, "startup_timeout")
+            if seconds > STARTUP_MAX:
+                raise SpecError(f"startup_timeout {self.startup_timeout!r} is more than the "
+                                f"{STARTUP_MAX // 3600} hours a startup window may last.")
+            set_(self, "startup_timeout", seconds)
+        if self.startup is not None and self.startup.failure_threshold != Probe.failure_threshold:
+            raise SpecError("startup failure_threshold comes from startup_timeout (the window the probe "
+                            "allows): give startup_timeout instead.")
 
     # Derived values -------------------------------------------------------------------------------------
+
+    @property
+    def startup_window(self) -> float | None:
+        """Seconds the startup probe allows before the kubelet restarts the container; None: no probe."""
+        if self.startup is None:
+            return None
+        return self.startup_timeout if self.startup_timeout is not None else STARTUP_TIMEOUT
 
     @property
     def effective_version(self) -> str:
@@ -1023,7 +1159,8 @@ class DeploySpec:
         kwargs: dict[str, Any] = {k: d[k] for k in (
             "namespace", "track", "replicas", "strategy", "max_surge", "max_unavailable", "port",
             "node_selector", "service_account", "pod_security", "labels", "annotations", "version",
-            "expose", "host", "gateway", "ingress_class", "model_path") if k in d}
+            "expose", "host", "gateway", "ingress_class", "model_path", "tls_secret", "cert_issuer",
+            "ingress_annotations", "service_type") if k in d}
         if "autoscale" in d:
             kwargs["autoscale"] = Autoscale.from_value(d["autoscale"])
         if "env" in d:
@@ -1035,6 +1172,10 @@ class DeploySpec:
         for key, default in (("readiness", READY_PATH), ("liveness", LIVE_PATH)):
             if key in d:
                 kwargs[key] = Probe.from_value(d[key], default, key)
+        if "startup" in d:
+            kwargs["startup"] = startup_probe(d["startup"])
+        if "startup_timeout" in d:
+            kwargs["startup_timeout"] = d["startup_timeout"]
         if "tolerations" in d:
             items = d["tolerations"]
             if isinstance(items, (str, Mapping)) or not isinstance(items, Iterable):
@@ -1064,6 +1205,8 @@ class DeploySpec:
             "strategy": None if self.strategy == "rolling" else self.strategy,
             "max_surge": self.max_surge, "max_unavailable": self.max_unavailable,
             "port": None if self.port == 8080 else self.port,
+            "startup": None if self.startup is None else _startup_value(self.startup),
+            "startup_timeout": _whole(self.startup_timeout),
             "command": list(self.command) if self.command is not None else None,
             "args": list(self.args) or None, "env": dict(self.env) or None,
             "pvc": f"{self.model_pvc}:{self.model_path}" if self.model_pvc else None,
@@ -1074,7 +1217,10 @@ class DeploySpec:
             "service_account": self.service_account, "pod_security": self.pod_security,
             "labels": dict(self.labels) or None, "annotations": dict(self.annotations) or None,
             "expose": self.expose, "host": self.host, "gateway": self.gateway,
-            "ingress_class": self.ingress_class,
+            "ingress_class": self.ingress_class, "tls_secret": self.tls_secret,
+            "cert_issuer": self.cert_issuer,
+            "ingress_annotations": dict(self.ingress_annotations) or None,
+            "service_type": None if self.service_type == "ClusterIP" else self.service_type,
         }
         out = {k: values[k] for k in SPEC_FIELDS if values.get(k) is not None}
         for key, default in (("readiness", READY_PATH), ("liveness", LIVE_PATH)):

@@ -7,6 +7,7 @@ talks to the API server, so the live view and the papermill log say the same thi
 from __future__ import annotations
 
 import html
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -119,6 +120,7 @@ class PodRow:
     diagnosis: Diagnosis | None = None
     replica_set: str | None = None  # owner: tells the new rollout's pods from the old ones
     activity: str | None = None  # short words for progress lines: "pulling image", "scheduling", ...
+    loading: tuple[float, float] | None = None  # (seconds so far, window) while a startup probe waits
 
     @property
     def status(self) -> str:
@@ -153,6 +155,7 @@ class PodRow:
         diagnosis = diagnose_pod(pod, events, logs, now=now)
         reason = _pod_reason(pod)
         ready = bool(ready_cond and ready_cond.get("status") == "True") and reason != "Terminating"
+        loading = None if ready or diagnosis is not None else _loading(pod, now)
         owners = meta.get("ownerReferences") or []
         owner = next((o.get("name") for o in owners if o.get("kind") == "ReplicaSet"), None)
         return cls(
@@ -170,7 +173,8 @@ class PodRow:
             track=labels.get(TRACK_LABEL),
             diagnosis=diagnosis,
             replica_set=owner,
-            activity=_activity(pod, reason, ready, diagnosis, events),
+            activity="loading" if loading is not None else _activity(pod, reason, ready, diagnosis, events),
+            loading=loading,
         )
 
 
@@ -213,6 +217,32 @@ def _pod_reason(pod: Obj) -> str | None:
     if sched and sched.get("status") == "False" and sched.get("reason") == "Unschedulable":
         return "Unschedulable"
     return None
+
+
+def _loading(pod: Obj, now: float) -> tuple[float, float] | None:
+    """(seconds since the container started, the startup probe's window) while that probe has not
+    passed yet: the model is loading, and neither readiness nor liveness is probed meanwhile."""
+    if (pod.get("status") or {}).get("phase") != "Running":
+        return None
+    probes = {c.get("name"): c.get("startupProbe") for c in (pod.get("spec") or {}).get("containers") or []}
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        probe, running = probes.get(cs.get("name")), (cs.get("state") or {}).get("running")
+        if not probe or not running or cs.get("started"):
+            continue
+        started = parse_time(running.get("startedAt"))
+        if started is None:
+            continue
+        window = float((probe.get("initialDelaySeconds") or 0)
+                       + (probe.get("periodSeconds") or 10) * (probe.get("failureThreshold") or 3))
+        return max(0.0, now - started), window
+    return None
+
+
+def loading_words(elapsed: float, window: float) -> str:
+    """ "startup probe, 3 of 15 min": how far into its startup window a loading model is."""
+    if window < 120:
+        return f"startup probe, {int(elapsed // 10) * 10} of {window:.0f} s"
+    return f"startup probe, {int(elapsed // 60)} of {math.ceil(window / 60)} min"
 
 
 def _activity(pod: Obj, reason: str | None, ready: bool, diagnosis: Diagnosis | None,
@@ -602,10 +632,15 @@ def format_progress_line(status: RolloutStatus, width: int = 10) -> str:
     line = f"{status.name}  [{bar}] {status.ready}/{status.desired} ready"
     counts: dict[str, int] = {}
     for p in status.pods:
-        if p.activity:
+        if p.activity and p.activity != "loading":
             counts[p.activity] = counts.get(p.activity, 0) + 1
     if counts:
         line += "  (" + ", ".join(f"{n} {what}" for what, n in counts.items()) + ")"
+    loading = [p.loading for p in status.pods if p.loading is not None]
+    if loading:
+        elapsed, window = max(loading)  # the pod nearest the end of its window
+        many = f"{len(loading)} " if len(loading) > 1 else ""
+        line += f"  {many}loading ({loading_words(elapsed, window)})"
     if status.phase == "complete":
         line += "  rolled out"
     elif status.phase == "failed" and status.diagnosis is not None:

@@ -16,12 +16,36 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from ..errors import ClusterError, MLDeployError
+from ..errors import ClusterError, MLDeployError, SpecError
 
 # One deploy writes up to a dozen objects at once, and watches hold connections open.
 POOL_SIZE = 64
 DEFAULT_TIMEOUT = 30.0
 MAX_RETRY_WAIT = 10.0  # seconds spent honouring 429 Retry-After before giving up
+
+
+_SEGMENT = re.compile(r"[A-Za-z0-9._:~-]+")
+_NAMESPACE = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
+
+
+def check_path(path: str) -> str:
+    """Refuse, before anything is sent, a path that could address something other than it names.
+
+    Every request passes here, so no caller (a widget, a papermill parameter, a name with `#`, `?`,
+    `/` or `..` in it) can reach another namespace, the cluster scope or a different resource: each
+    segment is plain, none is `.` or `..`, and the one after `namespaces` is a namespace name.
+    """
+    parts = path.split("/")
+    if parts[0] != "" or len(parts) < 2 or parts[1] not in ("api", "apis", "version", "readyz", "livez"):
+        raise SpecError(f"refusing to send a request to {path!r}: not a Kubernetes API path.")
+    for i, seg in enumerate(parts[1:], 1):
+        if not _SEGMENT.fullmatch(seg) or seg in (".", ".."):
+            raise SpecError(f"refusing to send a request to {path!r}: the part {seg!r} is not a plain name "
+                            f"(a namespace or object name with '/', '#', '?', spaces or '..' in it?).")
+        if parts[i - 1] == "namespaces" and (len(seg) > 63 or not _NAMESPACE.fullmatch(seg)):
+            raise SpecError(f"namespace {seg!r} is not a valid name: use lower-case letters, digits and '-', "
+                            f"starting and ending with a letter or digit, at most 63 characters.")
+    return path
 
 
 class Kube:
@@ -33,6 +57,9 @@ class Kube:
         from kubernetes.config.config_exception import ConfigException
 
         cfg = client.Configuration()
+        # The client reads $KUBECONFIG once, when it is imported: read it now, so a kernel's later
+        # `%env KUBECONFIG=...` is the file used (and the one connect() keys its cache by).
+        kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
         try:
             config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg,
                                     persist_config=False)
@@ -81,6 +108,7 @@ class Kube:
               headers: dict[str, str], timeout: float | None, what: str | None):
         import urllib3
 
+        check_path(path)
         try:
             return self._pool.request(method, self.url(path, query), body=data, headers=headers,
                                       timeout=urllib3.Timeout(total=timeout) if timeout else None,
@@ -91,8 +119,13 @@ class Kube:
 
     def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None,
                 content_type: str = "application/json", timeout: float | None = DEFAULT_TIMEOUT,
-                what: str | None = None, headers: Mapping[str, str] | None = None) -> tuple[int, dict]:
-        """Send one request; return (status, JSON body). Non-2xx raises ClusterError."""
+                what: str | None = None, headers: Mapping[str, str] | None = None,
+                reply_headers: dict[str, str] | None = None) -> tuple[int, dict]:
+        """Send one request; return (status, JSON body). Non-2xx raises ClusterError.
+
+        `reply_headers`, when given, is filled with the response's headers (the server's Date is the
+        only clock jupyter-mldeploy trusts for "how long ago").
+        """
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         sent = {**self._headers(content_type if data is not None else None), **(headers or {})}
         resp = self._send(method, path, query, data, sent, timeout, what)
@@ -105,6 +138,8 @@ class Kube:
             waited += pause
             resp = self._send(method, path, query, data, sent, timeout, what)
         payload = _json(resp.data)
+        if reply_headers is not None:
+            reply_headers.update(resp.headers)
         if resp.status >= 300:
             raise error_from_status(resp.status, payload, what=what, method=method)
         return resp.status, payload
@@ -126,6 +161,7 @@ class Kube:
         """
         import urllib3
 
+        check_path(path)
         resp = self._pool.request("GET", self.url(path, query), headers=self._headers(),
                                   preload_content=False, retries=False,
                                   timeout=urllib3.Timeout(connect=10, read=read_timeout))

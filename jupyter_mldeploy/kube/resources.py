@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import quote
+
+from ..spec import validate_namespace, validate_object_name
 
 # (apiVersion, kind) -> plural; all of these are namespaced.
 PLURALS: dict[tuple[str, str], str] = {
@@ -22,7 +25,13 @@ PLURALS: dict[tuple[str, str], str] = {
     ("networking.istio.io/v1", "DestinationRule"): "destinationrules",
     ("serving.knative.dev/v1", "Service"): "services",
     ("serving.knative.dev/v1", "Revision"): "revisions",  # read only: Knative makes them
+    ("v1", "Secret"): "secrets",
 }
+
+
+def _segment(text: str) -> str:
+    """A validated name, quoted: no input can add a path segment, a query or a fragment."""
+    return quote(text, safe="")
 
 
 def collection_path(api_version: str, kind: str, namespace: str) -> str:
@@ -31,12 +40,17 @@ def collection_path(api_version: str, kind: str, namespace: str) -> str:
     except KeyError:
         raise ValueError(f"jupyter-mldeploy does not know where {kind} ({api_version}) lives") from None
     prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    return f"{prefix}/namespaces/{namespace}/{plural}"
+    # Every path is built here: a namespace like "team-a#" or "a/../b" is refused before it is sent.
+    return f"{prefix}/namespaces/{_segment(validate_namespace(namespace))}/{plural}"
+
+
+def named_path(api_version: str, kind: str, namespace: str, name: str) -> str:
+    return f"{collection_path(api_version, kind, namespace)}/{_segment(validate_object_name(name))}"
 
 
 def object_path(manifest: Mapping) -> str:
     meta = manifest["metadata"]
-    return f"{collection_path(manifest['apiVersion'], manifest['kind'], meta['namespace'])}/{meta['name']}"
+    return named_path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
 
 
 def describe(manifest: Mapping) -> str:

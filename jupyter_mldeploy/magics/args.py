@@ -26,7 +26,7 @@ from IPython.core.magic_arguments import argument, argument_group, magic_argumen
 
 from ..config import parse_seconds
 from ..errors import SpecError
-from ..spec import DeploySpec, parse_env, parse_pairs, validate_namespace
+from ..spec import DeploySpec, parse_env, parse_pairs, validate_model_name, validate_namespace
 
 __all__ = ["AVAILABLE_STRATEGIES", "PLANNED_STRATEGIES", "ROLLOUT_ROUTERS", "ROLLOUT_STRATEGIES",
            "CanaryRequest", "DeployRequest", "ShadowRequest", "StepsRequest", "TargetRequest", "canary",
@@ -44,7 +44,6 @@ ROLLOUT_STRATEGIES = ("canary", "blue-green", "shadow")
 ROLLOUT_ROUTERS = ("auto", "gateway", "istio", "knative", "nginx", "replicas")
 COMPARE_MODES = ("auto", "exact", "numeric", "label", "topk")
 
-_NAME = re.compile(r"[a-z](?:[-a-z0-9]*[a-z0-9])?")
 _IDENT = r"[^\W\d]\w*(?:\.[^\W\d]\w*)*"
 _VAR = re.compile(rf"\{{\{{({_IDENT})\}}\}}|\{{({_IDENT})\}}")
 
@@ -73,6 +72,7 @@ class DeployRequest:
     router: str | None = None  # None: MLDeploy.router
     gateway: str | None = None  # the rollout's parent Gateway (when the model is not exposed through one)
     knative_scale: dict[str, int] | None = None  # --min-scale/--max-scale/--concurrency (router knative)
+    create_namespace: bool = False  # Helm's --create-namespace: make the namespace when it is missing
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,10 @@ def _where(func: Callable) -> Callable:
 @argument("--pull-secret", metavar="S", action="append", help="image pull secret name (repeatable)")
 @argument("--readiness", metavar="PATH", help="readiness probe path (default /v2/health/ready; 'none': off)")
 @argument("--liveness", metavar="PATH", help="liveness probe path (default /v2/health/live; 'none': off)")
+@argument("--startup", metavar="PATH", help="startup probe path, for a model that loads for minutes: "
+          "readiness and liveness wait until it answers (such as /v2/health/ready)")
+@argument("--startup-timeout", metavar="DURATION", help="with --startup: how long the model may take to load "
+          "before it is restarted: seconds, or 90s, 15m, 1h (default 10m)")
 @argument_group("Resources")
 @argument("--cpu", metavar="Q", help="CPU request: 500m, 2 (cores)")
 @argument("--memory", metavar="Q", help="memory request: 512Mi, 4Gi (also the memory limit unless given)")
@@ -193,8 +197,18 @@ def _where(func: Callable) -> Callable:
           "such as nginx (default: none named, the cluster's default class)")
 @argument("--gateway", metavar="NS/NAME", help="the parent Gateway for --expose gateway, or for a rollout's "
           "Gateway API route")
+@argument("--tls-secret", metavar="NAME", help="with --expose ingress and --host: the Secret holding the TLS "
+          "certificate (the Ingress's spec.tls); a Gateway's TLS is on its listener instead")
+@argument("--cert-issuer", metavar="NAME", help="with --expose ingress and --host: the cert-manager "
+          "ClusterIssuer (or Issuer/NAME) that makes the certificate, into --tls-secret (default NAME-tls)")
+@argument("--ingress-annotation", metavar="K=V", nargs="+", action="extend", help="an annotation on the "
+          "Ingress alone, such as kubernetes.io/ingress.global-static-ip-name=churn-ip (repeatable)")
+@argument("--service-type", metavar="TYPE", help="the Service's type: ClusterIP (default), NodePort (as "
+          "GKE's Ingress needs) or LoadBalancer")
 @argument_group("Where, waiting and output")
 @_where
+@argument("--create-namespace", action="store_true", help="create the namespace if it is missing (as Helm's "
+          "flag does) and wait until pods may be created there")
 @argument("--wait", action=argparse.BooleanOptionalAction, default=None,
           help="wait until the rollout is ready, showing progress (default: wait)")
 @argument("--timeout", metavar="S", help="how long to wait: seconds, or 90s, 10m (default MLDeploy.timeout)")
@@ -222,7 +236,12 @@ def deploy(line: str = "", cell: str | None = None) -> None:
       %deploy churn --image ghcr.io/acme/churn:1.4 --gpu 1 --gpu-type NVIDIA-A100-SXM4-80GB
       %deploy churn --image {image} --autoscale 2:10:70 --cpu 500m --env MODEL_NAME=churn LOG=info
       %deploy churn --image ghcr.io/acme/churn:1.5 --dry-run -o yaml
+      %deploy churn --image ghcr.io/acme/churn:1.4 --namespace ml --create-namespace
+      %deploy llm --image vllm/vllm-openai:v0.6.3 --gpu 1 --startup /health --startup-timeout 15m
       %deploy churn --image {image} --expose ingress --host churn.example.com --ingress-class nginx
+      %deploy churn --image {image} --expose ingress --host churn.example.com --tls-secret churn-tls
+      %deploy churn --image {image} --expose ingress --service-type NodePort --ingress-annotation K=V
+      %deploy churn --image {image} --expose ingress --host churn.example.com --cert-issuer letsencrypt
       d = %deploy churn --image ghcr.io/acme/churn:1.5 --no-wait
 
       %%deploy churn --namespace ml
@@ -535,7 +554,11 @@ def _load_body(body: str, user_ns: Mapping[str, Any]) -> dict[str, Any]:
 
     marked = _VAR.sub(mark, body)
     try:
-        data = yaml.safe_load(marked)
+        data = _safe_yaml(marked)
+    except _AliasRefused as e:
+        raise UsageError(f"The %%deploy body uses a YAML {e.what} (line {e.line}): write the value out "
+                         f"instead; anchors and aliases are refused, so a few lines cannot expand into "
+                         f"a huge spec.") from None
     except yaml.MarkedYAMLError as e:
         pos = e.problem_mark
         where = f" (line {pos.line + 1}, column {pos.column + 1})" if pos else ""
@@ -573,6 +596,34 @@ def _load_body(body: str, user_ns: Mapping[str, Any]) -> dict[str, Any]:
         return fill(data)
     except RecursionError:
         raise UsageError("A variable in the %%deploy body refers to itself; give a plain value.") from None
+
+
+class _AliasRefused(Exception):
+    def __init__(self, what: str, line: int) -> None:
+        super().__init__(what)
+        self.what = what
+        self.line = line
+
+
+def _safe_yaml(text: str) -> Any:
+    """yaml.safe_load, refusing any anchor (&a) or alias (*a) as the parser meets it: before a node is
+    composed, so an alias bomb never expands (nor does a merge key `<<: *a`, which needs an alias)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                raise _AliasRefused(f"alias *{event.anchor}", event.start_mark.line + 1)
+            if getattr(event, "anchor", None) is not None:
+                raise _AliasRefused(f"anchor &{event.anchor}", event.start_mark.line + 1)
+            return super().compose_node(parent, index)
+
+    loader = Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _unmark(text: str, words: Mapping[str, str]) -> str:
@@ -642,12 +693,43 @@ def _parse(func: Callable, line: str, user_ns: Mapping[str, Any]) -> argparse.Na
     except ValueError as e:
         raise UsageError(f"%{magic}: the line has {_one_line(e).lower().rstrip('.')}: close the quote or "
                          f"escape it with a backslash.") from None
-    argv = [substitute(arg, user_ns, f"the %{magic} line") for arg in argv]
+    # A token that a {var} made start with "-" would read as an option: it goes to argparse as a
+    # placeholder word and its value is put back afterwards, so a value always stays a value.
+    nonce = secrets.token_hex(4)
+    values: dict[str, str] = {}
+    tokens = []
+    for arg in argv:
+        text = substitute(arg, user_ns, f"the %{magic} line")
+        if text.startswith("-") and not arg.startswith("-"):
+            word = f"mldeployvalue{nonce}x{len(values)}x"
+            values[word] = text
+            text = word
+        tokens.append(text)
     parser = func.parser
     try:
-        return parser.parse_args(argv)
+        parsed = parser.parse_args(tokens)
     except UsageError as e:
-        raise _argparse_error(magic, parser, str(e)) from None
+        message = str(e)
+        if message.startswith("unrecognized arguments: "):
+            extra = next((w for w in message.split()[2:] if w in values), None)
+            if extra is not None:
+                raise UsageError(f"%{magic} got an unexpected value {values[extra]!r} from a {{variable}}: a "
+                                 f"variable's value is never read as an option; see %{magic}? for the "
+                                 f"options.") from None
+        for word, text in values.items():
+            message = message.replace(word, text)
+        raise _argparse_error(magic, parser, message) from None
+    def restore(value: Any) -> Any:
+        if isinstance(value, str):
+            return values.get(value, value)
+        if isinstance(value, list):
+            return [restore(v) for v in value]
+        return value
+
+    if values:
+        for key, value in vars(parsed).items():
+            setattr(parsed, key, restore(value))
+    return parsed
 
 
 def _count(value: str | None, flag: str) -> int | None:
@@ -663,10 +745,10 @@ def _count(value: str | None, flag: str) -> int | None:
 def _model_name(name: str | None, magic: str) -> str:
     if name is None:
         raise UsageError(f"%{magic} needs a model name first, such as %{magic} churn.")
-    if not (len(name) <= 63 and _NAME.fullmatch(name)):
-        raise UsageError(f"{name!r} is not a model name: use lower-case letters, digits and '-', starting "
-                         f"with a letter and ending with a letter or digit, at most 63 characters.")
-    return name
+    try:
+        return validate_model_name(name)  # the one model-name rule, the spec's
+    except SpecError as e:
+        raise UsageError(str(e)) from None
 
 
 def _namespace(value: str | None) -> str | None:
@@ -697,7 +779,9 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str] | None:
     if items is None:
         return None
     try:
-        return parse_env(items) if flag == "--env" else parse_pairs(items, "label", "KEY")
+        if flag == "--env":
+            return parse_env(items)
+        return parse_pairs(items, "ingress annotation" if flag == "--ingress-annotation" else "label", "KEY")
     except SpecError as e:
         raise UsageError(str(e)) from None
 
@@ -749,6 +833,9 @@ def _rollout_options(a: argparse.Namespace, rollout: str | None, fields: dict[st
             raise UsageError(f"--router chooses the traffic layer of a rollout, so it needs --strategy "
                              f"{', '.join(ROLLOUT_STRATEGIES[:-1])} or {ROLLOUT_STRATEGIES[-1]}.")
         return {}
+    if a.create_namespace:
+        raise UsageError(f"--create-namespace is for a first deploy: a {rollout} rollout starts beside the "
+                         f"deployed stable model, so its namespace exists; drop --create-namespace.")
     for flag, given in (("--dry-run", a.dry_run), ("--atomic", a.atomic), ("--panel", a.panel)):
         if given:
             raise UsageError(f"{flag} applies to plain deploys, not to a {rollout} rollout: drop {flag} (a "
@@ -820,7 +907,9 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
         "autoscale": a.autoscale, "port": _count(a.port, "--port"), "env": _pairs(a.env, "--env"),
         "pvc": a.pvc, "labels": _pairs(a.label, "--label"), "image_pull_secrets": a.pull_secret,
         "expose": a.expose, "host": a.host, "gateway": a.gateway, "ingress_class": a.ingress_class,
-        "strategy": _spec_strategy(a.strategy),
+        "tls_secret": a.tls_secret, "cert_issuer": a.cert_issuer, "service_type": a.service_type,
+        "ingress_annotations": _pairs(a.ingress_annotation, "--ingress-annotation"),
+        "strategy": _spec_strategy(a.strategy), "startup": a.startup, "startup_timeout": a.startup_timeout,
         "allow_latest": True if a.allow_latest else None,
     }
     out = {k: v for k, v in fields.items() if v is not None}
@@ -831,7 +920,8 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-_FLAG = {"image_pull_secrets": "--pull-secret", "labels": "--label"}
+_FLAG = {"image_pull_secrets": "--pull-secret", "labels": "--label",
+         "ingress_annotations": "--ingress-annotation"}
 
 
 def parse_deploy(line: str, cell: str | None = None,
@@ -878,9 +968,9 @@ def parse_deploy(line: str, cell: str | None = None,
     if a.atomic and not wait:
         raise UsageError("--atomic puts back the previous release when the rollout fails, so it needs "
                          "waiting: drop --no-wait.")
-    if a.panel and (a.dry_run or a.output or a.atomic):
+    if a.panel and (a.dry_run or a.output or a.atomic or a.create_namespace):
         raise UsageError("--panel opens the deploy panel, where you deploy with its button: drop --dry-run, "
-                         "-o and --atomic.")
+                         "-o, --atomic and --create-namespace.")
     timeout = _timeout(a.timeout)
     context = _context(a.context)
 
@@ -895,7 +985,8 @@ def parse_deploy(line: str, cell: str | None = None,
             raise UsageError(_sentence(str(e))) from None
     return DeployRequest(spec=spec, name=fields.get("name") if isinstance(fields.get("name"), str) else None,
                          namespace=namespace, context=context, wait=wait, timeout=timeout, atomic=a.atomic,
-                         dry_run=a.dry_run, output=a.output, panel=a.panel, **options)
+                         dry_run=a.dry_run, output=a.output, panel=a.panel,
+                         create_namespace=a.create_namespace, **options)
 
 
 def _rollout_strategy(line_value: str | None, fields: dict[str, Any]) -> str | None:

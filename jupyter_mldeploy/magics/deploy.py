@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 
-from ..config import MLDeploy, Settings
+from ..config import MLDeploy, Settings, describe_cluster
 from ..errors import MLDeployError
 from . import args
 from . import display as views
@@ -83,6 +83,7 @@ class DeployMagics(Magics):
     def __init__(self, shell: Any, settings: MLDeploy) -> None:
         super().__init__(shell)
         self.settings = settings
+        self._told: str | None = None  # the cluster the last deploy in this kernel said it used
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -112,9 +113,17 @@ class DeployMagics(Magics):
         return ctx["settings"]
 
     def _kube(self, settings: Settings, context: str | None) -> Kube:
-        from ..kube.client import connect
+        from ..connection import connect
 
         return connect(settings.kubeconfig, context or settings.context)
+
+    def _say_cluster(self, settings: Settings, kube: Kube, flag: str | None) -> None:
+        """The first deploy in a kernel (and the first after the cluster changed) says where the
+        cluster came from, so a project file or $KUBECONFIG never picks it unseen."""
+        told = f"Cluster: {describe_cluster(settings, kube.context, flag=bool(flag))} ({kube.server})."
+        if told != self._told:
+            self._told = told
+            views.say(self._live(settings), told)
 
     def _live(self, settings: Settings) -> bool:
         return views.is_live(settings.interactive, self.shell)
@@ -142,6 +151,7 @@ class DeployMagics(Magics):
 
                 return api.DryRun(render(spec, namespace))
             kube = self._kube(settings, req.context)
+            self._say_cluster(settings, kube, req.context)
             namespace = namespace or kube.namespace
             if req.rollout is not None:
                 return self._start_rollout(req, settings, kube, namespace, timeout)
@@ -155,7 +165,7 @@ class DeployMagics(Magics):
                                            f"{namespace}, context {kube.context}")
             return self._follow(view, lambda: _unless_knative(spec.name, namespace, kube, lambda: api.deploy(
                 spec, namespace=namespace, kube=kube, wait=req.wait, timeout=timeout, atomic=req.atomic,
-                on_status=view)))
+                on_status=view, create_namespace=req.create_namespace)))
 
     def _follow(self, view: views.Progress | None, call: Callable[[], Any],
                 recorder: _Recorder | None = None) -> Any:
@@ -376,7 +386,9 @@ class DeployMagics(Magics):
                                   offered, settings.router,
                                   rollouts=_rollouts_in_progress(kube, models),
                                   knative_models=rk.models(kube, namespace) if knative else (),
-                                  knative_health=rk.health_sentence(kube) if knative else None)
+                                  knative_health=rk.health_sentence(kube) if knative else None,
+                                  cluster=describe_cluster(settings, kube.context,
+                                                           flag=bool(req.context)))
 
     # -- rollouts ----------------------------------------------------------------------------------
 
@@ -394,7 +406,12 @@ class DeployMagics(Magics):
             if self._live(settings):
                 slider = self._widget("canary", "CanarySlider", f"%canary {req.name} PERCENT")
                 return slider(req.name, namespace=namespace, kube=kube)
-            return _rollout_of(req.name, namespace, kube)
+            found = _rollout_of(req.name, namespace, kube)
+            if found.strategy == "canary":  # headless, the slider's picture as text
+                from ..split import read_split
+
+                print(read_split(found).text(), flush=True)
+            return found
 
     @no_var_expand
     @line_magic

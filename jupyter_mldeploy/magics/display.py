@@ -169,6 +169,17 @@ class LiveProgress:
         self.box.close()
 
 
+def say(live: bool, text: str) -> None:
+    """One line for the user: printed headless, a small output of its own in a live frontend (kept
+    in the saved notebook, and out of stdout, which a live view leaves empty)."""
+    if live:
+        from IPython.display import display
+
+        display(_Static(text, f"<p>{html.escape(text)}</p>"))
+    else:
+        print(text, flush=True)
+
+
 def progress_view(live: bool, title: str) -> Progress:
     if live:
         return LiveProgress(title)
@@ -317,6 +328,7 @@ class Overview(_Text):
     rollouts: Sequence[Any] = ()  # rollout.Rollout, one per model with a rollout in progress
     knative_models: Sequence[str] = ()  # one line per Knative Service of ours (rollout_knative.models)
     knative_health: str | None = None  # what Knative Serving runs and lacks (rollout_knative.health_sentence)
+    cluster: str = ""  # config.describe_cluster: where the cluster came from
 
     @property
     def layers(self) -> list[TrafficLayer]:
@@ -347,6 +359,8 @@ class Overview(_Text):
 
     def __str__(self) -> str:
         lines = [f"Context {self.context} ({self.server}), {self._where()}."]
+        if self.cluster:
+            lines.append(f"The cluster: {self.cluster}.")
         if self.models:
             lines.append("Deployed by jupyter-mldeploy:")
             lines.extend("  " + row for row in _table(self._head(), self._rows()))
@@ -370,6 +384,8 @@ class Overview(_Text):
         e = html.escape
         out = [f"<div><p>Context <b>{e(self.context)}</b> (<code>{e(self.server)}</code>), "
                f"{e(self._where())}.</p>"]
+        if self.cluster:
+            out.append(f"<p>The cluster: {e(self.cluster)}.</p>")
         if self.models:
             out.append(_html_table(tuple(h.title() for h in self._head()), self._rows()))
         else:

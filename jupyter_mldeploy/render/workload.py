@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +27,7 @@ import yaml
 
 from .. import labels as L
 from ..errors import SpecError
-from ..spec import DeploySpec, validate_namespace
+from ..spec import CLUSTER_ISSUER, ISSUER, DeploySpec, validate_namespace
 
 HTTP_PORT_NAME = "http"
 SERVICE_PORT = 80
@@ -103,6 +104,19 @@ def _probe(probe: Any) -> dict[str, Any]:
     }
 
 
+def startup_probe(spec: DeploySpec) -> dict[str, Any]:
+    """The startupProbe: failureThreshold * periodSeconds (after the initial delay) covers the window.
+
+    Until it succeeds the kubelet runs neither the readiness nor the liveness probe, so a model that
+    loads for minutes is not restarted half-way; after the window it is restarted like a hung one.
+    """
+    probe, window = spec.startup, spec.startup_window
+    assert probe is not None and window is not None
+    body = _probe(probe)
+    body["failureThreshold"] = max(1, math.ceil((window - probe.initial_delay) / probe.period))
+    return body
+
+
 def _container(spec: DeploySpec) -> dict[str, Any]:
     c: dict[str, Any] = {
         "name": CONTAINER_NAME,
@@ -125,6 +139,8 @@ def _container(spec: DeploySpec) -> dict[str, Any]:
         c["readinessProbe"] = _probe(spec.readiness)
     if spec.liveness is not None:
         c["livenessProbe"] = _probe(spec.liveness)
+    if spec.startup is not None:
+        c["startupProbe"] = startup_probe(spec)
     if spec.model_pvc is not None:
         c["volumeMounts"] = [{"name": MODEL_VOLUME, "mountPath": spec.model_path, "readOnly": True}]
     security: dict[str, Any] = {
@@ -210,12 +226,13 @@ def deployment(spec: DeploySpec, namespace: str, *, state: Mapping[str, str] | N
 
 
 def service(spec: DeploySpec, namespace: str, *, replica_split: bool = False) -> dict[str, Any]:
-    """The ClusterIP Service on port 80; see the module docstring for its selector."""
+    """The Service on port 80 (ClusterIP unless `service_type` says NodePort, as GKE's Ingress needs, or
+    LoadBalancer); see the module docstring for its selector."""
     selector = live_selector(spec) if replica_split and spec.track == "stable" else selector_labels(spec)
     return {
         "apiVersion": "v1", "kind": "Service", "metadata": _metadata(spec, namespace),
         "spec": {
-            "type": "ClusterIP",
+            "type": spec.service_type,
             "selector": selector,
             "ports": [{"name": HTTP_PORT_NAME, "port": SERVICE_PORT, "targetPort": HTTP_PORT_NAME,
                        "protocol": "TCP", "appProtocol": "http"}],
@@ -294,6 +311,9 @@ def exposure(spec: DeploySpec, namespace: str) -> dict[str, Any] | None:
         "backend": {"service": {"name": object_name(spec), "port": {"name": HTTP_PORT_NAME}}},
     }]}
     body: dict[str, Any] = {}
+    secret = spec.ingress_tls_secret
+    if secret is not None:  # DeploySpec requires a host with TLS
+        body["tls"] = [{"hosts": [spec.host], "secretName": secret}]
     # Only when asked: without it the cluster's default IngressClass serves the Ingress, as kubectl and
     # Helm charts leave it. Sent on every apply, so a redeploy keeps the class (server-side apply would
     # remove a field this manager stops sending).
@@ -301,7 +321,18 @@ def exposure(spec: DeploySpec, namespace: str) -> dict[str, Any] | None:
         body["ingressClassName"] = spec.ingress_class
     body["rules"] = [rule]
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": _metadata(spec, namespace), "spec": body}
+            "metadata": _metadata(spec, namespace, ingress_annotations(spec)), "spec": body}
+
+
+def ingress_annotations(spec: DeploySpec) -> dict[str, str]:
+    """The annotations of the model's Ingress alone (GKE's static IP or pre-shared certificate, ...),
+    with cert-manager's issuer annotation when `cert_issuer` is set (its ingress-shim then writes the
+    certificate into the tls Secret)."""
+    out = dict(spec.ingress_annotations)
+    if spec.cert_issuer is not None:
+        kind, _, name = spec.cert_issuer.rpartition("/")
+        out[ISSUER if kind else CLUSTER_ISSUER] = name
+    return out
 
 
 def render(spec: DeploySpec, namespace: str | None = None, *, replica_split: bool = False,

@@ -1,7 +1,9 @@
 """Start, inspect and stop the sandbox: etcd, kube-apiserver, controller-manager, scheduler and kwok.
 
-Every process binds 127.0.0.1 only, is started by us with its PID recorded, and is stopped by that
-PID alone (checked against the process's start time, so a recycled PID is never signalled).
+Every process binds 127.0.0.1 only, is started by us with its PID recorded, and is signalled by that
+PID alone (pinned with a pidfd and checked against the process's start time, so a recycled PID is never
+signalled: see `_signal`). The state folder is private and marked as ours (folder.py); etcd accepts only
+the API server's client certificate.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from . import build, crds, pki, pod_logs
 from .errors import SandboxError
+from .folder import StateFolder, open_private_append, private_dir, write_private
 
 Progress = Callable[[str], None]
 
@@ -81,6 +84,31 @@ def _alive(proc: dict) -> bool:
     return _start_time(proc["pid"]) == proc["start"]
 
 
+def _signal(proc: dict, sig: int) -> bool:
+    """Send `sig` to a process we started, and only while it is still that process: the PID is pinned
+    with a pidfd first, then checked against the recorded start time, so neither a recycled PID nor
+    one recycled between the check and the signal is ever signalled. False when it is gone."""
+    try:
+        fd = os.pidfd_open(proc["pid"])
+    except ProcessLookupError:
+        return False
+    except OSError:  # no pidfd (a kernel before 5.3, or a seccomp filter): check, then signal
+        if not _alive(proc):
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc["pid"], sig)
+        return True
+    try:
+        if not _alive(proc):
+            return False
+        signal.pidfd_send_signal(fd, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -96,6 +124,7 @@ class Sandbox:
 
     def __init__(self, folder: Path | None = None) -> None:
         self.dir = folder or state_dir()
+        self.folder = StateFolder(self.dir)
         self.pki_dir = self.dir / "pki"
         self.log_dir = self.dir / "logs"
         self.state_file = self.dir / "state.json"
@@ -104,15 +133,16 @@ class Sandbox:
     # -- reading the state -------------------------------------------------------------------
 
     def _state(self) -> dict | None:
+        # Only a folder `up` marked holds a state we act on (signal its PIDs, read its token).
+        if not self.folder.is_marked():
+            return None
         try:
             return json.loads(self.state_file.read_text())
         except (OSError, ValueError):
             return None
 
     def _save(self, state: dict) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.rename(self.state_file)
+        write_private(self.state_file, json.dumps(state, indent=2))  # holds the admin token: 0600
 
     def status(self) -> dict:
         """What runs, where, and whether the API server answers."""
@@ -169,7 +199,13 @@ class Sandbox:
         """One `up`, `down` or `restart` at a time across processes (tests, notebooks, the CLI)."""
         lock_path = self.dir.parent / f".{self.dir.name}.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "w") as f:
+        # Beside the folder, maybe in a shared /tmp: never through a link, never truncated, 0600.
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise SandboxError(f"Could not open the sandbox's lock file {lock_path} ({e.strerror}; a link "
+                               f"is never followed): remove it if it is not yours.") from None
+        with os.fdopen(fd, "rb+") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield
@@ -188,6 +224,7 @@ class Sandbox:
             return info
 
     def _up(self, progress: Progress) -> dict:
+        self.folder.check()  # an unmarked or foreign folder is refused before anything is done
         current = self.status()
         state = self._state()
         if not current["up"] and state is not None and all(p["alive"] for p in current["processes"].values()):
@@ -201,7 +238,7 @@ class Sandbox:
             return current
         if state is not None:
             progress("Found a sandbox that is not answering; stopping what is left of it first.")
-            self._down(progress=lambda _m: None)
+            self._stop_processes(state)
 
         t0 = time.monotonic()
         binaries = build.ensure_binaries(progress)
@@ -214,21 +251,26 @@ class Sandbox:
                 f"choose other ports with MLDEPLOY_SANDBOX_PORT=<base port> (six ports from there)."
             )
 
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(exist_ok=True)
+        # The folder is claimed (made 0700, marker first), then cleared of whatever a dead or failed
+        # `up` left, ours only; every entry is recorded in the marker before it is made.
+        self.folder.claim()
+        self.folder.remove(keep_marker=True)
+        self.folder.mkdir("logs")
+        self.folder.mkdir("pki")
+        self.folder.own("etcd")  # etcd makes its data folder itself, 0700
+        self.folder.own("kubectl-cache")  # not the user's ~/.kube/cache; see _kubectl
+        self.folder.own("state.json")
         tokens = pki.make_pki(self.pki_dir)
         server = f"https://127.0.0.1:{ports.apiserver}"
         ca = self.pki_dir / "ca.crt"
-        self.kubeconfig.write_text(pki.kubeconfig(server, ca, [
+        self.folder.write("kubeconfig", pki.kubeconfig(server, ca, [
             (ADMIN_CONTEXT, tokens.admin, "default"),
             (LIMITED_CONTEXT, tokens.limited, LIMITED_NAMESPACE),
         ]))
-        self.kubeconfig.chmod(0o600)
-        components_kc = self.pki_dir / "components.kubeconfig"
-        components_kc.write_text(pki.kubeconfig(server, ca, [("components", tokens.components, "default")]))
-        components_kc.chmod(0o600)
-        kwok_config = self.dir / "kwok.yaml"
-        kwok_config.write_text(_kwok_config(pod_logs.write_defaults(self.dir / "pod-logs")))
+        components_kc = write_private(self.pki_dir / "components.kubeconfig", pki.kubeconfig(
+            server, ca, [("components", tokens.components, "default")]))
+        kwok_config = self.folder.write("kwok.yaml", _kwok_config(
+            pod_logs.write_defaults(self.folder.mkdir("pod-logs"))))
 
         state = {
             "server": server,
@@ -242,7 +284,7 @@ class Sandbox:
         try:
             progress("Starting etcd and kube-apiserver...")
             self._start("etcd", commands["etcd"], state)
-            self._wait("etcd", lambda: _http_ok(f"http://127.0.0.1:{ports.etcd}/health"), 30, state, "etcd")
+            self._wait("etcd", lambda: self._etcd_healthy(ports.etcd), 30, state, "etcd")
             self._start("kube-apiserver", commands["kube-apiserver"], state)
             self._wait("kube-apiserver /readyz", lambda: self._get("/readyz", state) == "ok", 90, state,
                        "kube-apiserver")
@@ -263,15 +305,24 @@ class Sandbox:
 
     def _start(self, name: str, cmd: list[str], state: dict) -> None:
         # A session of its own: the process outlives this command and a Ctrl-C in the terminal.
-        with open(self.log_dir / f"{name}.log", "ab") as log:
+        # umask 077: whatever a component writes (etcd's data, kwok's files) is private too.
+        with open_private_append(self.log_dir / f"{name}.log") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=self.dir)
-        state["processes"][name] = {"pid": proc.pid, "start": _start_time(proc.pid), "cmd": cmd[0]}
+                                    start_new_session=True, cwd=self.dir, umask=0o077)
+        # The whole command line is kept, so a restart never reads it from a PID that may be recycled.
+        state["processes"][name] = {"pid": proc.pid, "start": _start_time(proc.pid), "cmd": cmd[0],
+                                    "argv": cmd}
         self._save(state)
 
     def _kubectl(self, binaries: Path, *args: str) -> str:
-        proc = subprocess.run([str(binaries / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-                              capture_output=True, text=True, timeout=120)
+        # Its own cache, removed after the call: kubectl chmods its cache files 0660 whatever the umask.
+        cache = private_dir(self.dir / "kubectl-cache")
+        try:
+            proc = subprocess.run([str(binaries / "kubectl"), "--kubeconfig", str(self.kubeconfig),
+                                   "--cache-dir", str(cache), *args],
+                                  capture_output=True, text=True, timeout=120, umask=0o077)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
         if proc.returncode != 0:
             raise SandboxError(f"kubectl {args[0]} failed during bootstrap: {proc.stderr.strip()}")
         return proc.stdout
@@ -315,16 +366,35 @@ class Sandbox:
         state = self._state()
         if state is None:
             raise SandboxError("The sandbox is not up.")
-        base = f"http://127.0.0.1:{state['ports']['etcd']}/v3/kv"
+        port = state["ports"]["etcd"]
 
         def post(path: str, body: dict) -> dict:
-            req = urllib.request.Request(f"{base}/{path}", data=json.dumps(body).encode(), method="POST")
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return json.loads(resp.read())
+            return json.loads(self._etcd(port, f"/v3/kv/{path}", body))
 
         revision = int(post("range", {"key": "YQ=="})["header"]["revision"])  # any key: for the header
         post("compaction", {"revision": revision, "physical": True})
         return revision
+
+    def etcd_tls(self) -> ssl.SSLContext:
+        """A TLS context that trusts etcd's CA and presents the one client certificate etcd accepts
+        (the API server's): for the sandbox's own maintenance, such as `compact_etcd`."""
+        ctx = ssl.create_default_context(cafile=str(self.pki_dir / "etcd-ca.crt"))
+        ctx.load_cert_chain(str(self.pki_dir / "apiserver-etcd-client.crt"),
+                            str(self.pki_dir / "apiserver-etcd-client.key"))
+        return ctx
+
+    def _etcd(self, port: int, path: str, body: dict | None = None, timeout: float = 10) -> bytes:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"https://127.0.0.1:{port}{path}", data=data,
+                                     method="GET" if body is None else "POST")
+        with urllib.request.urlopen(req, context=self.etcd_tls(), timeout=timeout) as resp:
+            return resp.read()
+
+    def _etcd_healthy(self, port: int) -> bool:
+        try:
+            return json.loads(self._etcd(port, "/health", timeout=1)).get("health") == "true"
+        except (urllib.error.URLError, OSError, ssl.SSLError, ValueError):
+            return False
 
     def restart(self, component: str, progress: Progress = print) -> None:
         """Stop and start one component with the same flags (tests use it for API server restarts)."""
@@ -336,16 +406,10 @@ class Sandbox:
         if state is None or component not in state["processes"]:
             raise SandboxError(f"The sandbox is not up, or has no component {component}.")
         proc = state["processes"][component]
-        with open(f"/proc/{proc['pid']}/cmdline", "rb") as f:
-            cmd = [a.decode() for a in f.read().split(b"\0") if a]
-        os.kill(proc["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _alive(proc) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(proc):
-            os.kill(proc["pid"], signal.SIGKILL)
-        _reap(proc["pid"])
-        self._start(component, cmd, state)
+        # The same check as `down`'s (_signal): a process that is gone, or whose PID now belongs to
+        # another process, is not signalled; the component is then only started again.
+        _stop([(component, proc)])
+        self._start(component, proc["argv"], state)
         if component == "kube-apiserver":
             self._wait("kube-apiserver /readyz", lambda: self._get("/readyz", state) == "ok", 90, state,
                        component)
@@ -359,19 +423,23 @@ class Sandbox:
             return self._down(progress)
 
     def _down(self, progress: Progress) -> bool:
-        state = self._state()
-        if state is None:
-            if self.dir.exists():
-                shutil.rmtree(self.dir, ignore_errors=True)
+        # Refuses (one sentence, nothing stopped or deleted) a folder `up` did not mark as a sandbox.
+        if not self.folder.check():
             progress("The sandbox is not up; nothing to stop.")
             return False
-        from .knative import Knative
+        state = self._state()
+        if state is not None:
+            from .knative import Knative
 
-        Knative(self).down(progress)  # before the API server goes: its components watch it
-        stopped = self._stop_processes(state)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        progress(f"Sandbox down: stopped {', '.join(stopped) or 'nothing (all had exited)'}; "
-                 f"removed {self.dir}.")
+            Knative(self).down(progress)  # before the API server goes: its components watch it
+        stopped = self._stop_processes(state) if state is not None else []
+        left = self.folder.remove()
+        removed = (f"removed {self.dir}" if not left else
+                   f"removed what it made in {self.dir}, and left what it did not make: {', '.join(left)}")
+        if state is None:
+            progress(f"The sandbox was not running; {removed}.")
+            return False
+        progress(f"Sandbox down: stopped {', '.join(stopped) or 'nothing (all had exited)'}; {removed}.")
         return True
 
     def _stop_processes(self, state: dict) -> list[str]:
@@ -389,13 +457,10 @@ class Sandbox:
 
 def _stop(alive: list[tuple[str, dict]]) -> None:
     for _name, proc in alive:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc["pid"], signal.SIGTERM)
+        _signal(proc, signal.SIGTERM)
     _wait_gone(alive, 10)
     for _name, proc in alive:
-        if _alive(proc):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc["pid"], signal.SIGKILL)
+        _signal(proc, signal.SIGKILL)
     # SIGKILL is delivered, not done: a large process takes a moment to exit on a busy machine,
     # and `down` promises that nothing it started is left running.
     _wait_gone(alive, 10)
@@ -415,14 +480,6 @@ def _reap(pid: int) -> None:
     """Collect the exit status when the process is our own child (it is when started in-process)."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def _https_ok(url: str) -> bool:
@@ -466,16 +523,24 @@ def _commands(b: Path, d: Path, p: Ports, components_kc: Path, kwok_config: Path
     return {
         "etcd": [
             str(b / "etcd"), "--name=sandbox", f"--data-dir={d / 'etcd'}",
-            f"--listen-client-urls=http://127.0.0.1:{p.etcd}",
-            f"--advertise-client-urls=http://127.0.0.1:{p.etcd}",
-            f"--listen-peer-urls=http://127.0.0.1:{p.etcd_peer}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{p.etcd_peer}",
-            f"--initial-cluster=sandbox=http://127.0.0.1:{p.etcd_peer}",
+            # TLS on loopback with client certificates from etcd's own CA: another local user can
+            # open the port but not the store (the API server's certificate is the only client one).
+            f"--listen-client-urls=https://127.0.0.1:{p.etcd}",
+            f"--advertise-client-urls=https://127.0.0.1:{p.etcd}",
+            f"--cert-file={k / 'etcd.crt'}", f"--key-file={k / 'etcd.key'}",
+            "--client-cert-auth", f"--trusted-ca-file={k / 'etcd-ca.crt'}",
+            f"--listen-peer-urls=https://127.0.0.1:{p.etcd_peer}",
+            f"--initial-advertise-peer-urls=https://127.0.0.1:{p.etcd_peer}",
+            f"--initial-cluster=sandbox=https://127.0.0.1:{p.etcd_peer}",
+            f"--peer-cert-file={k / 'etcd.crt'}", f"--peer-key-file={k / 'etcd.key'}",
+            "--peer-client-cert-auth", f"--peer-trusted-ca-file={k / 'etcd-ca.crt'}",
             # A throwaway store: skipping fsync makes every write much faster.
             "--unsafe-no-fsync", "--quota-backend-bytes=4294967296", "--log-level=warn",
         ],
         "kube-apiserver": [
-            str(b / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{p.etcd}",
+            str(b / "kube-apiserver"), f"--etcd-servers=https://127.0.0.1:{p.etcd}",
+            f"--etcd-cafile={k / 'etcd-ca.crt'}", f"--etcd-certfile={k / 'apiserver-etcd-client.crt'}",
+            f"--etcd-keyfile={k / 'apiserver-etcd-client.key'}",
             "--bind-address=127.0.0.1", f"--secure-port={p.apiserver}",
             f"--advertise-address={ADVERTISE_ADDRESS}", "--endpoint-reconciler-type=none",
             f"--tls-cert-file={k / 'apiserver.crt'}", f"--tls-private-key-file={k / 'apiserver.key'}",

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .folder import private_dir, write_private
+
 # The first address of --service-cluster-ip-range: in-cluster clients reach the API server there.
 SERVICE_IP = "10.96.0.1"
 
@@ -26,10 +28,10 @@ class Tokens:
     components: str
 
 
-def _write(path: Path, data: bytes, private: bool = False) -> None:
-    path.write_bytes(data)
-    if private:
-        path.chmod(0o600)
+def _write(path: Path, data: bytes) -> None:
+    # Every file 0600 from its first byte, certificates too: the folder is 0700 anyway, and one rule
+    # leaves nothing to get wrong.
+    write_private(path, data)
 
 
 def _pem_key(key) -> bytes:
@@ -42,18 +44,13 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def make_pki(folder: Path) -> Tokens:
-    """Write ca.crt, apiserver.crt/key, sa.key/pub and tokens.csv into `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
-    later = now + dt.timedelta(days=365)
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
+def _ca(cn: str, now: dt.datetime, later: dt.datetime):
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("jupyter-mldeploy-sandbox-ca"))
-        .issuer_name(_name("jupyter-mldeploy-sandbox-ca"))
-        .public_key(ca_key.public_key())
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
         .not_valid_after(later)
@@ -61,35 +58,69 @@ def make_pki(folder: Path) -> Tokens:
         .add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
         )
-        .sign(ca_key, hashes.SHA256())
+        .sign(key, hashes.SHA256())
     )
-    _write(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM))
-    _write(folder / "ca.key", _pem_key(ca_key), private=True)
+    return key, cert
 
-    server_key = ec.generate_private_key(ec.SECP256R1())
+
+def _leaf(folder: Path, name: str, cn: str, ca_key, ca, now: dt.datetime, later: dt.datetime,
+          usages: list, sans: list | None = None) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(later)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    _write(folder / f"{name}.key", _pem_key(key))
+    cert = builder.sign(ca_key, hashes.SHA256())
+    _write(folder / f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM))
+
+
+def make_pki(folder: Path) -> Tokens:
+    """Write into `folder` (made 0700; every file 0600):
+
+    - ca.crt/key, apiserver.crt/key: the cluster's CA and the API server's serving certificate;
+    - etcd-ca.crt, etcd.crt/key, apiserver-etcd-client.crt/key: etcd's own CA (not the cluster's:
+      no certificate the cluster CA signs for a Kubernetes user can ever open etcd), etcd's serving
+      and peer certificate, and the one client certificate etcd accepts, the API server's. The etcd
+      CA's key is never written: nothing else is ever to be signed by it;
+    - sa.key/pub: the service-account signing key; tokens.csv: the static bearer tokens.
+    """
+    private_dir(folder)
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    later = now + dt.timedelta(days=365)
+
+    loopback = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    etcd_ca_key, etcd_ca = _ca("jupyter-mldeploy-sandbox-etcd-ca", now, later)
+    _write(folder / "etcd-ca.crt", etcd_ca.public_bytes(serialization.Encoding.PEM))
+    _leaf(folder, "etcd", "etcd", etcd_ca_key, etcd_ca, now, later,
+          [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH], loopback)
+    _leaf(folder, "apiserver-etcd-client", "kube-apiserver-etcd-client", etcd_ca_key, etcd_ca, now, later,
+          [ExtendedKeyUsageOID.CLIENT_AUTH])
+    del etcd_ca_key
+
+    ca_key, ca = _ca("jupyter-mldeploy-sandbox-ca", now, later)
+    _write(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM))
+    _write(folder / "ca.key", _pem_key(ca_key))
+
     sans = [
         x509.DNSName(n)
         for n in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                   "kubernetes.default.svc.cluster.local")
     ] + [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", SERVICE_IP)]
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(_name("kube-apiserver"))
-        .issuer_name(ca.subject)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(later)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    _write(folder / "apiserver.crt", server.public_bytes(serialization.Encoding.PEM))
-    _write(folder / "apiserver.key", _pem_key(server_key), private=True)
+    _leaf(folder, "apiserver", "kube-apiserver", ca_key, ca, now, later, [ExtendedKeyUsageOID.SERVER_AUTH],
+          sans)
 
     # Service-account tokens are signed with RS256 by default, so this key must be RSA.
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    _write(folder / "sa.key", _pem_key(sa_key), private=True)
+    _write(folder / "sa.key", _pem_key(sa_key))
     _write(
         folder / "sa.pub",
         sa_key.public_key().public_bytes(
@@ -107,7 +138,6 @@ def make_pki(folder: Path) -> Tokens:
             f'{tokens.limited},sandbox-limited,1001,"mldeploy:limited"\n'
             f'{tokens.components},sandbox-components,1002,"system:masters"\n'
         ).encode(),
-        private=True,
     )
     return tokens
 

@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .folder import private_dir, write_private
+
 LOGS_API = "kwok.x-k8s.io/v1alpha1"
 
 # What a model server that cannot find its model prints before exiting with code 1.
@@ -63,11 +65,10 @@ def logs_object(namespace: str, pod: str, path: str | os.PathLike, container: st
 
 def write_defaults(folder: Path) -> str:
     """Write the default log files and return kwok's ClusterLogs document that serves them."""
-    folder.mkdir(parents=True, exist_ok=True)
-    empty = folder / "empty.log"
-    empty.write_text("")
-    crash = folder / "crash-loop.log"
-    crash.write_text("".join(cri_lines([line], stream=stream) for stream, line in CRASH_LOG))
+    private_dir(folder)
+    empty = write_private(folder / "empty.log", "")
+    crash = write_private(folder / "crash-loop.log",
+                          "".join(cri_lines([line], stream=stream) for stream, line in CRASH_LOG))
     # Paths as JSON strings: valid YAML whatever characters the state folder's path holds.
     return (f"apiVersion: {LOGS_API}\nkind: ClusterLogs\nmetadata:\n  name: sandbox-defaults\nspec:\n"
             f"  logs:\n  - logsFile: {json.dumps(str(empty.absolute()))}\n"

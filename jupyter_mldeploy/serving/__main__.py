@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 
+from .httpd import Limits
 from .server import ServingError, _stderr, banner, make_server
 
 
@@ -25,14 +26,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; use 0.0.0.0 inside a container)")
     p.add_argument("--log-file", default=None, help="append prediction lines here instead of stdout")
+    p.add_argument("--workers", type=int, default=Limits.workers,
+                   help=f"requests served at once; more connections wait, then get 503 (default "
+                        f"{Limits.workers})")
+    p.add_argument("--max-body", type=int, default=Limits.max_body, metavar="BYTES",
+                   help=f"largest request body accepted, else 413 (default {Limits.max_body})")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        limits = Limits(workers=args.workers, max_body=args.max_body,
+                        body_budget=max(Limits.body_budget, 4 * args.max_body))
         server = make_server(args.model, name=args.name, version=args.version, port=args.port,
-                             host=args.host, log=args.log_file or sys.stdout)
+                             host=args.host, log=args.log_file or sys.stdout, limits=limits)
     except ServingError as e:
         _stderr(f"Cannot start the model server: {e}")
         return 2

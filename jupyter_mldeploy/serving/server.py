@@ -28,10 +28,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
+
+from .httpd import BoundedHandler, BoundedServer, HTTPError, Limits
 
 __all__ = [
     "ModelAdapter", "PredictionLog", "RunningServer", "ServingError", "decode_inputs", "decode_tensor",
@@ -40,8 +41,8 @@ __all__ = [
 
 SERVER_NAME = "jupyter-mldeploy-serving"
 SERVER_VERSION = "0.1.0"
-# Refuse bodies larger than this (413): a reference server, not a bulk loader.
-MAX_BODY = 64 * 1024 * 1024
+# Refuse bodies larger than this (413): a reference server, not a bulk loader (see httpd.Limits).
+MAX_BODY = Limits.max_body
 DATATYPES = frozenset({"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
                        "FP16", "FP32", "FP64", "BYTES"})
 
@@ -54,14 +55,23 @@ class ServingError(Exception):
         self.status = status
 
 
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Tensors <-> rows
 
 
+_SCALARS = (str, bool, int, float, type(None))
+
+
 def _plain(value: Any) -> Any:
     """NumPy/pandas values to plain JSON-able Python (lists, numbers, strings, None)."""
-    if isinstance(value, (str, bool, int, float)) or value is None:
+    if isinstance(value, _SCALARS):
         return value
+    if type(value) is list and all(type(x) in _SCALARS for x in value):
+        return value  # already plain: no copy
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if hasattr(value, "tolist"):  # numpy arrays and scalars, pandas Series/Index
@@ -76,24 +86,40 @@ def _plain(value: Any) -> Any:
 
 
 def _flatten(value: Any) -> tuple[list, list[int]]:
-    """A nested, rectangular list -> (flat row-major data, shape). Ragged input raises ValueError."""
+    """A nested, rectangular list -> (flat row-major data, shape). Ragged input raises ValueError.
+
+    Level by level, so memory is one pointer per value per level (no per-value tuples) and no
+    recursion: a flat list is returned as it is.
+    """
     if not isinstance(value, list):
         return [value], []
-    if not value:
-        return [], [0]
-    parts = [_flatten(v) for v in value]
-    inner = parts[0][1]
-    if any(p[1] != inner for p in parts):
-        raise ValueError("ragged nested list: every element must have the same shape")
-    return [x for p in parts for x in p[0]], [len(value), *inner]
+    shape: list[int] = [len(value)]
+    level = value
+    while level:
+        nested = [isinstance(x, list) for x in level]
+        if not any(nested):
+            break
+        if not all(nested):
+            raise ValueError("ragged nested list: every element must have the same shape")
+        width = len(level[0])
+        if any(len(x) != width for x in level):
+            raise ValueError("ragged nested list: every element must have the same shape")
+        shape.append(width)
+        if len(shape) > 32:
+            raise ValueError("nested more than 32 levels deep")
+        level = [y for x in level for y in x]
+    return level, shape
 
 
 def _reshape(flat: list, shape: Sequence[int]) -> Any:
+    """Flat row-major values -> nested lists of `shape`; a 1-D shape gives `flat` itself (no copy)."""
     if not shape:
         return flat[0]
     if len(shape) == 1:
-        return list(flat)
+        return flat
     step = math.prod(shape[1:])
+    if len(shape) == 2:
+        return [flat[i * step:(i + 1) * step] for i in range(shape[0])]
     return [_reshape(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
@@ -109,7 +135,7 @@ def _datatype(leaves: list) -> str:
 
 def encode_tensor(name: str, values: Sequence[Any]) -> dict:
     """Per-row values -> an OIP tensor `{name, shape, datatype, data}` (data flat, row-major)."""
-    values = _plain(list(values))
+    values = _plain(values if type(values) is list else list(values))
     try:
         flat, shape = _flatten(values)
     except ValueError:
@@ -121,64 +147,131 @@ def encode_tensor(name: str, values: Sequence[Any]) -> dict:
     return {"name": name, "shape": shape, "datatype": datatype, "data": flat}
 
 
-def decode_tensor(tensor: Mapping[str, Any]) -> list:
-    """An OIP tensor -> its rows (the first dimension is the batch). Raises ServingError(400)."""
+def decode_tensor(tensor: Mapping[str, Any], *, _owned: bool = False) -> list:
+    """An OIP tensor -> its rows (the first dimension is the batch). Raises ServingError(400).
+
+    `_owned`: the tensor came from this request's JSON, so its data list may be converted in place
+    (the server's path: one list per level instead of a copy per step).
+    """
     name = tensor.get("name", "?")
     shape = tensor.get("shape")
     datatype = tensor.get("datatype")
     if "data" not in tensor:
-        raise ServingError(f"Tensor {name!r} has no data (binary tensor data is not supported).")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise ServingError(f"Tensor {name!r} needs a shape: a list of non-negative integers.")
+        raise ServingError(f"Tensor {_short(name)!r} has no data (binary tensor data is not supported).")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                              for d in shape):
+        raise ServingError(f"Tensor {_short(name)!r} needs a shape: a list of non-negative integers.")
     if datatype not in DATATYPES:
-        raise ServingError(f"Tensor {name!r} has datatype {datatype!r}; expected one of "
+        raise ServingError(f"Tensor {_short(name)!r} has datatype {_short(datatype)!r}; expected one of "
                            f"{', '.join(sorted(DATATYPES))}.")
+    data = tensor["data"]
+    if not _owned or not isinstance(data, list):
+        data = _plain(data)
+    coerce = _COERCE[datatype]
+    if _owned and len(shape) == 2 and _is_table(data, shape):
+        # Already rows of the declared shape (nested JSON): convert in place, no flat copy.
+        try:
+            for row in data:
+                for i, x in enumerate(row):
+                    row[i] = coerce(x)
+        except (TypeError, ValueError):
+            raise ServingError(f"Tensor {_short(name)!r} has values that are not {datatype}.") from None
+        return data
     try:
-        flat, _ = _flatten(_plain(tensor["data"]))  # OIP allows flat or nested data
+        flat, _ = _flatten(data)  # OIP allows flat or nested data
     except ValueError as e:
-        raise ServingError(f"Tensor {name!r}: {e}.") from None
+        raise ServingError(f"Tensor {_short(name)!r}: {e}.") from None
+    if flat is data and not _owned:
+        flat = list(flat)
     if len(flat) != math.prod(shape):
-        raise ServingError(f"Tensor {name!r} has {len(flat)} values but its shape {shape} needs "
+        raise ServingError(f"Tensor {_short(name)!r} has {len(flat)} values but its shape {shape} needs "
                            f"{math.prod(shape)}.")
     try:
-        flat = [_coerce(x, datatype) for x in flat]
+        for i, x in enumerate(flat):  # in place: flat is ours (a copy, or the request's own list)
+            flat[i] = coerce(x)
     except (TypeError, ValueError):
-        raise ServingError(f"Tensor {name!r} has values that are not {datatype}.") from None
+        raise ServingError(f"Tensor {_short(name)!r} has values that are not {datatype}.") from None
     if not shape:
         return [flat[0]]
     return _reshape(flat, shape)
 
 
-def _coerce(value: Any, datatype: str) -> Any:
-    """A JSON value as the declared datatype: the model sees 1.0 for FP64 even if the client sent 1."""
+def _is_table(data: list, shape: list[int]) -> bool:
+    """data is shape[0] lists of shape[1] values, none of them a list."""
+    n, width = shape
+    return (len(data) == n and all(type(r) is list and len(r) == width for r in data)
+            and not any(isinstance(x, list) for r in data for x in r))
+
+
+def _short(value: Any, limit: int = 60) -> Any:
+    """A client-given name as quoted in an error: cut, so an answer never echoes a huge value."""
+    return value[:limit] + "..." if isinstance(value, str) and len(value) > limit else value
+
+
+# Floats for small whole numbers, shared: a body of `1,0,1,...` costs one pointer per value, not one
+# new float object each.
+_SMALL_FLOATS = {i: float(i) for i in range(-256, 1025)}
+
+
+def _to_float(value: Any) -> Any:
     if value is None:
         return None
-    if datatype.startswith("FP"):
-        if isinstance(value, (bool, str)):
-            raise TypeError(value)
-        return float(value)
-    if datatype.startswith(("INT", "UINT")):
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError(value)
-        if isinstance(value, str):
-            raise TypeError(value)
-        return int(value)
-    if datatype == "BOOL":
-        if not isinstance(value, (bool, int)):
-            raise TypeError(value)
-        return bool(value)
+    kind = type(value)
+    if kind is float:
+        return value
+    if kind is int:
+        small = _SMALL_FLOATS.get(value)
+        return small if small is not None else float(value)
+    if isinstance(value, (bool, str)):
+        raise TypeError(value)
+    return float(value)
+
+
+def _to_int(value: Any) -> Any:
+    if value is None or type(value) is int:
+        return value
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    if isinstance(value, str):
+        raise TypeError(value)
+    return int(value)
+
+
+def _to_bool(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, (bool, int)):
+        raise TypeError(value)
+    return bool(value)
+
+
+def _to_bytes(value: Any) -> Any:
+    if value is None:
+        return None
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def decode_inputs(inputs: Any) -> list:
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    **{t: _to_float for t in DATATYPES if t.startswith("FP")},
+    **{t: _to_int for t in DATATYPES if t.startswith(("INT", "UINT"))},
+    "BOOL": _to_bool, "BYTES": _to_bytes,
+}
+
+
+def _coerce(value: Any, datatype: str) -> Any:
+    """A JSON value as the declared datatype: the model sees 1.0 for FP64 even if the client sent 1."""
+    return _COERCE[datatype](value)
+
+
+def decode_inputs(inputs: Any, *, _owned: bool = False) -> list:
     """OIP `inputs` -> rows: one tensor gives its rows; several give one dict per row keyed by name."""
     if not isinstance(inputs, list) or not inputs:
         raise ServingError("The request needs `inputs`: a non-empty list of tensors.")
     if not all(isinstance(t, Mapping) for t in inputs):
         raise ServingError("Every entry of `inputs` must be a tensor object {name, shape, datatype, data}.")
     if len(inputs) == 1:
-        return decode_tensor(inputs[0])
-    columns = {str(t.get("name")): decode_tensor(t) for t in inputs}
+        return decode_tensor(inputs[0], _owned=_owned)
+    columns = {str(t.get("name")): decode_tensor(t, _owned=_owned) for t in inputs}
     if len(columns) != len(inputs):
         raise ServingError("Input tensor names must be unique.")
     sizes = {len(c) for c in columns.values()}
@@ -192,12 +285,17 @@ def decode_inputs(inputs: Any) -> list:
 # Models
 
 
+PICKLE_SUFFIXES = (".pkl", ".pickle")
+JOBLIB_SUFFIXES = (".joblib",)
+
+
 def load_model(model: Any) -> Any:
-    """A model from what the command line or a notebook gives.
+    """A model from what the command line or a notebook gives; the form is declared, never guessed.
 
     - an object with `.predict`, or a callable (rows -> predictions): used as is;
-    - a path to a pickle (`.pkl`, `.pickle`, `.joblib`; joblib is used when installed): unpickled.
-      Unpickling runs code from the file: load only files you trust;
+    - a path ending in `.pkl` or `.pickle`: unpickled; `.joblib`: loaded with joblib (which must be
+      installed). Unpickling runs code from the file: load only files you trust. Any other file is
+      refused, even if it exists: a file is never unpickled because it happens to be there;
     - `"module:attr"` (attr may be dotted): imported.
     """
     if not isinstance(model, (str, os.PathLike)):
@@ -207,24 +305,29 @@ def load_model(model: Any) -> Any:
                            f"with .predict.", 500)
     text = os.fspath(model)
     path = Path(text)
-    if path.suffix in {".pkl", ".pickle", ".joblib"} or path.is_file():
+    suffix = path.suffix.lower()
+    if suffix in PICKLE_SUFFIXES + JOBLIB_SUFFIXES:
         if not path.is_file():
             raise ServingError(f"No model file at {path}.", 500)
-        if path.suffix == ".joblib":
+        if suffix in JOBLIB_SUFFIXES:
             try:
                 import joblib
-
-                return load_model(joblib.load(path))
             except ImportError:
-                pass
+                raise ServingError(f"{path} is a joblib file and joblib is not installed; install it "
+                                   f"or save the model as a .pkl.", 500) from None
+            return load_model(joblib.load(path))
         with path.open("rb") as f:
-            return load_model(pickle.load(f))
+            return load_model(pickle.load(f))  # noqa: S301 - the documented, declared pickle form
     module_name, sep, attr = text.partition(":")
-    if not sep or not module_name or not attr:
-        raise ServingError(f"Model {text!r} is neither a pickle file nor MODULE:CALLABLE.", 500)
+    if not sep or not module_name or not attr or path.is_file():
+        raise ServingError(f"Model {text!r} is neither a pickle file ({', '.join(PICKLE_SUFFIXES)}), a "
+                           f"joblib file (.joblib) nor MODULE:CALLABLE.", 500)
     obj: Any = importlib.import_module(module_name)
     for part in attr.split("."):
-        obj = getattr(obj, part)
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ServingError(f"Module {module_name} has no attribute {attr!r}.", 500) from None
     return load_model(obj)
 
 
@@ -370,14 +473,20 @@ def _now_iso() -> str:
 _MODEL_PATH = re.compile(r"^/v2/models/(?P<m>[^/]+)(?:/versions/(?P<v>[^/]+))?(?P<op>/ready|/infer)?/?$")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: a replay of many rows reuses connections
-    server_version = f"{SERVER_NAME}/{SERVER_VERSION}"
-    disable_nagle_algorithm = True  # headers and body go out as two writes; do not wait for an ACK
-    server: _Server
+# A request id is echoed (in the x-request-id header, the answer and the prediction log) only when it
+# looks like one: letters, digits and a few marks, at most 128 characters. Anything else (a CR/LF that
+# would split the response header, a megabyte of text) is replaced by a generated id.
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+=@~-]{0,127}")
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
-        """No access log: predictions are logged as JSON lines, and stderr stays for real problems."""
+
+def safe_id(value: Any) -> str | None:
+    """`value` if it is a request id that may be echoed, else None."""
+    return value if isinstance(value, str) and _SAFE_ID.fullmatch(value) else None
+
+
+class _Handler(BoundedHandler):
+    server_version = f"{SERVER_NAME}/{SERVER_VERSION}"
+    server: _Server
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -395,56 +504,36 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         started = time.perf_counter()
-        request_id = self.headers.get("x-request-id") or None
+        given = self.headers.get("x-request-id")
+        request_id = safe_id(given)
+        close = False
         try:
-            body = self._body()
+            body = self.read_body()
             status, payload = self._route(method, urlsplit(self.path).path, body, started, request_id)
+        except HTTPError as e:
+            status, payload, close = e.status, {"error": str(e)}, e.close
         except ServingError as e:
             status, payload = e.status, {"error": str(e)}
-        except Exception as e:  # a bug here must still answer, not drop the connection
+        except (ConnectionError, TimeoutError):
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug here must still answer, not drop the connection
             status, payload = 500, {"error": f"Internal server error: {type(e).__name__}: {e}"}
-        self._send(status, payload, request_id)
-
-    def _body(self) -> bytes:
-        length = self.headers.get("Content-Length")
-        if length is None:
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                self.close_connection = True
-                raise ServingError("Chunked request bodies are not supported; send Content-Length.")
-            return b""
-        try:
-            n = int(length)
-        except ValueError:
-            self.close_connection = True
-            raise ServingError("Bad Content-Length header.") from None
-        if n > MAX_BODY:
-            self.close_connection = True
-            raise ServingError(f"The request body is {n} bytes; the limit is {MAX_BODY}.", 413)
-        return self.rfile.read(n) if n else b""
-
-    def _send(self, status: int, payload: Any, request_id: str | None) -> None:
-        data = json.dumps(payload, separators=(",", ":"), default=str).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
         rid = payload.get("id") if isinstance(payload, dict) and "id" in payload else request_id
-        if rid:
-            self.send_header("x-request-id", str(rid))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        self._answer(status, payload, headers={"x-request-id": rid} if rid else None, close=close)
 
-    def _json(self, body: bytes) -> Any:
+    def _json(self, body: bytearray) -> Any:
         if not body:
             raise ServingError("The request needs a JSON body.")
         try:
             return json.loads(body)
         except ValueError as e:
             raise ServingError(f"The request body is not valid JSON: {e}.") from None
+        except RecursionError:
+            raise ServingError("The request body is nested too deeply to be a request.") from None
 
     # -- routes
 
-    def _route(self, method: str, path: str, body: bytes, started: float,
+    def _route(self, method: str, path: str, body: bytearray, started: float,
                request_id: str | None) -> tuple[int, Any]:
         model = self.server.model
         if path in ("/v2/health/live", "/v2/health/ready", "/healthz", "/v2"):
@@ -477,15 +566,17 @@ class _Handler(BaseHTTPRequestHandler):
         _allow(method, "GET")
         return 200, model.metadata()
 
-    def _infer(self, body: bytes, started: float, request_id: str | None) -> tuple[int, Any]:
+    def _infer(self, body: bytearray, started: float, request_id: str | None) -> tuple[int, Any]:
         model = self.server.model
         request = self._json(body)
+        body.clear()  # the parsed request replaces the bytes: hold one, not both
         if not isinstance(request, Mapping):
             raise ServingError("The request body must be a JSON object with `inputs`.")
         oip_id = request.get("id")
-        rid = request_id or (str(oip_id) if oip_id not in (None, "") else uuid.uuid4().hex)
-        rows = decode_inputs(request.get("inputs"))
+        rid = request_id or safe_id(oip_id if isinstance(oip_id, str) else None) or uuid.uuid4().hex
+        rows = decode_inputs(request.get("inputs"), _owned=True)
         wanted = request.get("outputs")
+        del request
         outputs = self._run(rows, rid, started)
         if wanted:
             names = [o.get("name") for o in wanted if isinstance(o, Mapping)]
@@ -498,12 +589,14 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, {"model_name": model.name, "model_version": model.version, "id": rid,
                      "outputs": tensors}
 
-    def _predict(self, body: bytes, started: float, request_id: str | None) -> tuple[int, Any]:
+    def _predict(self, body: bytearray, started: float, request_id: str | None) -> tuple[int, Any]:
         request = self._json(body)
+        body.clear()
         if not isinstance(request, Mapping) or not isinstance(request.get("instances"), list):
             raise ServingError('The request body must be {"instances": [row, ...]}.')
         rid = request_id or uuid.uuid4().hex
-        rows = _plain(request["instances"])
+        rows = request["instances"]  # parsed JSON: already plain
+        del request
         if not rows:
             raise ServingError("`instances` is empty.")
         outputs = self._run(rows, rid, started)
@@ -536,21 +629,25 @@ def _allow(method: str, expected: str) -> None:
         raise ServingError(f"Use {expected} here, not {method}.", 405)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], model: ModelAdapter, log: PredictionLog) -> None:
+class _Server(BoundedServer):
+    def __init__(self, address: tuple[str, int], model: ModelAdapter, log: PredictionLog, *,
+                 limits: Limits | None = None, errors: Callable[[str], Any] | None = None) -> None:
         self.model = model
         self.log = log
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, limits=limits, errors=errors, name=SERVER_NAME)
 
 
 def make_server(model: Any, *, name: str, version: str = "1", port: int = 0, host: str = "127.0.0.1",
-                log: Any = None) -> _Server:
-    """A bound, not yet running server (call `.serve_forever()`); `log` as in `PredictionLog`."""
+                log: Any = None, limits: Limits | None = None,
+                errors: Callable[[str], Any] | None = _stderr) -> _Server:
+    """A bound, not yet running server (call `.serve_forever()`); `log` as in `PredictionLog`.
+
+    `limits`: workers, timeouts and body sizes (see `httpd.Limits`); `errors`: where the one-line
+    client-error notes go (stderr by default; None: nowhere).
+    """
     adapter = ModelAdapter(model, name=name, version=version)
-    return _Server((host, port), adapter, log if isinstance(log, PredictionLog) else PredictionLog(log))
+    return _Server((host, port), adapter, log if isinstance(log, PredictionLog) else PredictionLog(log),
+                   limits=limits or Limits(), errors=errors)
 
 
 class RunningServer:
@@ -596,7 +693,9 @@ class RunningServer:
 
 
 def serve(model: Any, *, name: str, version: str = "1", port: int = 0, host: str = "127.0.0.1",
-          log: str | os.PathLike | IO[str] | Callable[[str], Any] | None = None) -> RunningServer:
+          log: str | os.PathLike | IO[str] | Callable[[str], Any] | None = None,
+          limits: Limits | None = None,
+          errors: Callable[[str], Any] | None = _stderr) -> RunningServer:
     """Serve `model` in a background thread; returns a `RunningServer` (`.url`, `.stop()`, `with`).
 
     `model`: a callable (rows -> predictions, or -> {output name: per-row values}), an object with
@@ -604,14 +703,11 @@ def serve(model: Any, *, name: str, version: str = "1", port: int = 0, host: str
     free port. `log`: where prediction lines go (a path, a text stream, a callable given each line,
     or None for no log).
     """
-    return RunningServer(make_server(model, name=name, version=version, port=port, host=host, log=log))
+    return RunningServer(make_server(model, name=name, version=version, port=port, host=host, log=log,
+                                     limits=limits, errors=errors))
 
 
 def banner(server: _Server) -> str:
     host, port = server.server_address[:2]
     return (f"{SERVER_NAME}: model {server.model.name} version {server.model.version} "
             f"listening on http://{host}:{port}")
-
-
-def _stderr(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)

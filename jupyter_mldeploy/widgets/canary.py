@@ -9,8 +9,10 @@ widgets are only ever touched on the kernel's thread (ipykernel 7 breaks widget 
 Without a running loop (plain Python, tests) nothing is written until `flush()`.
 
 After each write the weights are read back from the route object (HTTPRoute, VirtualService or canary
-Ingress; the Deployments' replicas without a router) and shown as "stable 70% / canary 30%". The slider
-is disabled while the canary has no ready pod, and re-checks on its own until one is.
+Ingress; the Deployments' replicas without a router) and shown as "stable 70% / canary 30%", with a
+picture of the split (a bar of both shares, each track's version and ready pods: `split.Split`), kept
+live by the namespace's shared watches (`loop.NamespaceWatches`) as pods come and go. The slider is
+disabled while the canary has no ready pod, and re-checks on its own until one is.
 """
 
 from __future__ import annotations
@@ -19,17 +21,18 @@ import html
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import traitlets
 
-from .. import api, rollout, traffic
-from ..errors import ClusterError, MLDeployError
-from ..kube.client import Kube, connect
-from ..kube.resources import collection_path
-from .loop import HandOff, running_loop
+from .. import api, rollout
+from ..connection import connect
+from ..errors import MLDeployError
+from ..kube.client import Kube
+from ..split import Split, TrackPods, Weights, pods_from_deployment, read_pods, read_weights
+from .loop import HandOff, NamespaceWatches, running_loop
 from .messages import capture, error_sentence
 
 if TYPE_CHECKING:
@@ -42,71 +45,6 @@ __all__ = ["CanarySlider", "Weights", "read_weights"]
 Outcome = tuple[Any, BaseException | None]  # (result, error) of a job run off the loop
 
 _GREEN, _RED, _GREY = "#2e7d32", "#c62828", "#757575"
-
-
-def _pct(x: float) -> str:
-    return f"{x:.0f}%" if abs(x - round(x)) < 0.05 else f"{x:.1f}%"
-
-
-@dataclass(frozen=True)
-class Weights:
-    """The split the cluster holds: percent of requests to each track (and, without a router, what the
-    replica count allows, in a sentence)."""
-
-    stable: float
-    canary: float
-    router: str
-    sentence: str | None = None
-
-    def __str__(self) -> str:
-        return f"stable {_pct(self.stable)} / canary {_pct(self.canary)}"
-
-
-def _get(kube: Kube, path: str) -> dict | None:
-    try:
-        return kube.request("GET", path)[1]
-    except ClusterError as e:
-        if e.status == 404:
-            return None
-        raise
-
-
-def read_weights(r: Rollout) -> Weights:
-    """Read the weights from the route object itself (not the rollout's own record of them)."""
-    kube, ns, name = r.kube or connect(), r.namespace, r.name
-    if r.router == "knative":  # the split Knative's route controller computed between the two revisions
-        from .. import rollout_knative
-
-        return Weights(*rollout_knative.read_weights(r), r.router)
-    if r.router == "istio":
-        vs = _get(kube, f"{collection_path('networking.istio.io/v1', 'VirtualService', ns)}/{name}") or {}
-        routes = ((vs.get("spec", {}).get("http") or [{}])[0]).get("route") or []
-        # An Istio route with a single destination and no weight takes all requests.
-        by = {d["destination"].get("subset"): d.get("weight", 100 if len(routes) == 1 else 0) for d in routes}
-        return Weights(float(by.get("stable", 0)), float(by.get("canary", 0)), r.router)
-    if r.router == "gateway":
-        hr = _get(kube, f"{collection_path('gateway.networking.k8s.io/v1', 'HTTPRoute', ns)}/{name}") or {}
-        refs = ((hr.get("spec", {}).get("rules") or [{}])[0]).get("backendRefs") or []
-        by = {b["name"]: b.get("weight", 1) for b in refs}  # Gateway API: weights are proportional, default 1
-        total = sum(by.values()) or 1
-        return Weights(100 * by.get(name, 0) / total, 100 * by.get(f"{name}-canary", 0) / total, r.router)
-    if r.router == "nginx":
-        ing = _get(kube, f"{collection_path('networking.k8s.io/v1', 'Ingress', ns)}/{name}-canary") or {}
-        ann = ing.get("metadata", {}).get("annotations", {})
-        prefix = "nginx.ingress.kubernetes.io/"
-        weight = float(ann.get(prefix + "canary-weight", 0))
-        total = float(ann.get(prefix + "canary-weight-total", 100)) or 100
-        return Weights(100 - 100 * weight / total, 100 * weight / total, r.router)
-    # replicas: requests divide by pods, so the split is what the Deployments ask for
-    deployments = collection_path("apps/v1", "Deployment", ns)
-    stable, canary = (_get(kube, f"{deployments}/{n}") or {} for n in (name, f"{name}-canary"))
-    s = int(stable.get("spec", {}).get("replicas") or 0)
-    c = int(canary.get("spec", {}).get("replicas") or 0)
-    total = s + c
-    sentence = r.split_sentence
-    if sentence is None and total:
-        sentence = traffic.achievable_split(r.weight, total).sentence
-    return Weights(100 * s / total if total else 100.0, 100 * c / total if total else 0.0, r.router, sentence)
 
 
 def _ready_canary_pods(name: str, *, namespace: str, kube: Kube | None) -> int:
@@ -140,6 +78,7 @@ class CanarySlider(widgets.VBox):
                  weights_fn: Callable[[Rollout], Weights] | None = None,
                  ready_fn: Callable[..., int] | None = None,
                  promote_fn: Callable[..., Any] | None = None, abort_fn: Callable[..., Any] | None = None,
+                 pods_fn: Callable[..., dict[str, TrackPods]] | None = None, watch: bool | None = None,
                  refresh: bool = True, **kwargs: Any) -> None:
         self.name = name
         self._kube = kube
@@ -152,8 +91,15 @@ class CanarySlider(widgets.VBox):
         self._ready_fn = ready_fn or _ready_canary_pods
         self._promote_fn = promote_fn or rollout.promote
         self._abort_fn = abort_fn or rollout.abort
+        # With stand-in reads (a test's) and no stand-in for the pods, the picture has no pod counts.
+        self._pods_fn = pods_fn or (read_pods if read_fn is None else (lambda _name, **_kw: {}))
+        # Live pod counts from the namespace's shared watches; off when the reads are stand-ins.
+        self._watch = (pods_fn is None and read_fn is None) if watch is None else watch
+        self._watches: NamespaceWatches | None = None
+        self._watch_handoff: HandOff | None = None
         self.rollout: Rollout | None = None
         self.weights: Weights | None = None
+        self.pods: dict[str, TrackPods] = {}  # track -> ready/desired pods, for the picture
         self.writes = 0  # weight writes sent (the debouncer's whole point is to keep this low)
         self.over = False  # promoted or rolled back: nothing left to move
         self._applied: int | None = None  # the weight the cluster holds (or was last written)
@@ -307,11 +253,12 @@ class CanarySlider(widgets.VBox):
         self._render()
         self._submit(self._read_all, self._apply_refresh)
 
-    def _read_all(self) -> tuple[Rollout | None, Weights | None, int]:
+    def _read_all(self) -> tuple[Rollout | None, Weights | None, int, dict[str, TrackPods]]:
         found = self._read_fn(self.name, **self._where())
         if found is None or found.strategy != "canary":
-            return found, None, 0
-        return found, self._weights_fn(found), self._ready_fn(self.name, **self._where())
+            return found, None, 0, {}
+        return (found, self._weights_fn(found), self._ready_fn(self.name, **self._where()),
+                self._pods_fn(self.name, **self._where()))
 
     def _apply_refresh(self, outcome: Outcome) -> None:
         self._busy = ""
@@ -320,8 +267,8 @@ class CanarySlider(widgets.VBox):
             self.error = error_sentence(error)
             self._render()
             return
-        found, weights, ready_pods = result
-        self.rollout, self.weights = found, weights
+        found, weights, ready_pods, pods = result
+        self.rollout, self.weights, self.pods = found, weights, pods
         self.error = ""
         if found is None:
             self.ready = False
@@ -338,7 +285,35 @@ class CanarySlider(widgets.VBox):
                 self._set_quietly(found.weight)
         if found is not None and found.strategy == "canary" and not self.ready:
             self._arm_recheck()
+        if found is not None and found.strategy == "canary":
+            self._start_watching()
         self._render()
+
+    def _start_watching(self) -> None:
+        """Follow both tracks' Deployments through the namespace's shared watches (loop only)."""
+        if not (self._watch and self.live) or self._watches is not None or self.over:
+            return
+        self._watch_handoff = HandOff(self._on_watch, loop=self._handoff.loop, max_rate=10.0)
+        self._watches = NamespaceWatches.subscribe(self.kube, self.namespace, self._watch_handoff)
+
+    def _on_watch(self, items: list[tuple[str, Any, Any]]) -> None:
+        """On the loop: a Deployment of either track changed; redraw its pods (and enable the slider)."""
+        tracks = {self.name: "stable", f"{self.name}-canary": "canary"}
+        changed = False
+        for etype, obj, _error in items:
+            if (obj or {}).get("kind") != "Deployment":
+                continue
+            track = tracks.get((obj.get("metadata") or {}).get("name"))
+            if track is None:
+                continue
+            pods = TrackPods() if etype == "DELETED" else pods_from_deployment(obj)
+            if self.pods.get(track) != pods:
+                self.pods = {**self.pods, track: pods}
+                changed = True
+        if changed and not self.over:
+            if self.rollout is not None and self.rollout.strategy == "canary":
+                self.ready = self.pods.get("canary", TrackPods()).ready > 0
+            self._render()
 
     def _arm_recheck(self) -> None:
         if self.recheck and self.live and self._recheck_timer is None:
@@ -431,6 +406,15 @@ class CanarySlider(widgets.VBox):
 
     _done_message = ""
 
+    @property
+    def picture(self) -> Split | None:
+        """The split as the widget last read it (None before the first read)."""
+        if self.weights is None:
+            return None
+        r = self.rollout
+        return Split(self.name, self.weights, r.stable_version if r else None,
+                     r.candidate_version if r else None, self.pods.get("stable"), self.pods.get("canary"))
+
     def _render(self) -> None:
         e = html.escape
         r = self.rollout
@@ -441,10 +425,7 @@ class CanarySlider(widgets.VBox):
         self.title.value = f"<b>{e(self.name)}</b> canary{versions}"
         w = self.weights
         if w is not None:
-            split = f'<span class="mldeploy-split">{e(str(w))}</span>'
-            if w.sentence:
-                split += f'<div style="color:{_GREY};font-size:12px">{e(w.sentence)}</div>'
-            self.split.value = split
+            self.split.value = f'<span class="mldeploy-split">{e(str(w))}</span>' + self.picture.html()
         elif not self.split.value:
             self.split.value = f'<span style="color:{_GREY}">no split read yet</span>'
         canary_rollout = r is not None and r.strategy == "canary"
@@ -472,6 +453,10 @@ class CanarySlider(widgets.VBox):
 
     def _stop(self) -> None:
         self._cancel_timer()
+        if self._watches is not None and self._watch_handoff is not None:
+            self._watches.unsubscribe(self._watch_handoff)
+            self._watch_handoff.close()
+            self._watches = None
         if self._recheck_timer is not None:
             self._recheck_timer.cancel()
             self._recheck_timer = None
@@ -491,10 +476,8 @@ class CanarySlider(widgets.VBox):
             return self._done_message
         if self.rollout is None:
             return self.error or f"{self.name}: no rollout read yet."
-        text = f"{self.name}: {self.weights}" if self.weights is not None else str(self.rollout)
-        if self.weights is not None and self.weights.sentence:
-            text += f" ({self.weights.sentence})"
-        return text + (f"; {self.error}" if self.error else "")
+        text = self.picture.text() if self.picture is not None else str(self.rollout)
+        return text + (f"\n{self.error}" if self.error else "")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
         data = super()._repr_mimebundle_(**kwargs)

@@ -17,9 +17,10 @@ import traitlets
 
 from .. import api
 from ..capacity import Capacity
+from ..connection import connect
 from ..errors import ClusterError, MLDeployError, SpecError
 from ..kube import inventory
-from ..kube.client import Kube, connect
+from ..kube.client import Kube
 from ..spec import Autoscale, DeploySpec
 from .image import ImageBuilder
 from .messages import as_sentence

@@ -42,7 +42,10 @@ def test_deploy_waits_prints_progress_and_returns_the_handle(ip, kube, namespace
     assert isinstance(d, api.Deployment) and d.namespace == namespace
     assert d.last_status.complete and d.last_status.ready == 2
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"Deploying iris ({IMAGE}) to namespace {namespace}, context {kube.context}"
+    # The first deploy in a kernel says where the cluster came from (here: the fixture's %config).
+    assert out[0].startswith(f"Cluster: context {kube.context}")
+    assert out[0].endswith(f"from %config (MLDeploy.kubeconfig and MLDeploy.context) ({kube.server}).")
+    assert out[1] == f"Deploying iris ({IMAGE}) to namespace {namespace}, context {kube.context}"
     progress = [line for line in out if line.startswith("iris  [")]
     assert progress[-1] == "iris  [##########] 2/2 ready  rolled out"
     # a line is printed only when it changes; the same words may come back later (pods become ready
@@ -240,7 +243,9 @@ def test_live_view_updates_widgets_and_leaves_the_final_state(ip, kube, namespac
         handle = ip.run_line_magic("deploy", f"iris --image {IMAGE} --replicas 2")
     assert handle.last_status.complete
     outputs = captured.outputs
-    assert "application/vnd.jupyter.widget-view+json" in outputs[0].data  # the live widgets first
+    # Where the cluster came from, first (the first deploy in this kernel), as an output of its own.
+    assert outputs[0].data["text/plain"].startswith(f"Cluster: context {kube.context}")
+    assert "application/vnd.jupyter.widget-view+json" in outputs[1].data  # then the live widgets
     final = outputs[-1]
     assert final.update  # ... replaced in place by a static copy of the final state
     assert final.data["text/plain"].startswith("iris: 2/2 ready, rollout complete")

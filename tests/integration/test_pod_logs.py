@@ -154,3 +154,17 @@ def test_shadow_magic_live_reads_the_same_logs_without_sending_a_row(ip, kube, n
     view = ip.run_line_magic("shadow", "churn --live --since 5m")
     assert type(view).__name__ == "ShadowView" and view.refresh_button.disabled
     check_prediction_log_report(view.report, namespace)
+
+
+def test_live_from_pods_bounds_each_read_and_says_so(kube, namespace, tmp_path: Path):
+    shadow_with_prediction_logs(kube, namespace, tmp_path)
+    # The newest 5 lines of each pod: stable r6..r10 and r17, r18, r19, neg, solo; shadow r16..r19, neg.
+    report = live_from_pods(kube, namespace, "churn", tail_lines=5)
+    assert sorted(report.rows["request_id"]) == ["neg", "r17", "r18", "r19"]
+    assert report.primary.endswith("only its last 5 lines read)") and "(bounded read: pod " in report.primary
+    assert report.shadow == (f"logs of 1 shadow pod(s) in {namespace} (bounded read: pod "
+                             f"{pod_names(kube, namespace, 'shadow')[0]}: only its last 5 lines read)")
+    # limitBytes cuts a line in two: the cut line is dropped, not counted as unreadable.
+    first = len(read_log(kube, namespace, pod_names(kube, namespace, "shadow")[0]).splitlines()[0]) + 1
+    cut = live_from_pods(kube, namespace, "churn", limit_bytes=first + 40)
+    assert cut.summary.unparsed_shadow == 0 and "only the first" in cut.shadow

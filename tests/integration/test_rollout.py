@@ -105,7 +105,8 @@ def test_shadow_with_istio_mirror_percentage(kube, namespace):
         "spec"]["http"][0]
     assert http["mirror"]["host"] == f"fraud-shadow.{namespace}.svc.cluster.local"
     assert http["mirrorPercentage"]["value"] == 30
-    pods = get(kube, f"/api/v1/namespaces/{namespace}/pods?labelSelector=mldeploy.io/track=shadow")["items"]
+    pods = kube.request("GET", f"/api/v1/namespaces/{namespace}/pods",
+                        query={"labelSelector": "mldeploy.io/track=shadow"})[1]["items"]
     assert pods and all(p["metadata"]["labels"]["mldeploy.io/live"] == "false" for p in pods)
     ro.promote("fraud", namespace=namespace, kube=kube, timeout=120)
     http = get(kube, f"/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/fraud")[

@@ -243,7 +243,8 @@ def test_shadow_mirrors_every_request_or_none(kube, namespace, offered):
     primary = ingress(kube, namespace, "fraud")
     assert nginx_annotations(primary) == {nginx.MIRROR_TARGET: target}
     assert rule(primary)[3] == "fraud"
-    pods = get(kube, f"/api/v1/namespaces/{namespace}/pods?labelSelector={L.TRACK}=shadow")["items"]
+    pods = kube.request("GET", f"/api/v1/namespaces/{namespace}/pods",
+                        query={"labelSelector": f"{L.TRACK}=shadow"})[1]["items"]
     assert pods and all(p["metadata"]["labels"][L.LIVE] == "false" for p in pods)
 
     with pytest.raises(SpecError) as e:

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import http.client
+import json
 import os
+import signal
 import socket
+import ssl
+import stat
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -261,20 +276,245 @@ def test_port_in_use_is_one_clear_sentence(tmp_path, monkeypatch):
     assert not (tmp_path / "box" / "state.json").exists()
 
 
-def test_down_leaves_no_process(tmp_path, monkeypatch, cluster):
+# -- a second sandbox, brought up under umask 0: its files are private by their own modes ----------
+
+
+def _second_port() -> int:
+    # Ten above this run's sandbox, so runs with different MLDEPLOY_SANDBOX_PORTs never collide.
+    return int(os.environ.get("MLDEPLOY_SANDBOX_PORT", "16443")) + 10
+
+
+@pytest.fixture(scope="module")
+def second(cluster, tmp_path_factory):
+    """A second sandbox (the suite's shared one keeps running), started in a folder that holds the
+    remains of a dead one (a state whose process is gone, a stale log) and a file of the user's."""
     if not cluster.is_sandbox:
         pytest.skip("sandbox only")
-    from jupyter_mldeploy.sandbox.control_plane import Sandbox, _alive
+    from jupyter_mldeploy.sandbox.control_plane import Sandbox
+    from jupyter_mldeploy.sandbox.folder import StateFolder
 
-    # A second sandbox on other ports, so the suite's shared one keeps running.
-    monkeypatch.setenv("MLDEPLOY_SANDBOX_PORT", "17443")
-    box = Sandbox(tmp_path / "second")
-    info = box.up(progress=lambda _m: None)
-    procs = info["processes"]
+    folder = tmp_path_factory.mktemp("second") / "box"
+    dead = StateFolder(folder)
+    dead.claim()
+    (dead.mkdir("logs") / "etcd.log").write_text("from the dead sandbox\n")
+    dead.write("state.json", json.dumps({"server": "https://127.0.0.1:1", "admin_token": "x", "ports": {},
+                                         "versions": {}, "processes": {
+                                             "etcd": {"pid": 2 ** 22 + 1, "start": "1", "cmd": "etcd"}}}))
+    (folder / "notes.txt").write_text("the user's own notes\n")
+    box = Sandbox(folder)
+    old_umask = os.umask(0)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLDEPLOY_SANDBOX_PORT", str(_second_port()))
+    try:
+        said: list[str] = []
+        info = box.up(progress=said.append)
+    finally:
+        os.umask(old_umask)
+    assert any("not answering" in m for m in said)  # the dead state was cleaned up first
+    yield box, info
+    mp.undo()
+    if box.status()["processes"]:
+        box.down(progress=lambda _m: None)
+
+
+def _walk(folder: Path):
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            yield Path(root) / name
+
+
+def test_up_writes_nothing_another_user_can_read(second):
+    box, _info = second
+    assert stat.S_IMODE(box.dir.stat().st_mode) == 0o700
+    state = json.loads(box.state_file.read_text())
+    tokens = [state["admin_token"]] + [line.split(",")[0] for line in
+                                       (box.pki_dir / "tokens.csv").read_text().splitlines()]
+    seen = {"dirs": 0, "files": 0}
+    for path in _walk(box.dir):
+        st = path.lstat()
+        assert not stat.S_ISLNK(st.st_mode), path
+        if path.name == "notes.txt":
+            continue  # the user's file, left as it was
+        kind = "dirs" if stat.S_ISDIR(st.st_mode) else "files"
+        seen[kind] += 1
+        want = 0o700 if kind == "dirs" else 0o600
+        # etcd's own files may be 0600 or less; nothing may be open to group or others.
+        assert stat.S_IMODE(st.st_mode) & 0o077 == 0, f"{path} is {stat.filemode(st.st_mode)}"
+        if kind == "dirs" or path.parent == box.dir or path.parent in (box.pki_dir, box.log_dir):
+            assert stat.S_IMODE(st.st_mode) == want, f"{path} is {stat.filemode(st.st_mode)}"
+        if kind == "files" and path.stat().st_size < 1 << 20:
+            data = path.read_bytes()
+            if b"PRIVATE KEY" in data or any(t.encode() in data for t in tokens):
+                assert stat.S_IMODE(st.st_mode) == 0o600, path
+    assert seen["dirs"] >= 5 and seen["files"] >= 15  # pki, logs, etcd, pod-logs, ...
+    # The dead sandbox's stale log went; the user's file stayed.
+    assert "from the dead sandbox" not in (box.log_dir / "etcd.log").read_text()
+    assert (box.dir / "notes.txt").read_text() == "the user's own notes\n"
+    lock = box.dir.parent / f".{box.dir.name}.lock"
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    # Command lines are world-readable (/proc/PID/cmdline): they name files, never a token.
+    for proc in state["processes"].values():
+        cmdline = Path(f"/proc/{proc['pid']}/cmdline").read_bytes()
+        assert cmdline and not any(t.encode() in cmdline for t in tokens), proc["cmd"]
+
+
+def test_etcd_refuses_a_client_without_its_certificate(second):
+    box, info = second
+    port = json.loads(box.state_file.read_text())["ports"]["etcd"]
+    url = f"https://127.0.0.1:{port}/v3/kv/range"
+    body = json.dumps({"key": "L3JlZ2lzdHJ5Lw==", "range_end": "L3JlZ2lzdHJ5MA=="}).encode()  # /registry/
+
+    def post(ctx):
+        req = urllib.request.Request(url, data=body, method="POST")
+        with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def etcd_client(cert: tuple[Path, Path] | None = None, tls12: bool = False) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(box.pki_dir / "etcd-ca.crt"))
+        if cert:
+            ctx.load_cert_chain(*map(str, cert))
+        if tls12:  # the client certificate is checked inside the handshake: a deterministic refusal
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
+
+    refused = (ssl.SSLError, urllib.error.URLError, ConnectionError)
+    with pytest.raises(refused) as err:
+        post(etcd_client(tls12=True))
+    assert "handshake failure" in str(err.value).lower()
+    with pytest.raises(refused):  # TLS 1.3: the alert ("certificate required") or a closed connection
+        post(etcd_client())
+    # Plain HTTP gets nothing either.
+    with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read()
+    # A client certificate from the cluster's CA (which signs Kubernetes identities) is not etcd's.
+    from jupyter_mldeploy.sandbox import pki
+
+    other = Path(tempfile.mkdtemp(dir=box.dir.parent))
+    ca_key = serialization.load_pem_private_key((box.pki_dir / "ca.key").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((box.pki_dir / "ca.crt").read_bytes())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    pki._leaf(other, "intruder", "kube-apiserver-etcd-client", ca_key, ca, now,
+              now + datetime.timedelta(hours=1), [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH])
+    intruder = (other / "intruder.crt", other / "intruder.key")
+    with pytest.raises(refused) as err:
+        post(etcd_client(intruder, tls12=True))
+    assert "bad certificate" in str(err.value).lower() or "unknown ca" in str(err.value).lower()
+    with pytest.raises(refused):
+        post(etcd_client(intruder))
+    # The API server's own client certificate is let in, and sees the cluster's keys.
+    assert post(box.etcd_tls())["count"] != "0"
+    # And the API server, which talks to etcd with that certificate, answers.
+    assert box.status()["up"] is True
+
+
+def _listening(pid: int) -> list[str]:
+    """The addresses a process listens on for TCP, read from /proc (no ss needed)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = []
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                addr, port = fields[1].split(":")
+                raw = bytes.fromhex(addr)
+                if width == 8:
+                    host = socket.inet_ntop(socket.AF_INET, raw[::-1])
+                else:
+                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))  # host-order words
+                    host = socket.inet_ntop(socket.AF_INET6, words)
+                found.append(f"{host}:{int(port, 16)}")
+    return found
+
+
+def test_every_component_listens_on_loopback_only(second):
+    box, info = second
+    listening = {name: _listening(p["pid"]) for name, p in info["processes"].items()}
+    assert all(listening.values()), listening  # each serves something (etcd, API, healthz, kubelet API)
+    loopback = ("127.0.0.1:", "::1:", "::ffff:127.0.0.1:")
+    assert all(a.startswith(loopback) for addrs in listening.values() for a in addrs), listening
+
+
+def test_restart_never_signals_a_pid_that_is_no_longer_its_process(second):
+    from jupyter_mldeploy.sandbox.control_plane import _alive, _signal
+
+    box, _info = second
+    state = json.loads(box.state_file.read_text())
+    scheduler = state["processes"]["kube-scheduler"]
+    assert _signal(scheduler, signal.SIGKILL) is True  # stop the real one: its PID is now free
+    _wait_for(lambda: not _alive(scheduler), timeout=20)
+    # Another process of this user now holds the PID the state records (as after PID reuse).
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        state["processes"]["kube-scheduler"] = {**scheduler, "pid": bystander.pid}
+        box._save(state)
+        said = []
+        box.restart("kube-scheduler", progress=said.append)
+        assert said == ["Restarted kube-scheduler."]
+        assert bystander.poll() is None  # never signalled: its start time is not the scheduler's
+        new = json.loads(box.state_file.read_text())["processes"]["kube-scheduler"]
+        assert new["pid"] != bystander.pid and _alive(new)
+        assert _signal({"pid": bystander.pid, "start": scheduler["start"]}, signal.SIGTERM) is False
+        assert bystander.poll() is None
+        _wait_for(lambda: box.status()["up"], timeout=60)
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_down_removes_only_what_up_made(second):
+    from jupyter_mldeploy.sandbox.control_plane import _alive
+
+    box, _info = second
+    procs = json.loads(box.state_file.read_text())["processes"]
     assert set(procs) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
     assert all(_alive(p) for p in procs.values())
-    assert box.down(progress=lambda _m: None) is True
+    said = []
+    assert box.down(progress=said.append) is True
     assert not any(_alive(p) for p in procs.values())
-    assert not any(os.path.exists(f"/proc/{p['pid']}") and _alive(p) for p in procs.values())
-    assert not (tmp_path / "second").exists()
+    # The user's file and the folder holding it stay; everything `up` made (marker included) is gone.
+    assert os.listdir(box.dir) == ["notes.txt"]
+    assert said[-1].endswith(f"removed what it made in {box.dir}, and left what it did not make: notes.txt.")
     assert box.status()["up"] is False
+
+
+# -- folders that are not a sandbox ------------------------------------------------------------------
+
+
+def _cli(*args: str, folder: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLDEPLOY_SANDBOX_DIR": str(folder), "MLDEPLOY_SANDBOX_PORT": str(_second_port())}
+    return subprocess.run([sys.executable, "-m", "jupyter_mldeploy", "sandbox", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_down_and_up_refuse_a_folder_that_is_not_a_sandbox(tmp_path):
+    project = tmp_path / "myproject"
+    (project / "logs").mkdir(parents=True)  # a name the sandbox also uses: still not its own
+    (project / "train.py").write_text("print('precious')\n")
+    (project / "state.json").write_text("{}")
+    before = sorted(str(p.relative_to(project)) for p in _walk(project))
+    for action in ("down", "up"):
+        proc = _cli(action, folder=project)
+        assert proc.returncode == 1, proc
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in proc.stderr
+        assert lines[0] == (
+            f"jupyter-mldeploy: {project} is not a sandbox folder (it has no .mldeploy-sandbox marker, "
+            f"which `sandbox up` writes into the folders it makes), so nothing in it was stopped or "
+            f"deleted; choose another MLDEPLOY_SANDBOX_DIR, or an empty folder.")
+    assert sorted(str(p.relative_to(project)) for p in _walk(project)) == before
+    assert (project / "train.py").read_text() == "print('precious')\n"
+    assert stat.S_IMODE(project.stat().st_mode) == 0o755  # not even its mode was changed
+
+
+def test_down_of_the_home_folder_is_refused(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("export PS1='$ '\n")
+    proc = _cli("down", folder=home)
+    assert proc.returncode == 1 and "is not a sandbox folder" in proc.stderr
+    assert (home / ".bashrc").exists()

@@ -26,6 +26,7 @@ START, PAGES = 10, 4
 TARGET = START + 5 * PAGES  # noUiSlider's PageUp moves 5 steps (ipywidgets keeps its default); step is 1
 
 T = TypeVar("T")
+STABLE_RGB, CANARY_RGB = (0x15, 0x65, 0xC0), (0xEF, 0x6C, 0x00)  # split.STABLE_COLOUR, CANARY_COLOUR
 
 
 def spec(version: str, **kw: str) -> DeploySpec:
@@ -88,7 +89,18 @@ def test_canary_slider_moves_the_http_route_and_rolls_back(notebook, screenshot,
     # the widget shows what it read back from the route object, and no error
     widget.locator(".mldeploy-split", has_text=f"stable {100 - TARGET}% / canary {TARGET}%").wait_for()
     assert widget.locator('span[style*="#c62828"]').count() == 0, widget.inner_text()
-    screenshot(widget, "canary-slider.png")
+    # the picture of the split: a bar whose two segments are the shares, and each track's version and pods
+    bar = widget.locator(".mldeploy-split-bar")
+    bar.wait_for()
+    widths = [widget.locator(f".mldeploy-split-{t}").bounding_box()["width"] for t in ("stable", "canary")]
+    total = bar.bounding_box()["width"]
+    assert abs(widths[0] / total - (100 - TARGET) / 100) < 0.02
+    assert abs(widths[1] / total - TARGET / 100) < 0.02
+    legend = widget.locator(".mldeploy-split-legend").inner_text()
+    assert f"stable 1.0 {100 - TARGET}%, 1/1 ready" in legend and f"canary 2.0 {TARGET}%, 1/1 ready" in legend
+    colours = screenshot(widget, "canary-slider.png")
+    for rgb in (STABLE_RGB, CANARY_RGB):
+        assert any(c == rgb for _, c in colours), f"no {rgb} in the picture of the split"
 
     widget.locator("button", has_text="Roll back").click()
     widget.get_by_text("Rolled back: all traffic is on the stable model").wait_for(timeout=60_000)

@@ -200,3 +200,158 @@ def test_price_table_for_the_widgets(shell, tmp_path):
     assert config.price_table() == {"cpu": 0.05, "memory_gib": 0.01}
     shell.run_line_magic("config", "MLDeploy.price_table = {'cpu': 1.0, 'memory_gib': 0.5}")
     assert config.price_table() == {"cpu": 1.0, "memory_gib": 0.5}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The cluster: the environment wins over a project file, whole; the search stops at the repository
+# root or home; a project file that picks the cluster must be the user's own.
+
+
+def _project_two_up(tmp_path, body="kubeconfig = 'conf/kubeconfig'\ncontext = 'prod'\nnamespace = 'ml'\n"):
+    found = write_pyproject(tmp_path, body)
+    cwd = tmp_path / "notebooks" / "2026"
+    cwd.mkdir(parents=True)
+    return found, cwd
+
+
+def test_project_file_picks_the_cluster_only_when_nothing_else_does(tmp_path):
+    found, cwd = _project_two_up(tmp_path)
+    s = MLDeploy().resolve(cwd=cwd, environ={})
+    assert (s.kubeconfig, s.context) == (str(tmp_path / "conf" / "kubeconfig"), "prod")
+    assert s.cluster_source == f"from pyproject.toml two folders up ({found})"
+    assert config.describe_cluster(s, "prod") == f"context prod, from pyproject.toml two folders up ({found})"
+
+
+def test_kubeconfig_in_the_environment_beats_the_project_file_whole(tmp_path):
+    _found, cwd = _project_two_up(tmp_path)
+    s = MLDeploy().resolve(cwd=cwd, environ={"KUBECONFIG": "/home/me/.kube/dev"})
+    # Neither half of the project's cluster is used: its context would switch clusters inside the
+    # user's own kubeconfig just as well.
+    assert (s.kubeconfig, s.context) == ("/home/me/.kube/dev", None)
+    assert (s.sources["kubeconfig"], s.sources["context"]) == ("$KUBECONFIG", "default")
+    assert s.cluster_source == "from $KUBECONFIG"
+    assert s.namespace == "ml"  # the project's other settings still apply
+
+
+def test_context_in_the_environment_beats_the_project_kubeconfig_too(tmp_path):
+    _found, cwd = _project_two_up(tmp_path)
+    s = MLDeploy().resolve(cwd=cwd, environ={"MLDEPLOY_CONTEXT": "dev"})
+    assert (s.kubeconfig, s.context) == (None, "dev")
+    assert s.cluster_source == "from MLDEPLOY_CONTEXT"
+    both = MLDeploy().resolve(cwd=cwd, environ={"MLDEPLOY_CONTEXT": "dev", "KUBECONFIG": "/k"})
+    assert both.cluster_source == "from MLDEPLOY_CONTEXT and $KUBECONFIG"
+
+
+def test_percent_config_context_beats_the_project_kubeconfig(tmp_path):
+    _found, cwd = _project_two_up(tmp_path)
+    settings = MLDeploy()
+    settings.context = "staging"
+    s = settings.resolve(cwd=cwd, environ={})
+    assert (s.kubeconfig, s.context) == (None, "staging")
+    assert s.cluster_source == "from %config (MLDeploy.context)"
+    s = settings.resolve(cwd=cwd, environ={"KUBECONFIG": "/k"})
+    assert s.cluster_source == "from %config (MLDeploy.context) and $KUBECONFIG"
+    assert s.kubeconfig == "/k"
+
+
+def test_empty_kubeconfig_variable_means_unset(tmp_path):
+    _found, cwd = _project_two_up(tmp_path)
+    assert MLDeploy().resolve(cwd=cwd, environ={"KUBECONFIG": ""}).context == "prod"
+
+
+def test_default_cluster_says_which_file(tmp_path):
+    home = tmp_path / "home"
+    (home / ".kube").mkdir(parents=True)
+    s = MLDeploy().resolve(cwd=home, environ={"HOME": str(home)})
+    assert s.cluster_source == "from the in-cluster configuration, if any"
+    (home / ".kube" / "config").write_text("apiVersion: v1\nkind: Config\n")
+    s = MLDeploy().resolve(cwd=home, environ={"HOME": str(home)})
+    assert s.cluster_source == f"from {home / '.kube' / 'config'}"
+    assert config.describe_cluster(s, "in-cluster") == "in-cluster (this pod's service account)"
+
+
+@pytest.mark.parametrize("git", ["folder", "file"])  # a worktree's .git is a file
+def test_search_stops_at_the_repository_root(tmp_path, git):
+    write_pyproject(tmp_path, "context = 'prod'\n")  # above the repository: not the project's
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    if git == "folder":
+        (repo / ".git").mkdir()
+    else:
+        (repo / ".git").write_text("gitdir: /elsewhere\n")
+    assert find_pyproject(repo / "notebooks") is None
+    assert MLDeploy().resolve(cwd=repo / "notebooks", environ={}).context is None
+    inside = write_pyproject(repo, "context = 'mine'\n")  # the repository's own root counts
+    assert find_pyproject(repo / "notebooks") == inside
+
+
+def test_search_stops_at_the_home_folder(tmp_path):
+    write_pyproject(tmp_path, "context = 'prod'\n")
+    home = tmp_path / "home" / "me"
+    (home / "work").mkdir(parents=True)
+    assert find_pyproject(home / "work", home=home) is None
+    assert MLDeploy().resolve(cwd=home / "work", environ={"HOME": str(home)}).context is None
+    assert find_pyproject(home / "work", home=tmp_path / "elsewhere") == tmp_path / "pyproject.toml"
+    mine = write_pyproject(home, "context = 'mine'\n")
+    assert MLDeploy().resolve(cwd=home / "work", environ={"HOME": str(home)}).context == "mine"
+    assert find_pyproject(home / "work", home=home) == mine
+
+
+def test_project_file_of_another_user_never_picks_the_cluster(tmp_path):
+    import os
+
+    found, cwd = _project_two_up(tmp_path)
+    if os.geteuid() == 0:
+        os.chown(found, 4242, 4242)
+    else:
+        pytest.skip("needs root to give the file away")
+    with pytest.raises(SpecError) as e:
+        MLDeploy().resolve(cwd=cwd, environ={})
+    assert str(e.value) == (f"{found} belongs to another user (uid 4242), so its cluster setting is not "
+                            f"used; set MLDeploy.kubeconfig / MLDeploy.context, or $KUBECONFIG.")
+    # With the cluster chosen by the environment, the file's cluster is not used, so not refused.
+    assert MLDeploy().resolve(cwd=cwd, environ={"KUBECONFIG": "/k"}).namespace == "ml"
+
+
+@pytest.mark.parametrize("which", ["pyproject", "kubeconfig"])
+def test_project_cluster_writable_by_others_is_refused(tmp_path, which):
+    found, cwd = _project_two_up(tmp_path)
+    kubeconfig = tmp_path / "conf" / "kubeconfig"
+    kubeconfig.parent.mkdir()
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    target = found if which == "pyproject" else kubeconfig
+    target.chmod(0o666)
+    with pytest.raises(SpecError) as e:
+        MLDeploy().resolve(cwd=cwd, environ={})
+    assert str(e.value) == (f"{target} can be changed by other users (mode -rw-rw-rw-), so its cluster "
+                            f"setting is not used; chmod go-w {target}.")
+    target.chmod(0o644)
+    assert MLDeploy().resolve(cwd=cwd, environ={}).context == "prod"
+
+
+def test_project_file_without_cluster_settings_is_not_checked_for_the_cluster(tmp_path):
+    found, cwd = _project_two_up(tmp_path, "namespace = 'ml'\n")
+    found.chmod(0o666)
+    s = MLDeploy().resolve(cwd=cwd, environ={})
+    assert s.namespace == "ml" and s.kubeconfig is None
+
+
+def test_a_kubeconfig_in_a_sandbox_folder_is_called_the_sandbox(tmp_path):
+    from jupyter_mldeploy.sandbox.folder import StateFolder
+
+    box = StateFolder(tmp_path / "box")
+    box.claim()
+    kc = box.write("kubeconfig", "apiVersion: v1\nkind: Config\n")
+    settings = MLDeploy()
+    settings.kubeconfig = str(kc)
+    s = settings.resolve(cwd=tmp_path, environ={})
+    assert config.describe_cluster(s, "mldeploy-sandbox") == (
+        "context mldeploy-sandbox: the sandbox, from %config (MLDeploy.kubeconfig)")
+    assert config.describe_cluster(s, "other", flag=True) == "context other: the sandbox, from --context"
+    # A folder merely holding a file called kubeconfig is not the sandbox.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "kubeconfig").write_text("")
+    settings.kubeconfig = str(plain / "kubeconfig")
+    s = settings.resolve(cwd=tmp_path, environ={})
+    assert config.describe_cluster(s, "x") == "context x, from %config (MLDeploy.kubeconfig)"

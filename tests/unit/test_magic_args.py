@@ -370,7 +370,7 @@ def test_target_lines(magic, line, expected):
 
 @pytest.mark.parametrize(("magic", "line", "words"), [
     ("undeploy", "", "%undeploy needs a model name first, such as %undeploy churn."),
-    ("undeploy", "Churn", "'Churn' is not a model name"),
+    ("undeploy", "Churn", "'Churn' is not a valid name"),
     ("undeploy", "churn --force", "%undeploy has no option --force"),
     ("rollback", "churn --to two", "--to 'two' is not a whole number."),
     ("rollback", "churn --to 0", "--to 0 is not a revision"),

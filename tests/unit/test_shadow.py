@@ -126,15 +126,17 @@ def test_log_join_of_the_lines_the_servers_wrote(pair):
     assert (s.primary_errors, s.shadow_errors) == (0, 2)
     assert s.max_abs_diff == pytest.approx(0.5)
     assert set(report.rows["request_id"]) == set(replay.rows["request_id"])
-    # Not dropped silently: one duplicated id (the primary-twice request), one unmatched, one unreadable.
+    # Not dropped silently: one duplicated id (the primary-twice request: ambiguous, so neither paired
+    # nor unmatched), one unmatched, one unreadable.
     assert s.duplicate_ids == 1
-    assert (s.unmatched_primary, s.unmatched_shadow) == (2, 0)
+    assert (s.unmatched_primary, s.unmatched_shadow) == (1, 0)
     assert ("primary", "solo") in report.unmatched
     assert s.unparsed_primary == 1 and report.unparsed[0][0] == "primary"
     assert "not JSON: Traceback" in report.unparsed[0][2]
     assert s.primary_p50_ms > 0 and s.latency_source.startswith("server-side")
     text = str(report)
-    assert "2 primary and 0 shadow request ids have no partner" in text
+    assert "1 primary and 0 shadow request ids have no partner" in text
+    assert "1 request ids on more than one line: ambiguous, not paired" in text
     assert "1 primary and 0 shadow lines are not prediction records" in text
     assert "no partner: " in text and "primary solo" in text
     assert "Request ids with no partner: " in report._repr_html_()
@@ -365,9 +367,11 @@ def test_live_batched_lines_and_mismatched_inputs():
     s = [json.dumps({"ts": now.isoformat(), "request_id": "b", "inputs": [[1], [3]],
                      "outputs": {"predictions": [1.0, 3.0]}, "latency_ms": 1})]
     report = live("m", primary_log=p, shadow_log=s)
-    assert report.rows["request_id"].tolist() == ["b#0", "b#1"]
-    assert report.summary.input_mismatches == 1
-    assert "1 pairs had different inputs" in str(report)
+    assert report.rows["request_id"].tolist() == []  # not the same request: its answers are not compared
+    assert report.summary.input_mismatches == 1 and report.summary.agreement_pct is None
+    assert "1 pairs had different inputs on the two sides: left out of the agreement" in str(report)
+    same = live("m", primary_log=p, shadow_log=[p[0]])
+    assert same.rows["request_id"].tolist() == ["b#0", "b#1"] and same.summary.agreeing == 2
 
 
 def test_live_reads_paths_and_refuses_a_missing_file(tmp_path):
@@ -457,7 +461,8 @@ def test_live_from_pods_reads_every_pod_log_through_the_api(fake_api):
                          "app.kubernetes.io/instance=churn,mldeploy.io/track=stable"]
     log_queries = [q for p, q in seen if p.endswith("/log")]
     assert len(log_queries) == 3
-    assert all(q == {"container": "model", "sinceSeconds": "300"} for q in log_queries)
+    assert all(q == {"container": "model", "sinceSeconds": "300", "tailLines": "50000",
+                     "limitBytes": str(32 * 1024 * 1024)} for q in log_queries)
 
 
 def test_live_from_pods_without_shadow_pods_says_so(fake_api):

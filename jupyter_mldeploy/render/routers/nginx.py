@@ -24,7 +24,7 @@ spec would then take the class off again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import SpecError
@@ -54,11 +54,17 @@ def _ingress(t: Traffic, name: str, backend: str, annotations: Mapping[str, str]
             "spec": {"ingressClassName": ingress_class, "rules": [rule]}}
 
 
-def check_exposure(name: str, expose: str | None, ingress_class: str | None, *, strategy: str) -> None:
-    """Refuse a rollout over a stable model whose own Ingress is not of class nginx (unset included).
+def check_exposure(name: str, expose: str | None, ingress_class: str | None, *, strategy: str,
+                   ingress_extras: Sequence[str] = ()) -> None:
+    """Refuse a rollout over a stable model whose own Ingress is not of class nginx (unset included),
+    or has TLS or Ingress annotations (`ingress_extras`: the spec fields), which the router's primary
+    Ingress, written in its place, would take off.
 
     A model with no Ingress exposure is fine: the router then writes its own Ingress `<name>`.
     """
+    if expose == "ingress" and ingress_extras:
+        raise SpecError(f"the nginx router writes {name}'s Ingress itself, without the {ingress_extras[0]} "
+                        f"it has now, so a rollout would take it off; use the gateway or istio router.")
     if expose != "ingress" or ingress_class == INGRESS_CLASS:
         return
     has = "has no class (the cluster default)" if ingress_class is None else f"has class {ingress_class!r}"

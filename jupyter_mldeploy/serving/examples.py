@@ -1,9 +1,12 @@
-"""Small fraud models for the notebooks, served on this machine by jupyter-mldeploy's reference server.
+"""Small fraud models for the notebooks and examples, served by jupyter-mldeploy's reference server.
+
+Shipped inside the package (not beside the notebooks) so a notebook runs from any working directory,
+as a scheduled pipeline does: `from jupyter_mldeploy.serving import examples`.
 
 Each model takes rows of transactions, `[amount, hour, transactions_today]`, and answers two outputs per
 row: `predictions` (1 = fraud, 0 = not) and `scores` (how suspicious, from 0 to 1). Version 2.0 is a
 careful refinement of 1.0 (it changes a few answers); version 2.1 flags far too much. They are plain
-rules so the notebooks need nothing but the standard library.
+rules so they need nothing but the standard library.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ VERSIONS: dict[str, Callable[[list], dict[str, list]]] = {
 
 
 def model(version: str) -> Callable[[list], dict[str, list]]:
-    """The model callable for a version (what the reference server serves)."""
+    """The fraud model callable for a version (what the reference server serves): '1.0', '2.0', '2.1'."""
     try:
         return VERSIONS[str(version)]
     except KeyError:
