@@ -2,9 +2,13 @@
 roll back, steps, status, and failures read from the Revision's and Route's conditions.
 
 Knative replaces the workload objects (it makes a Deployment per revision, its own autoscaler and the
-Service `<name>`), so a Knative model is one object of ours: the Knative Service `<name>`, written by
-server-side apply (`kapply.apply_all`) with the resourceVersion it was read at, so a concurrent change
-is refused rather than overwritten. Its template is the newest revision; `spec.traffic` names
+Service `<name>`), so a Knative model is one object of ours: the Knative Service `<name>`, owned (by
+uid) by the model's anchor `<name>.mldeploy` like every other object jupyter-mldeploy writes
+(kube/owner.py). It is created only when the name is free: a Knative Service or a plain Service of that
+name that the anchor does not own is refused, never adopted. A deploy takes the anchor's lease, so two
+kernels never write the model at once; every later write (a weight, a promote, a rollback) carries the
+resourceVersion it read, so a concurrent change is refused rather than overwritten, and Ctrl-C during
+a write puts back what was there. Its template is the newest revision; `spec.traffic` names
 revisions and gives each a percent and a tag (stable, canary, preview).
 
 Every revision is named `<name>-<version slug>-<hash>`: a new image or spec is a new revision, the same
@@ -14,8 +18,10 @@ annotations, so any kernel can roll back from the cluster alone. The rollout sta
 Service's annotations under the same keys as the other routers' (rollout.read reads them).
 
 Mirroring does not exist in Knative: shadow is refused (traffic.check_supported) before any write.
-Undeploy is api.undeploy: Knative's garbage collection removes the Configuration, Route, Revisions,
-their Deployments and pods, which it owns through the Service.
+Undeploy is api.undeploy: one delete of the anchor; the garbage collector removes the Knative Service,
+then, through Knative's own owner references, the Configuration, Route, Revisions, their Deployments and
+pods. The Knative Service is recorded in the anchor with no track (it serves every track), so a plain
+deploy of the same name never prunes it.
 """
 
 from __future__ import annotations
@@ -28,17 +34,28 @@ from dataclasses import dataclass, field, replace
 
 from . import api, traffic
 from . import labels as L
-from .errors import ClusterError, MLDeployError, RolloutFailed, SpecError
+from .connection import connect
+from .errors import (
+    ClusterError,
+    Interrupted,
+    MLDeployError,
+    NotDeployed,
+    NotOurs,
+    RolloutFailed,
+    SpecError,
+    StaleState,
+)
 from .follow import WaitTimeout
 from .kube import apply as kapply
-from .kube.client import Kube, connect
-from .kube.resources import collection_path
+from .kube import owner
+from .kube.client import Kube
+from .kube.resources import collection_path, named_path
 from .render.routers import knative as kn
 from .render.workload import pod_template
-from .spec import DeploySpec
+from .spec import DeploySpec, validate_namespace
 
 __all__ = ["KnativeModel", "KnativeStatus", "RevisionRow", "Scale", "abort", "deploy", "explain_revision",
-           "history", "promote", "read_weights", "rollback", "set_weight", "start", "status", "steps"]
+           "history", "ours", "promote", "read_weights", "rollback", "set_weight", "start", "status", "steps"]
 
 Scale = kn.Scale
 API = "serving.knative.dev/v1"
@@ -47,12 +64,13 @@ STRATEGY = "mldeploy.io/strategy"
 STEPS = "mldeploy.io/steps"
 SERVICE_LABEL = "serving.knative.dev/service"
 GENERATION_LABEL = "serving.knative.dev/configurationGeneration"
+SERVICE_UID_LABEL = "serving.knative.dev/serviceUID"  # on each Revision: the Knative Service that made it
 TRACK_OF = {"canary": "canary", "blue-green": "preview"}
 POLL = 0.5
 
 
 def _svc_path(ns: str, name: str) -> str:
-    return f"{collection_path(API, 'Service', ns)}/{name}"
+    return named_path(API, "Service", ns, name)
 
 
 def _get(kube: Kube, path: str) -> dict | None:
@@ -69,10 +87,53 @@ def read_service(kube: Kube, ns: str, name: str) -> dict | None:
     return _get(kube, _svc_path(ns, name))
 
 
-def is_ours(ksvc: dict | None) -> bool:
-    meta = (ksvc or {}).get("metadata", {})
-    return (meta.get("labels", {}).get(L.APP_MANAGED_BY) == L.MANAGED_BY
-            and meta.get("annotations", {}).get("mldeploy.io/router") == kn.ROUTER)
+# -- ownership: by identity (the anchor's uid in the Service's ownerReferences), never by labels -------
+
+
+def _not_ours(name: str, ns: str) -> NotOurs:
+    return NotOurs(f"The Knative Service {name} in namespace {ns} is not jupyter-mldeploy's (it does not "
+                   f"name {owner.anchor_name(name)} as its owner, whatever its labels); it was left as it "
+                   f"was. Choose another model name, or remove it first.", obj=f"ksvc/{name}", status=409,
+                   reason="NotOurs")
+
+
+def _anchor_of(kube: Kube, ns: str, name: str, ksvc: dict) -> owner.Anchor | None:
+    """The model's anchor when it owns `ksvc`, else None. This process's copy first, read again when that
+    copy does not own it (another kernel may have undeployed and deployed the model since)."""
+    a = owner.cached(kube, ns, name)
+    if a is not None and a.owns(ksvc):
+        return a
+    try:
+        a = owner.read(kube, ns, name)
+    except NotOurs:
+        return None  # a same-named ConfigMap that is not an anchor: nothing here is ours
+    return a if a is not None and a.owns(ksvc) else None
+
+
+def ours(kube: Kube, ns: str, name: str) -> dict | None:
+    """The Knative Service `name` when it is ours (its owner is the model's anchor); None when there is
+    none, when it is someone else's, or when the cluster does not serve Knative."""
+    try:
+        ksvc = read_service(kube, ns, name)
+    except ClusterError as e:
+        if e.status in (403, 404):
+            return None
+        raise
+    if ksvc is None or _anchor_of(kube, ns, name, ksvc) is None:
+        return None
+    return ksvc
+
+
+def _read_ours(kube: Kube, ns: str, name: str) -> tuple[dict, owner.Anchor]:
+    """The model's Knative Service and its anchor, read now; refused when the Service is not ours."""
+    ksvc = read_service(kube, ns, name)
+    if ksvc is None:
+        raise NotDeployed(f"{name} is not deployed as a Knative Service in namespace {ns}: deploy it first "
+                          f"with %deploy {name} --image ... --router knative.")
+    a = _anchor_of(kube, ns, name, ksvc)
+    if a is None:
+        raise _not_ours(name, ns)
+    return ksvc, a
 
 
 def _labels(name: str) -> dict[str, str]:
@@ -116,21 +177,54 @@ def spec_of(template_or_revision: dict) -> tuple[DeploySpec, Scale]:
             Scale.from_dict(json.loads(ann.get(kn.SCALE, "{}"))))
 
 
-def _write(kube: Kube, ns: str, name: str, manifest: dict) -> dict:
+def intent_of(ksvc: dict) -> dict:
+    """What jupyter-mldeploy wrote to make `ksvc` as it is: the template rebuilt from its spec annotation,
+    the traffic block and our own annotations (never the webhook's defaults or Knative's annotations,
+    which a manager re-sending them would take over). An undo puts this back."""
+    meta = ksvc["metadata"]
+    state = {k: v for k, v in (meta.get("annotations") or {}).items()
+             if k.startswith("mldeploy.io/") and k != "mldeploy.io/router"}
+    block = [{k: t[k] for k in ("revisionName", "percent", "tag") if k in t}
+             for t in ksvc.get("spec", {}).get("traffic") or []]
+    return kn.service(meta["name"], meta["namespace"], template=_clean_template(ksvc["spec"]["template"]),
+                      traffic=block, labels=_labels(meta["name"]), state=state)
+
+
+def _write(kube: Kube, anchor: owner.Anchor, manifest: dict, *, before: dict | None,
+           record: bool = True) -> kapply.Applied:
+    """Write the model's Knative Service, owned by `anchor`: a create when `manifest` carries no
+    resourceVersion (refused when anything holds the name), else an apply refused when the Service
+    changed since it was read. Ctrl-C puts `before` back (or deletes what this call created)."""
+    name = manifest["metadata"]["name"]
     try:
-        report = kapply.apply_all(kube, [manifest], recorded=lambda: api.recorded_objects(kube, ns, name))
+        report = kapply.apply_all(kube, [manifest], owner=anchor,
+                                  previous_loader=(lambda: [intent_of(before)]) if before else None)
     except ClusterError as e:
         if e.status == 409 and "modified" in str(e):
-            raise MLDeployError(f"The Knative Service {name} changed while this operation ran (someone else "
-                                f"wrote it); nothing was changed: run the command again.") from None
+            raise StaleState(f"The Knative Service {name} changed while this operation ran (another kernel "
+                             f"or kubectl wrote it); nothing was written: run the command again.") from None
         raise
-    return report.applied[0].result
+    applied = report.applied[0]
+    if applied.created:
+        kapply.adopt_created(kube, report)  # our create's fields become our apply's, for the next write
+    known = anchor.objects.get(owner.key_of(manifest))
+    if record and (known is None or known.uid != applied.uid):
+        owner.record(kube, anchor.namespace, anchor.model, written=[_owned(applied)])
+    return applied
 
 
-def _service(kube: Kube, ns: str, name: str, *, tmpl: dict, traffic_: list[dict], state: dict,
-             rv: str | None) -> dict:
-    return _write(kube, ns, name, kn.service(name, ns, template=tmpl, traffic=traffic_, labels=_labels(name),
-                                             state=state, resource_version=rv))
+def _owned(applied: kapply.Applied) -> owner.Owned:
+    # No track: the Service serves every track, so no track's deploy or undeploy prunes it.
+    return owner.Owned(API, "Service", applied.manifest["metadata"]["name"], applied.uid, None)
+
+
+def _service(kube: Kube, anchor: owner.Anchor, ksvc: dict, *, tmpl: dict, traffic_: list[dict],
+             state: dict) -> kapply.Applied:
+    """Rewrite our Knative Service `ksvc` (as read): refused if it changed since."""
+    meta = ksvc["metadata"]
+    return _write(kube, anchor, kn.service(meta["name"], meta["namespace"], template=tmpl, traffic=traffic_,
+                                           labels=_labels(meta["name"]), state=state,
+                                           resource_version=meta["resourceVersion"]), before=ksvc)
 
 
 def _entry(revision: str, percent: int, tag: str) -> dict:
@@ -266,24 +360,36 @@ class KnativeStatus:
                 + (f"<ul>{problems}{notes}</ul>" if problems or notes else "") + "</div>")
 
 
+def _generation(rev: dict) -> int:
+    """The configuration generation Knative labels a revision with (0 when the label is not a number)."""
+    text = rev.get("metadata", {}).get("labels", {}).get(GENERATION_LABEL, "")
+    return int(text) if isinstance(text, str) and text.isdigit() else 0
+
+
 def _revisions(kube: Kube, ns: str, name: str) -> list[dict]:
+    """The revisions of the Knative Service `name`, oldest first (by the server's generation numbers)."""
     _, body = kube.request("GET", collection_path(API, "Revision", ns),
                            query={"labelSelector": f"{SERVICE_LABEL}={name}"})
-    return sorted(body.get("items", []), key=lambda r: int(r["metadata"].get("labels", {})
-                                                          .get(GENERATION_LABEL, "0")))
+    return sorted(body.get("items", []), key=_generation)
+
+
+def revisions_of(ksvc: dict, revs: Sequence[dict]) -> list[dict]:
+    """Only the revisions this very Service made (Knative's serviceUID label), so a revision left by an
+    earlier Service of the same name, or labelled by hand, is never shown, counted or rolled back to."""
+    uid = ksvc.get("metadata", {}).get("uid")
+    return [r for r in revs if r.get("metadata", {}).get("labels", {}).get(SERVICE_UID_LABEL) == uid]
 
 
 def status(name: str, *, namespace: str | None = None, kube: Kube | None = None) -> KnativeStatus:
-    """One snapshot: the Service and its revisions, read at once."""
+    """One snapshot: the Service (ours only) and its revisions, read at once."""
     kube = kube or connect()
-    ns = namespace or kube.namespace
-    pool = kapply.pool()
-    svc_f = pool.submit(read_service, kube, ns, name)
-    revs_f = pool.submit(_revisions, kube, ns, name)
-    ksvc = svc_f.result()
-    if ksvc is None:
-        raise MLDeployError(f"{name} is not deployed as a Knative Service in namespace {ns}.")
-    return _status_of(ksvc, revs_f.result())
+    ns = validate_namespace(namespace or kube.namespace)
+    revs_f = kapply.pool().submit(_revisions, kube, ns, name)
+    try:
+        ksvc, _ = _read_ours(kube, ns, name)
+    finally:
+        revs = revs_f.result()
+    return _status_of(ksvc, revisions_of(ksvc, revs))
 
 
 def _status_of(ksvc: dict, revs: list[dict]) -> KnativeStatus:
@@ -316,7 +422,7 @@ def _status_of(ksvc: dict, revs: list[dict]) -> KnativeStatus:
         containers = rev.get("spec", {}).get("containers") or [{}]
         rs = rev.get("status", {})
         rows.append(RevisionRow(
-            name=rmeta["name"], generation=int(rmeta.get("labels", {}).get(GENERATION_LABEL, "0")),
+            name=rmeta["name"], generation=_generation(rev),
             version=rmeta.get("labels", {}).get(L.APP_VERSION, "-"), image=containers[0].get("image", "?"),
             ready=ready.get("status", "Unknown"), reason=ready.get("reason"),
             percent=routed.get(rmeta["name"], 0), tags=tuple(tags.get(rmeta["name"], ())),
@@ -395,18 +501,23 @@ class KnativeModel:
 # -- operations -----------------------------------------------------------------------------------------
 
 
-def _ours_or_refuse(ksvc: dict | None, name: str, ns: str) -> dict:
-    if ksvc is None:
-        raise MLDeployError(f"{name} is not deployed as a Knative Service in namespace {ns}: deploy it first "
-                            f"with %deploy {name} --image ... --router knative.")
-    if not is_ours(ksvc):
-        raise MLDeployError(f"The Knative Service {name} in namespace {ns} was not made by jupyter-mldeploy; "
-                            f"it is left alone. Choose another name.")
-    return ksvc
-
-
 def _state(ksvc: dict) -> dict[str, str]:
     return dict(ksvc.get("metadata", {}).get("annotations", {}))
+
+
+def _plain_refusal(name: str, ns: str, plain: dict | None, anchor: owner.Anchor) -> str | None:
+    """Why the name is not free for a Knative Service (Knative makes a Service `<name>` for its route),
+    or None when it is."""
+    objects = [o for o in anchor.objects.values() if (o.api_version, o.kind) != (API, "Service")]
+    if plain is not None and not anchor.owns(plain):
+        return (f"A Service named {name} already exists in namespace {ns} and is not jupyter-mldeploy's (it "
+                f"is managed by {', '.join(kapply.managers(plain))}), and Knative needs that name for its "
+                f"route; it was left as it was: choose another model name, or remove it first.")
+    if plain is not None or objects:
+        return (f"A Service named {name} already exists in namespace {ns}: {name} is deployed without "
+                f"Knative (as a Deployment), and Knative needs that name for its route; %undeploy {name} "
+                f"first, or choose another name.")
+    return None
 
 
 def deploy(spec: DeploySpec, *, scale: Scale | None = None, namespace: str | None = None,
@@ -416,41 +527,60 @@ def deploy(spec: DeploySpec, *, scale: Scale | None = None, namespace: str | Non
 
     A changed image or spec makes a new revision (Knative starts it before moving traffic, so the
     old one keeps answering meanwhile); the same spec is a no-op. `scale` defaults to the current
-    revision's (or Scale(): one pod kept warm).
+    revision's (or Scale(): one pod kept warm). The model's anchor is claimed first (its lease keeps
+    another kernel from writing the model meanwhile); a Knative Service or Service of that name that
+    is not ours is refused and left as it was.
     """
     _check_spec(spec)
     if scale is not None and not isinstance(scale, Scale):
         raise SpecError(f"scale must be a rollout_knative.Scale, got {type(scale).__name__}.")
     kube = kube or connect()
-    ns = spec.namespace or namespace or kube.namespace
+    ns = validate_namespace(spec.namespace or namespace or kube.namespace)
+    _controller_or_refuse(kube)
+    c = owner.claim(kube, ns, spec.name, "stable")
+    try:
+        applied, rev = _deploy_write(kube, ns, spec, scale, c.anchor)
+    except BaseException:
+        api._give_back(kube, c)  # the lease goes; a first release leaves no anchor behind
+        raise
+    owner.settle(kube, c, ok=True, written=[_owned(applied)])
+    handle = KnativeModel(spec.name, ns, kube, revision=rev)
+    if wait:
+        try:
+            handle.last_status = _wait(kube, ns, spec.name, rev, timeout=timeout, on_status=on_status)
+        except KeyboardInterrupt:
+            handle.notes.append("Stopped watching (interrupted); Knative goes on with the revision.")
+    return handle
+
+
+def _deploy_write(kube: Kube, ns: str, spec: DeploySpec, scale: Scale | None,
+                  anchor: owner.Anchor) -> tuple[kapply.Applied, str]:
     pool = kapply.pool()
     svc_f = pool.submit(read_service, kube, ns, spec.name)
-    plain_f = pool.submit(_get, kube, f"{collection_path('v1', 'Service', ns)}/{spec.name}")
-    _controller_or_refuse(kube)
-    ksvc = svc_f.result()
-    plain = plain_f.result()
-    if ksvc is None and plain is not None:
-        raise MLDeployError(f"A Service named {spec.name} already exists in namespace {ns} (a model "
-                            f"deployed without Knative, or someone else's), and Knative needs that name for "
-                            f"its route: %undeploy {spec.name} first, or choose another name.")
-    rv = None
-    if ksvc is not None:
-        _ours_or_refuse(ksvc, spec.name, ns)
+    plain_f = pool.submit(_get, kube, named_path("v1", "Service", ns, spec.name))
+    ksvc, plain = svc_f.result(), plain_f.result()
+    if ksvc is not None and not anchor.owns(ksvc):
+        raise _not_ours(spec.name, ns)
+    if ksvc is None:
+        refusal = _plain_refusal(spec.name, ns, plain, anchor)
+        if refusal:
+            raise NotOurs(refusal, obj=f"service/{spec.name}", status=409, reason="NotOurs")
+    else:
         if _state(ksvc).get(STRATEGY):
             raise MLDeployError(f"{spec.name} has a {_state(ksvc)[STRATEGY]} rollout in progress: promote "
                                 f"it or roll it back first (%promote {spec.name} or %rollback {spec.name}).")
         if scale is None:
             scale = spec_of(ksvc["spec"]["template"])[1]
-        rv = ksvc["metadata"]["resourceVersion"]
-    scale = scale or Scale()
-    tmpl = template(spec, ns, scale)
+    tmpl = template(spec, ns, scale or Scale())
     rev = tmpl["metadata"]["name"]
     state = {L.STABLE_VERSION: spec.effective_version, kn.STABLE_REVISION: rev, L.WEIGHT: "0"}
-    _service(kube, ns, spec.name, tmpl=tmpl, traffic_=[_entry(rev, 100, "stable")], state=state, rv=rv)
-    handle = KnativeModel(spec.name, ns, kube, revision=rev)
-    if wait:
-        handle.last_status = _wait(kube, ns, spec.name, rev, timeout=timeout, on_status=on_status)
-    return handle
+    block = [_entry(rev, 100, "stable")]
+    if ksvc is None:  # a create: refused by the API server if anything took the name since the read
+        m = kn.service(spec.name, ns, template=tmpl, traffic=block, labels=_labels(spec.name), state=state)
+        return _write(kube, anchor, m, before=None, record=False), rev
+    m = kn.service(spec.name, ns, template=tmpl, traffic=block, labels=_labels(spec.name), state=state,
+                   resource_version=ksvc["metadata"]["resourceVersion"])
+    return _write(kube, anchor, m, before=ksvc, record=False), rev
 
 
 def start(candidate: DeploySpec, *, strategy: str, weight: int | None = None, mirror: int | None = None,
@@ -468,9 +598,11 @@ def start(candidate: DeploySpec, *, strategy: str, weight: int | None = None, mi
         raise SpecError("a blue-green rollout starts with no traffic on the preview; switch it with promote "
                         "once the preview is ready.")
     _check_spec(candidate)
+    if scale is not None and not isinstance(scale, Scale):
+        raise SpecError(f"scale must be a rollout_knative.Scale, got {type(scale).__name__}.")
     kube = kube or connect()
-    ns = candidate.namespace or namespace or kube.namespace
-    ksvc = _ours_or_refuse(read_service(kube, ns, candidate.name), candidate.name, ns)
+    ns = validate_namespace(candidate.namespace or namespace or kube.namespace)
+    ksvc, anchor = _read_ours(kube, ns, candidate.name)
     _controller_or_refuse(kube)
     state = _state(ksvc)
     if state.get(STRATEGY):
@@ -488,10 +620,21 @@ def start(candidate: DeploySpec, *, strategy: str, weight: int | None = None, mi
     r = Rollout(candidate.name, ns, strategy, "knative", weight=weight,
                 stable_version=state.get(L.STABLE_VERSION), candidate_version=candidate.effective_version,
                 kube=kube)
-    _write_state(r, ksvc, tmpl=tmpl, stable_rev=stable_rev, cand_rev=cand_rev)
+    _write_state(r, ksvc, anchor, tmpl=tmpl, stable_rev=stable_rev, cand_rev=cand_rev)
     if wait:
-        _wait(kube, ns, candidate.name, cand_rev, timeout=timeout, on_status=on_status)
+        _wait_or_note(kube, ns, candidate.name, cand_rev, timeout=timeout, on_status=on_status,
+                      done="the candidate revision was written")
     return r
+
+
+def _wait_or_note(kube: Kube, ns: str, name: str, revision: str, *, timeout: float,
+                  on_status: Callable[[KnativeStatus], None] | None, done: str) -> KnativeStatus:
+    """_wait, where Ctrl-C stops the waiting only: what was written stays, and the error says so."""
+    try:
+        return _wait(kube, ns, name, revision, timeout=timeout, on_status=on_status)
+    except KeyboardInterrupt:
+        raise Interrupted(f"Stopped waiting for {name} (interrupted); {done} and Knative goes on "
+                          f"(%rollout {name} shows where it is).") from None
 
 
 def _rollout_state(r, stable_rev: str, cand_rev: str | None) -> dict[str, str]:
@@ -506,16 +649,16 @@ def _rollout_state(r, stable_rev: str, cand_rev: str | None) -> dict[str, str]:
     return out
 
 
-def _write_state(r, ksvc: dict, *, tmpl: dict | None = None, stable_rev: str | None = None,
-                 cand_rev: str | None = None) -> dict:
+def _write_state(r, ksvc: dict, anchor: owner.Anchor, *, tmpl: dict | None = None,
+                 stable_rev: str | None = None, cand_rev: str | None = None) -> kapply.Applied:
     """The Service for rollout `r`: the template (the candidate's), the split and the state, in one write."""
     state = _state(ksvc)
     stable_rev = stable_rev or state[kn.STABLE_REVISION]
     cand_rev = cand_rev or state[kn.CANDIDATE_REVISION]
     tmpl = tmpl or ksvc["spec"]["template"]
     split = [_entry(stable_rev, 100 - r.weight, "stable"), _entry(cand_rev, r.weight, TRACK_OF[r.strategy])]
-    return _service(r.kube, r.namespace, r.name, tmpl=_clean_template(tmpl), traffic_=split,
-                    state=_rollout_state(r, stable_rev, cand_rev), rv=ksvc["metadata"]["resourceVersion"])
+    return _service(r.kube, anchor, ksvc, tmpl=_clean_template(tmpl), traffic_=split,
+                    state=_rollout_state(r, stable_rev, cand_rev))
 
 
 def _clean_template(tmpl: dict) -> dict:
@@ -526,6 +669,24 @@ def _clean_template(tmpl: dict) -> dict:
     return template(spec, ns, scale)
 
 
+def _rollout_now(r) -> tuple[dict, owner.Anchor]:
+    """The model's Knative Service as it is now, and its anchor, when it still holds the rollout `r`
+    describes (the same strategy and versions); otherwise the view `r` came from is stale (another
+    kernel promoted, rolled back or started another rollout since) and nothing is written."""
+    ksvc, anchor = _read_ours(r.kube, r.namespace, r.name)
+    ann = _state(ksvc)
+    if not ann.get(STRATEGY):
+        raise StaleState(f"{r.name} has no rollout in progress any more (it was promoted or rolled back "
+                         f"since this view was read); nothing was written.")
+    now = (ann.get(STRATEGY), ann.get(L.STABLE_VERSION), ann.get(L.CANDIDATE_VERSION))
+    seen = (r.strategy, r.stable_version, r.candidate_version)
+    if now != seen:
+        raise StaleState(f"{r.name}'s rollout changed since this view was read (it is now {now[0]} from "
+                         f"{now[1] or '?'} to {now[2] or '?'}, not {seen[0]} from {seen[1] or '?'} to "
+                         f"{seen[2] or '?'}); nothing was written: read it again (%rollout {r.name}).")
+    return ksvc, anchor
+
+
 def set_weight(r, percent: int):
     """`percent` of requests to the candidate revision: one read (for the resourceVersion) and one write."""
     if r.strategy != "canary":
@@ -533,9 +694,9 @@ def set_weight(r, percent: int):
                         f"(blue-green switches with promote).")
     if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
         raise SpecError(f"the canary weight must be a whole number from 0 to 100, not {percent!r}.")
-    ksvc = _ours_or_refuse(read_service(r.kube, r.namespace, r.name), r.name, r.namespace)
+    ksvc, anchor = _rollout_now(r)
     new = replace(r, weight=percent)
-    _write_state(new, ksvc)
+    _write_state(new, ksvc, anchor)
     return new
 
 
@@ -544,21 +705,22 @@ def promote(r, *, wait: bool = True, timeout: float = 600,
     """canary: all traffic to the candidate revision, which becomes the stable one (the template already
     is the candidate's, so nothing restarts). blue-green: the first promote switches all traffic to the
     preview and keeps the rollout (rollback switches back); `release` finishes it."""
-    ksvc = _ours_or_refuse(read_service(r.kube, r.namespace, r.name), r.name, r.namespace)
+    ksvc, anchor = _rollout_now(r)
     state = _state(ksvc)
-    if r.strategy == "blue-green" and r.weight == 0:
-        switched = replace(r, weight=100)
-        _write_state(switched, ksvc)
-        if wait:
-            _wait(r.kube, r.namespace, r.name, state[kn.CANDIDATE_REVISION], timeout=timeout,
-                  on_status=on_status)
-        return switched
     cand_rev = state[kn.CANDIDATE_REVISION]
+    if r.strategy == "blue-green" and state.get(L.WEIGHT, "0") == "0":
+        switched = replace(r, weight=100)
+        _write_state(switched, ksvc, anchor)
+        if wait:
+            _wait_or_note(r.kube, r.namespace, r.name, cand_rev, timeout=timeout, on_status=on_status,
+                          done="all traffic was switched to the preview")
+        return switched
     done = {L.STABLE_VERSION: r.candidate_version or "", kn.STABLE_REVISION: cand_rev, L.WEIGHT: "0"}
-    _service(r.kube, r.namespace, r.name, tmpl=_clean_template(ksvc["spec"]["template"]),
-             traffic_=[_entry(cand_rev, 100, "stable")], state=done, rv=ksvc["metadata"]["resourceVersion"])
+    _service(r.kube, anchor, ksvc, tmpl=_clean_template(ksvc["spec"]["template"]),
+             traffic_=[_entry(cand_rev, 100, "stable")], state=done)
     if wait:
-        _wait(r.kube, r.namespace, r.name, cand_rev, timeout=timeout, on_status=on_status)
+        _wait_or_note(r.kube, r.namespace, r.name, cand_rev, timeout=timeout, on_status=on_status,
+                      done="the promote was written")
     return None
 
 
@@ -566,16 +728,16 @@ def abort(r, *, wait: bool = True, timeout: float = 600) -> None:
     """All traffic back on the stable revision, and the template back to the stable revision's (Knative
     reuses that revision: same name, same spec). The candidate revision stays, with no traffic, until
     Knative's garbage collection removes it; Knative scales an unrouted revision to zero."""
-    ksvc = _ours_or_refuse(read_service(r.kube, r.namespace, r.name), r.name, r.namespace)
-    state = _state(ksvc)
-    stable_rev = state[kn.STABLE_REVISION]
-    _back_to(r.kube, r.namespace, r.name, stable_rev, ksvc, wait=wait, timeout=timeout, on_status=None)
+    ksvc, anchor = _rollout_now(r)
+    stable_rev = _state(ksvc)[kn.STABLE_REVISION]
+    _back_to(r.kube, anchor, ksvc, stable_rev, wait=wait, timeout=timeout, on_status=None)
 
 
-def _back_to(kube: Kube, ns: str, name: str, revision: str, ksvc: dict, *, wait: bool, timeout: float,
+def _back_to(kube: Kube, anchor: owner.Anchor, ksvc: dict, revision: str, *, wait: bool, timeout: float,
              on_status) -> KnativeStatus | None:
-    rev = _get(kube, f"{collection_path(API, 'Revision', ns)}/{revision}")
-    if rev is None:
+    ns, name = ksvc["metadata"]["namespace"], ksvc["metadata"]["name"]
+    rev = _get(kube, named_path(API, "Revision", ns, revision))
+    if rev is None or not revisions_of(ksvc, [rev]):
         raise MLDeployError(f"revision {revision} of {name} no longer exists (Knative's garbage collection "
                             f"removed it); deploy its spec again.")
     spec, scale = spec_of(rev)
@@ -584,10 +746,10 @@ def _back_to(kube: Kube, ns: str, name: str, revision: str, ksvc: dict, *, wait:
         raise MLDeployError(f"revision {revision} was made by another version of jupyter-mldeploy and cannot "
                             f"be rebuilt under its name; deploy its spec again.")
     state = {L.STABLE_VERSION: spec.effective_version, kn.STABLE_REVISION: revision, L.WEIGHT: "0"}
-    _service(kube, ns, name, tmpl=tmpl, traffic_=[_entry(revision, 100, "stable")], state=state,
-             rv=ksvc["metadata"]["resourceVersion"])
+    _service(kube, anchor, ksvc, tmpl=tmpl, traffic_=[_entry(revision, 100, "stable")], state=state)
     if wait:
-        return _wait(kube, ns, name, revision, timeout=timeout, on_status=on_status)
+        return _wait_or_note(kube, ns, name, revision, timeout=timeout, on_status=on_status,
+                             done=f"all traffic was sent back to {revision}")
     return None
 
 
@@ -602,15 +764,18 @@ def rollback(name: str, to: int | str | None = None, *, namespace: str | None = 
     """Back to an earlier revision: the one before the current stable revision by default, or `to` (a
     configuration generation number as in `%rollback --to N`, a revision name or a version)."""
     kube = kube or connect()
-    ns = namespace or kube.namespace
-    ksvc = _ours_or_refuse(read_service(kube, ns, name), name, ns)
+    ns = validate_namespace(namespace or kube.namespace)
+    revs_f = kapply.pool().submit(_revisions, kube, ns, name)
+    try:
+        ksvc, anchor = _read_ours(kube, ns, name)
+    finally:
+        all_revs = revs_f.result()
     if _state(ksvc).get(STRATEGY):
         raise MLDeployError(f"{name} has a rollout in progress: %rollback {name} (without --to) rolls it "
                             f"back first.")
-    revs = _revisions(kube, ns, name)
+    revs = revisions_of(ksvc, all_revs)
     current = _state(ksvc).get(kn.STABLE_REVISION)
-    gen = {r["metadata"]["name"]: int(r["metadata"].get("labels", {}).get(GENERATION_LABEL, "0"))
-           for r in revs}
+    gen = {r["metadata"]["name"]: _generation(r) for r in revs}
     if to is None:
         older = [n for n, g in gen.items() if n != current and g < gen.get(current, 1 << 30)]
         if not older:
@@ -627,8 +792,7 @@ def rollback(name: str, to: int | str | None = None, *, namespace: str | None = 
     if target == current:
         raise MLDeployError(f"Revision {target} of {name} is already live.")
     handle = KnativeModel(name, ns, kube, revision=target)
-    handle.last_status = _back_to(kube, ns, name, target, ksvc, wait=wait, timeout=timeout,
-                                  on_status=on_status)
+    handle.last_status = _back_to(kube, anchor, ksvc, target, wait=wait, timeout=timeout, on_status=on_status)
     return handle
 
 
@@ -639,13 +803,13 @@ def steps(r, schedule: Sequence[int], *, wait_s: float, check: Callable[[], bool
     sched = tuple(schedule)
     while True:
         _healthy_or_abort(r, check)
+        ksvc, anchor = _rollout_now(r)
         nxt = r.step + 1 if r.steps == sched else next((i for i, s in enumerate(sched) if s > r.weight),
                                                         len(sched))
         if nxt >= len(sched) or sched[nxt] == 100:
             return promote(r, timeout=timeout)
         r = replace(r, weight=sched[nxt], step=nxt, steps=sched)
-        ksvc = _ours_or_refuse(read_service(r.kube, r.namespace, r.name), r.name, r.namespace)
-        _write_state(r, ksvc)
+        _write_state(r, ksvc, anchor)
         if on_step is not None:
             on_step(r)
         if once:
@@ -672,11 +836,11 @@ def _healthy_or_abort(r, check: Callable[[], bool] | None) -> None:
 
 def read_weights(r) -> tuple[float, float]:
     """(stable, candidate) percent as Knative's route controller computed them (status.traffic)."""
-    ksvc = read_service(r.kube or connect(), r.namespace, r.name) or {}
-    state = _state(ksvc)
-    st = _status_of(ksvc, []) if ksvc else None
-    if st is None:
+    ksvc = ours(r.kube or connect(), r.namespace, r.name)
+    if ksvc is None:
         return 100.0, 0.0
+    state = _state(ksvc)
+    st = _status_of(ksvc, [])
     return (float(st.routed.get(state.get(kn.STABLE_REVISION, ""), 0)),
             float(st.routed.get(state.get(kn.CANDIDATE_REVISION, ""), 0)))
 
@@ -800,18 +964,32 @@ def health_sentence(kube: Kube) -> str | None:
     return head + (" Lacking: " + "; ".join(lacks) + "." if lacks else "")
 
 
+def _anchor_uids(kube: Kube, namespace: str | None) -> set[tuple[str, str, str]]:
+    """(namespace, name, uid) of every model anchor there (one list request)."""
+    path = "/api/v1/configmaps" if namespace is None else collection_path("v1", "ConfigMap", namespace)
+    try:
+        _, body = kube.request("GET", path, query={"labelSelector": owner.ANCHOR})
+    except ClusterError:
+        return set()
+    return {(c["metadata"]["namespace"], c["metadata"]["name"], c["metadata"]["uid"])
+            for c in body.get("items", [])}
+
+
 def models(kube: Kube, namespace: str | None) -> list[str]:
     """One line per Knative Service of ours: its revisions and their traffic shares."""
     path = ("/apis/serving.knative.dev/v1/services" if namespace is None
             else collection_path(API, "Service", namespace))
     try:
-        _, body = kube.request("GET", path, query={"labelSelector": f"{L.APP_MANAGED_BY}={L.MANAGED_BY}"})
+        _, body = kube.request("GET", path)
     except ClusterError:
         return []
+    anchors = {(ns, n): uid for ns, n, uid in _anchor_uids(kube, namespace)}
     out = []
     for ksvc in body.get("items", []):
-        if not is_ours(ksvc):
-            continue
+        meta = ksvc["metadata"]
+        uid = anchors.get((meta["namespace"], owner.anchor_name(meta["name"])))
+        if uid is None or not any(r.get("uid") == uid for r in meta.get("ownerReferences") or []):
+            continue  # not owned by its model's anchor: someone else's, whatever its labels
         st = _status_of(ksvc, [])
         split = ", ".join(f"{rev} {pct}%" for rev, pct in sorted(st.routed.items())) or "no traffic yet"
         where = f"{st.namespace}/" if namespace is None else ""

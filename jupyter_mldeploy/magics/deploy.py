@@ -339,7 +339,7 @@ class DeployMagics(Magics):
             target = f"revision {req.revision}" if req.revision else "the previous revision"
             from .. import rollout_knative as rk
 
-            if rk.is_ours(rk.read_service(kube, namespace, req.name)):
+            if rk.ours(kube, namespace, req.name) is not None:
                 return rk.rollback(req.name, req.revision, namespace=namespace, kube=kube, wait=req.wait,
                                    timeout=req.timeout or settings.timeout)
             view = None
@@ -560,13 +560,13 @@ def _unless_knative(name: str, namespace: str, kube: Kube, call: Callable[[], An
         from .. import rollout_knative as rk
 
         try:
-            knative = rk.is_ours(rk.read_service(kube, namespace, name))
+            knative = rk.ours(kube, namespace, name) is not None
         except MLDeployError:
             knative = False
         if knative:
-            raise ClusterError(f"{name} is served as a Knative Service: deploy it with --router knative (a "
-                               f"new revision), or %undeploy it first. {e}", obj=e.obj, status=e.status,
-                               reason=e.reason) from None
+            raise type(e)(f"{name} is served as a Knative Service: deploy it with --router knative (a new "
+                          f"revision), or %undeploy it first. {e}", obj=e.obj, status=e.status,
+                          reason=e.reason) from None
         raise
 
 
@@ -575,10 +575,9 @@ def _knative_status(name: str, namespace: str, kube: Kube) -> Any:
     from .. import rollout_knative as rk
 
     try:
-        ksvc = rk.read_service(kube, namespace, name)
+        if rk.ours(kube, namespace, name) is None:
+            return None  # none, someone else's, or Knative not served: a plain Deployment, if anything
     except MLDeployError:
-        return None  # Knative is not served here: the model is a plain Deployment, if anything
-    if not rk.is_ours(ksvc):
         return None
     return rk.status(name, namespace=namespace, kube=kube)
 

@@ -238,6 +238,9 @@ class Sandbox:
             return current
         if state is not None:
             progress("Found a sandbox that is not answering; stopping what is left of it first.")
+            from .knative import Knative
+
+            Knative(self).down(progress=lambda _m: None)  # its record goes with the folder's entries
             self._stop_processes(state)
 
         t0 = time.monotonic()
@@ -428,10 +431,9 @@ class Sandbox:
             progress("The sandbox is not up; nothing to stop.")
             return False
         state = self._state()
-        if state is not None:
-            from .knative import Knative
+        from .knative import Knative
 
-            Knative(self).down(progress)  # before the API server goes: its components watch it
+        Knative(self).down(progress)  # before the API server goes: its components watch it
         stopped = self._stop_processes(state) if state is not None else []
         left = self.folder.remove()
         removed = (f"removed {self.dir}" if not left else

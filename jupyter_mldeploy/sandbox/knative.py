@@ -33,7 +33,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ import yaml
 from . import versions
 from .build import _go, _run, cache_root
 from .errors import SandboxError
+from .folder import open_private_append, private_dir
 
 VERSION = versions.KNATIVE_SERVING
 MODULE = "knative.dev/serving"
@@ -324,9 +324,8 @@ class Knative:
             return None
 
     def _save(self, state: dict) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.rename(self.state_file)
+        # Recorded in the folder's marker (so `down` removes it), 0600 from its first byte.
+        self.box.folder.write(self.state_file.name, json.dumps(state, indent=2))
 
     def status(self) -> dict:
         state = self.state()
@@ -405,15 +404,11 @@ class Knative:
         return build.bin_dir()
 
     def _kubectl(self, kube_bin: Path, *args: str) -> str:
-        proc = subprocess.run([str(kube_bin / "kubectl"), "--kubeconfig", str(self.box.kubeconfig), *args],
-                              capture_output=True, text=True, timeout=120)
-        if proc.returncode != 0:
-            raise SandboxError(f"kubectl {args[0]} failed while starting Knative: {proc.stderr.strip()}")
-        return proc.stdout
+        # The sandbox's own kubectl call: its private cache in the state folder, removed after use.
+        return self.box._kubectl(kube_bin, *args)
 
     def _apply(self, kube_bin: Path, docs: list[dict], what: str) -> None:
-        path = self.box.dir / f"knative-{what}.yaml"
-        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        path = self.box.folder.write(f"knative-{what}.yaml", yaml.safe_dump_all(docs, sort_keys=False))
         self._kubectl(kube_bin, "apply", "--server-side", "--force-conflicts",
                       "--field-manager=mldeploy-sandbox", "-f", str(path))
 
@@ -423,9 +418,10 @@ class Knative:
                           f"{w['kind'].lower()}/{w['metadata']['name']}")
 
     def _start(self, name: str, cmd: list[str], state: dict, env: dict[str, str]) -> None:
-        with open(self.log_dir / f"{name}.log", "ab") as log:
+        with open_private_append(self.log_dir / f"{name}.log") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=self.box.dir, env={**os.environ, **env})
+                                    start_new_session=True, cwd=self.box.dir, env={**os.environ, **env},
+                                    umask=0o077)
         # `ip netns exec` execs the component in place, so this PID is the component's own.
         deadline = time.monotonic() + 2
         start = _start_time(proc.pid)
@@ -437,11 +433,11 @@ class Knative:
 
     def _wait_webhook(self, kube_bin: Path, state: dict, timeout: float = 120) -> None:
         """Until the API server gets an answer from the webhook (a server-side dry run of a Service)."""
-        probe = self.box.dir / "knative-probe.yaml"
-        probe.write_text(yaml.safe_dump({
+        probe = self.box.folder.write("knative-probe.yaml", yaml.safe_dump({
             "apiVersion": "serving.knative.dev/v1", "kind": "Service",
             "metadata": {"name": "probe", "namespace": "default"},
             "spec": {"template": {"spec": {"containers": [{"image": "dev.local/probe:1"}]}}}}))
+        cache = private_dir(self.box.dir / "kubectl-cache")
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
@@ -449,12 +445,14 @@ class Knative:
                 if not _alive(proc):
                     raise SandboxError(f"{name} exited while Knative was starting.\n{self._tail(name)}")
             proc = subprocess.run([str(kube_bin / "kubectl"), "--kubeconfig", str(self.box.kubeconfig),
-                                   "create", "--dry-run=server", "-o", "name", "-f", str(probe)],
-                                  capture_output=True, text=True, timeout=60)
+                                   "--cache-dir", str(cache), "create", "--dry-run=server", "-o", "name",
+                                   "-f", str(probe)], capture_output=True, text=True, timeout=60, umask=0o077)
             if proc.returncode == 0:
+                shutil.rmtree(cache, ignore_errors=True)
                 return
             last = proc.stderr.strip()
             time.sleep(1)
+        shutil.rmtree(cache, ignore_errors=True)
         raise SandboxError(f"The Knative webhook did not answer the API server within {timeout:.0f} s: "
                            f"{last}\n{self._tail('knative-webhook')}")
 
@@ -476,20 +474,10 @@ class Knative:
             # The components' Endpoints name addresses that go with their namespaces.
             self._kubectl(self.box_binaries(), "delete", "--ignore-not-found", "-n", NAMESPACE,
                           "endpoints/webhook", "endpoints/autoscaler", "endpoints/activator-service")
-        procs = [p for p in state["processes"].values() if _alive(p)]
-        for p in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while any(_alive(p) for p in procs) and time.monotonic() < deadline:
-            for p in procs:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(p["pid"], os.WNOHANG)
-            time.sleep(0.05)
-        for p in procs:
-            if _alive(p):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p["pid"], signal.SIGKILL)
+        from .control_plane import _stop  # pidfd + start time: a recycled PID is never signalled
+
+        procs = [(n, p) for n, p in state["processes"].items() if _alive(p)]
+        _stop(procs)
         net_down(Net(int(state["port"])))
         self.state_file.unlink(missing_ok=True)
         progress(f"Knative Serving stopped ({len(procs)} processes).")
