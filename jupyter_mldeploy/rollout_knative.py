@@ -31,6 +31,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from . import api, traffic
 from . import labels as L
@@ -649,6 +650,35 @@ def _rollout_state(r, stable_rev: str, cand_rev: str | None) -> dict[str, str]:
     return out
 
 
+def traffic_block(strategy: str, weight: int, stable_rev: str, cand_rev: str | None) -> list[dict]:
+    """The Knative Service's `spec.traffic` for a rollout at `weight` percent (pure): both revisions by
+    name, each tagged with its track, so a 0% candidate (a blue-green preview) keeps its tag's URL."""
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+        raise SpecError(f"the weight must be a whole number from 0 to 100, not {weight!r}.")
+    if cand_rev is None:
+        return [_entry(stable_rev, 100, "stable")]
+    if strategy not in TRACK_OF:
+        raise SpecError(f"strategy {strategy!r} has no candidate revision; use canary or blue-green.")
+    if cand_rev == stable_rev:
+        raise SpecError(f"the stable and candidate revisions are both {stable_rev}.")
+    return [_entry(stable_rev, 100 - weight, "stable"), _entry(cand_rev, weight, TRACK_OF[strategy])]
+
+
+def stale_view(r, annotations: dict[str, str]) -> str | None:
+    """Why the rollout `r` (a view read earlier) is not the one these Service annotations hold, in one
+    sentence; None when it still is (pure). The weight may differ: moving it is what the caller asks."""
+    if not annotations.get(STRATEGY):
+        return (f"{r.name} has no rollout in progress any more (it was promoted or rolled back since this "
+                f"view was read); nothing was written.")
+    now = (annotations.get(STRATEGY), annotations.get(L.STABLE_VERSION), annotations.get(L.CANDIDATE_VERSION))
+    seen = (r.strategy, r.stable_version, r.candidate_version)
+    if now == seen:
+        return None
+    return (f"{r.name}'s rollout changed since this view was read (it is now {now[0]} from {now[1] or '?'} "
+            f"to {now[2] or '?'}, not {seen[0]} from {seen[1] or '?'} to {seen[2] or '?'}); nothing was "
+            f"written: read it again (%rollout {r.name}).")
+
+
 def _write_state(r, ksvc: dict, anchor: owner.Anchor, *, tmpl: dict | None = None,
                  stable_rev: str | None = None, cand_rev: str | None = None) -> kapply.Applied:
     """The Service for rollout `r`: the template (the candidate's), the split and the state, in one write."""
@@ -656,7 +686,7 @@ def _write_state(r, ksvc: dict, anchor: owner.Anchor, *, tmpl: dict | None = Non
     stable_rev = stable_rev or state[kn.STABLE_REVISION]
     cand_rev = cand_rev or state[kn.CANDIDATE_REVISION]
     tmpl = tmpl or ksvc["spec"]["template"]
-    split = [_entry(stable_rev, 100 - r.weight, "stable"), _entry(cand_rev, r.weight, TRACK_OF[r.strategy])]
+    split = traffic_block(r.strategy, r.weight, stable_rev, cand_rev)
     return _service(r.kube, anchor, ksvc, tmpl=_clean_template(tmpl), traffic_=split,
                     state=_rollout_state(r, stable_rev, cand_rev))
 
@@ -674,16 +704,9 @@ def _rollout_now(r) -> tuple[dict, owner.Anchor]:
     describes (the same strategy and versions); otherwise the view `r` came from is stale (another
     kernel promoted, rolled back or started another rollout since) and nothing is written."""
     ksvc, anchor = _read_ours(r.kube, r.namespace, r.name)
-    ann = _state(ksvc)
-    if not ann.get(STRATEGY):
-        raise StaleState(f"{r.name} has no rollout in progress any more (it was promoted or rolled back "
-                         f"since this view was read); nothing was written.")
-    now = (ann.get(STRATEGY), ann.get(L.STABLE_VERSION), ann.get(L.CANDIDATE_VERSION))
-    seen = (r.strategy, r.stable_version, r.candidate_version)
-    if now != seen:
-        raise StaleState(f"{r.name}'s rollout changed since this view was read (it is now {now[0]} from "
-                         f"{now[1] or '?'} to {now[2] or '?'}, not {seen[0]} from {seen[1] or '?'} to "
-                         f"{seen[2] or '?'}); nothing was written: read it again (%rollout {r.name}).")
+    why = stale_view(r, _state(ksvc))
+    if why:
+        raise StaleState(why)
     return ksvc, anchor
 
 
@@ -867,30 +890,42 @@ def _controller_or_refuse(kube: Kube) -> None:
 
 def components(kube: Kube) -> dict[str, bool]:
     """Which Knative Serving components hold a fresh lease in knative-serving (controller, webhook,
-    autoscaler), and whether the activator has endpoints; {} when Knative is not installed."""
+    autoscaler), and whether the activator has endpoints; {} when Knative is not installed. Fresh by
+    the API server's clock (its Date header), never this machine's."""
+    headers: dict[str, str] = {}
     try:
-        _, body = kube.request("GET", "/apis/coordination.k8s.io/v1/namespaces/knative-serving/leases")
+        _, body = kube.request("GET", "/apis/coordination.k8s.io/v1/namespaces/knative-serving/leases",
+                               reply_headers=headers)
     except ClusterError:
         return {}
-    now = time.time()
-    found = {"controller": False, "webhook": False, "autoscaler": False}
-    from .kube.diagnose import parse_time
-
-    for lease in body.get("items", []):
-        spec = lease.get("spec", {})
-        renewed = parse_time(spec.get("renewTime"))
-        fresh = renewed is not None and now - renewed < 2 * int(spec.get("leaseDurationSeconds") or 60)
-        if not (fresh and spec.get("holderIdentity")):
-            continue
-        lname = lease["metadata"]["name"]
-        for c in found:
-            if lname.startswith(c):
-                found[c] = True
+    found = lease_holders(body.get("items", []), owner._server_now(headers))
     try:
         _, eps = kube.request("GET", "/api/v1/namespaces/knative-serving/endpoints/activator-service")
         found["activator"] = any(s.get("addresses") for s in eps.get("subsets") or [])
     except ClusterError:
         found["activator"] = False
+    return found
+
+
+def lease_holders(leases: Sequence[dict], now: datetime | None) -> dict[str, bool]:
+    """Which of controller, webhook and autoscaler hold a lease renewed within twice its duration of
+    `now` (the server's time; None: unknown, so a held lease counts). Pure."""
+    from .kube.diagnose import parse_time
+
+    found = {"controller": False, "webhook": False, "autoscaler": False}
+    for lease in leases:
+        spec = lease.get("spec") or {}
+        if not spec.get("holderIdentity"):
+            continue
+        renewed = parse_time(spec.get("renewTime"))
+        duration = spec.get("leaseDurationSeconds")
+        duration = duration if isinstance(duration, int) and duration > 0 else 60
+        if now is not None and (renewed is None or now.timestamp() - renewed >= 2 * duration):
+            continue
+        lname = lease.get("metadata", {}).get("name", "")
+        for c in found:
+            if lname.startswith(c):
+                found[c] = True
     return found
 
 
@@ -952,9 +987,13 @@ def health_sentence(kube: Kube) -> str | None:
     found = components(kube)
     if not found:
         return None
+    return describe_components(found, ingress_ready(kube))
+
+
+def describe_components(found: dict[str, bool], ingress: bool | None) -> str:
+    """health_sentence's words for which components run and whether a KIngress is Ready (pure)."""
     running = [c for c, up in found.items() if up]
     lacks = [_LACKS[c] for c, up in found.items() if not up]
-    ingress = ingress_ready(kube)
     if ingress is not True:
         lacks.append("no networking layer makes a KIngress Ready, so routes stay IngressNotConfigured: the "
                      "split is computed by Knative's route controller, but no request reaches a revision "

@@ -165,3 +165,145 @@ def test_the_status_view_lists_revisions_with_their_share_as_text_and_html():
     page = st._repr_html_()
     assert "<td>churn-1-5-bbbbb</td><td>1.5</td><td>30%</td><td>canary</td>" in page
     assert st.settled and st.revision("churn-1-5-bbbbb").actual == 1
+
+
+# -- the traffic block, a stale view, our intent, ownership, leases: pure parts of the driver ----------
+
+
+@pytest.mark.parametrize("weight", [0, 1, 20, 50, 99, 100])
+def test_the_traffic_block_names_both_revisions_tags_them_and_adds_up(weight):
+    block = rk.traffic_block("canary", weight, "churn-1-4-aaaaa", "churn-1-5-bbbbb")
+    assert block == [{"revisionName": "churn-1-4-aaaaa", "percent": 100 - weight, "tag": "stable"},
+                     {"revisionName": "churn-1-5-bbbbb", "percent": weight, "tag": "canary"}]
+    kn.service("churn", "ml", template={"metadata": {}, "spec": {}}, traffic=block, labels={}, state={})
+
+
+def test_a_blue_green_preview_at_zero_keeps_its_tag_and_no_candidate_is_all_stable():
+    assert rk.traffic_block("blue-green", 0, "a", "b")[1] == {"revisionName": "b", "percent": 0,
+                                                             "tag": "preview"}
+    assert rk.traffic_block("canary", 0, "a", None) == [{"revisionName": "a", "percent": 100, "tag": "stable"}]
+
+
+@pytest.mark.parametrize("args, words", [
+    (("canary", 101, "a", "b"), "from 0 to 100, not 101"),
+    (("canary", -1, "a", "b"), "from 0 to 100, not -1"),
+    (("canary", True, "a", "b"), "not True"),
+    (("canary", 2.5, "a", "b"), "not 2.5"),
+    (("canary", 10, "a", "a"), "both a"),
+    (("shadow", 10, "a", "b"), "has no candidate revision"),
+])
+def test_a_bad_traffic_block_is_one_sentence(args, words):
+    with pytest.raises(SpecError, match=words):
+        rk.traffic_block(*args)
+
+
+def _rollout(**kw):
+    from jupyter_mldeploy.rollout import Rollout
+
+    return Rollout(**{"name": "churn", "namespace": "ml", "strategy": "canary", "router": "knative",
+                      "weight": 20, "stable_version": "1.4", "candidate_version": "1.5", **kw})
+
+
+def test_a_view_is_stale_when_the_rollout_it_shows_is_not_the_clusters():
+    held = {"mldeploy.io/strategy": "canary", "mldeploy.io/stable-version": "1.4",
+            "mldeploy.io/candidate-version": "1.5", "mldeploy.io/weight": "60"}
+    assert rk.stale_view(_rollout(), held) is None  # another weight: moving it is what is asked
+    promoted = {"mldeploy.io/stable-version": "1.5"}
+    assert "no rollout in progress any more" in rk.stale_view(_rollout(), promoted)
+    other = {**held, "mldeploy.io/stable-version": "1.5", "mldeploy.io/candidate-version": "1.6"}
+    words = rk.stale_view(_rollout(), other)
+    assert "now canary from 1.5 to 1.6, not canary from 1.4 to 1.5" in words and "nothing was written" in words
+    assert "now blue-green" in rk.stale_view(_rollout(), {**held, "mldeploy.io/strategy": "blue-green"})
+
+
+def test_our_intent_is_read_back_without_the_webhooks_defaults_or_knatives_annotations():
+    ours = rk.manifest(spec(), "ml", rk.Scale(min=0, max=3))
+    live = json.loads(json.dumps(ours))
+    live["metadata"].update(uid="u1", resourceVersion="7", generation=1)
+    live["metadata"]["annotations"].update({"serving.knative.dev/creator": "admin",
+                                            "serving.knative.dev/lastModifier": "admin"})
+    c = live["spec"]["template"]["spec"]["containers"][0]
+    c["readinessProbe"]["httpGet"]["port"] = 0  # what the webhook fills in
+    c["resources"] = {"requests": {"cpu": "25m"}}
+    live["spec"]["template"]["spec"].update(containerConcurrency=0, timeoutSeconds=300,
+                                            enableServiceLinks=False)
+    live["spec"]["traffic"][0]["latestRevision"] = False
+    live["status"] = {"traffic": [{"revisionName": "x", "percent": 100}]}
+    assert rk.intent_of(live) == ours
+
+
+def test_revisions_are_ours_by_the_services_uid_and_a_hand_edited_generation_is_no_traceback():
+    ksvc = {"metadata": {"uid": "u1"}}
+    mine = {"metadata": {"name": "a", "labels": {"serving.knative.dev/serviceUID": "u1",
+                                                 "serving.knative.dev/configurationGeneration": "2"}}}
+    earlier = {"metadata": {"name": "b", "labels": {"serving.knative.dev/serviceUID": "u0"}}}
+    unlabelled = {"metadata": {"name": "c", "labels": {}}}
+    assert rk.revisions_of(ksvc, [mine, earlier, unlabelled]) == [mine]
+    assert rk._generation(mine) == 2
+    assert rk._generation({"metadata": {"labels": {"serving.knative.dev/configurationGeneration": "x1"}}}) == 0
+
+
+def _anchor(*objects):
+    from jupyter_mldeploy.kube import owner
+
+    return owner.Anchor("ml", "churn", "anchor-uid", "1", objects={o.key: o for o in objects})
+
+
+def _svc(owner_uid: str | None, manager: str = "kubectl-create") -> dict:
+    refs = [{"uid": owner_uid}] if owner_uid else []
+    return {"metadata": {"name": "churn", "ownerReferences": refs,
+                         "managedFields": [{"manager": manager, "operation": "Update"}]}}
+
+
+def test_the_name_is_free_only_when_no_service_and_no_plain_object_holds_it():
+    from jupyter_mldeploy.kube.owner import Owned
+
+    assert rk._plain_refusal("churn", "ml", None, _anchor()) is None
+    ksvc_only = _anchor(Owned("serving.knative.dev/v1", "Service", "churn", "k1", None))
+    assert rk._plain_refusal("churn", "ml", None, ksvc_only) is None
+    foreign = rk._plain_refusal("churn", "ml", _svc(None), _anchor())
+    assert "is not jupyter-mldeploy's (it is managed by kubectl-create)" in foreign
+    assert "left as it was" in foreign
+    plain = rk._plain_refusal("churn", "ml", _svc("anchor-uid"), _anchor())
+    assert "is deployed without Knative" in plain and "%undeploy churn first" in plain
+    half = _anchor(Owned("apps/v1", "Deployment", "churn", "d1", "stable"))  # its Service was removed
+    assert "is deployed without Knative" in rk._plain_refusal("churn", "ml", None, half)
+
+
+def test_a_component_runs_when_its_lease_is_fresh_by_the_servers_clock():
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 12, 2, 12, 0, 0, tzinfo=timezone.utc)
+
+    def lease(name, renewed, holder="x", duration=15):
+        return {"metadata": {"name": name}, "spec": {"holderIdentity": holder, "renewTime": renewed,
+                                                     "leaseDurationSeconds": duration}}
+    leases = [lease("controller.knative.dev.serving.pkg.reconciler.route.reconciler.00-of-01",
+                    "2026-12-02T11:59:50.000000Z"),
+              lease("webhook.defaultingwebhook.00-of-01", "2026-12-02T11:50:00.000000Z"),  # 10 min old
+              lease("autoscaler-bucket-00-of-01", "2026-12-02T11:59:59Z", holder=""),  # released
+              lease("controller.other", "not a time", duration="15")]
+    assert rk.lease_holders(leases, now) == {"controller": True, "webhook": False, "autoscaler": False}
+    assert rk.lease_holders(leases, None)["webhook"] is True  # unknown server time: a held lease counts
+
+
+def test_what_knative_lacks_is_said_per_component():
+    everything = {"controller": True, "webhook": True, "autoscaler": True, "activator": True}
+    assert rk.describe_components(everything, True) == ("Knative Serving components running: controller, "
+                                                        "webhook, autoscaler, activator.")
+    words = rk.describe_components({**everything, "autoscaler": False}, None)
+    assert "Lacking: Knative's autoscaler does not run, so no PodAutoscaler is reconciled" in words
+    assert "routes stay IngressNotConfigured" in words and "(no KIngress yet)" in words
+    assert rk.describe_components(dict.fromkeys(everything, False), False).startswith(
+        "Knative Serving's API is served but none of its components runs.")
+
+
+def test_a_blue_green_split_is_settled_only_once_the_zero_percent_preview_is_routed_too():
+    block = rk.traffic_block("blue-green", 0, "a", "b")
+    ksvc = {"metadata": {"name": "churn", "namespace": "ml", "generation": 4},
+            "spec": {"traffic": block},
+            "status": {"observedGeneration": 4, "traffic": [{"revisionName": "a", "percent": 100,
+                                                             "tag": "stable"}]}}
+    assert not rk._status_of(ksvc, []).settled  # same shares, but the preview's tag is not routed yet
+    ksvc["status"]["traffic"] = [dict(t) for t in block]
+    assert rk._status_of(ksvc, []).settled
