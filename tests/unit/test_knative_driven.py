@@ -181,7 +181,8 @@ def test_the_traffic_block_names_both_revisions_tags_them_and_adds_up(weight):
 def test_a_blue_green_preview_at_zero_keeps_its_tag_and_no_candidate_is_all_stable():
     assert rk.traffic_block("blue-green", 0, "a", "b")[1] == {"revisionName": "b", "percent": 0,
                                                              "tag": "preview"}
-    assert rk.traffic_block("canary", 0, "a", None) == [{"revisionName": "a", "percent": 100, "tag": "stable"}]
+    alone = [{"revisionName": "a", "percent": 100, "tag": "stable"}]
+    assert rk.traffic_block("canary", 0, "a", None) == alone
 
 
 @pytest.mark.parametrize("args, words", [
@@ -212,7 +213,8 @@ def test_a_view_is_stale_when_the_rollout_it_shows_is_not_the_clusters():
     assert "no rollout in progress any more" in rk.stale_view(_rollout(), promoted)
     other = {**held, "mldeploy.io/stable-version": "1.5", "mldeploy.io/candidate-version": "1.6"}
     words = rk.stale_view(_rollout(), other)
-    assert "now canary from 1.5 to 1.6, not canary from 1.4 to 1.5" in words and "nothing was written" in words
+    assert "now canary from 1.5 to 1.6, not canary from 1.4 to 1.5" in words
+    assert "nothing was written" in words
     assert "now blue-green" in rk.stale_view(_rollout(), {**held, "mldeploy.io/strategy": "blue-green"})
 
 
@@ -240,7 +242,8 @@ def test_revisions_are_ours_by_the_services_uid_and_a_hand_edited_generation_is_
     unlabelled = {"metadata": {"name": "c", "labels": {}}}
     assert rk.revisions_of(ksvc, [mine, earlier, unlabelled]) == [mine]
     assert rk._generation(mine) == 2
-    assert rk._generation({"metadata": {"labels": {"serving.knative.dev/configurationGeneration": "x1"}}}) == 0
+    edited = {"metadata": {"labels": {"serving.knative.dev/configurationGeneration": "x1"}}}
+    assert rk._generation(edited) == 0
 
 
 def _anchor(*objects):
