@@ -191,20 +191,51 @@ def intent_of(ksvc: dict) -> dict:
                       traffic=block, labels=_labels(meta["name"]), state=state)
 
 
+def only_knative_wrote(before: dict, now: dict) -> bool:
+    """Whether the Service changed between two reads only where Knative's controllers write (its status,
+    which moves the resourceVersion too): same object, same spec generation, same labels and our
+    annotations. Pure. Any other difference is another writer, whose change must not be overwritten."""
+    b, n = before.get("metadata", {}), now.get("metadata", {})
+
+    def ours(meta: dict) -> dict:
+        return {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("mldeploy.io/")}
+    return (b.get("uid") == n.get("uid") and b.get("generation") == n.get("generation")
+            and b.get("labels") == n.get("labels") and ours(b) == ours(n)
+            and b.get("ownerReferences") == n.get("ownerReferences"))
+
+
+# A write refused only because Knative updated the status meanwhile is sent again, this many times at
+# most (Knative writes the status a few times in the seconds after each change of the spec).
+STATUS_RETRIES = 8
+
+
 def _write(kube: Kube, anchor: owner.Anchor, manifest: dict, *, before: dict | None,
            record: bool = True) -> kapply.Applied:
     """Write the model's Knative Service, owned by `anchor`: a create when `manifest` carries no
-    resourceVersion (refused when anything holds the name), else an apply refused when the Service
-    changed since it was read. Ctrl-C puts `before` back (or deletes what this call created)."""
+    resourceVersion (refused when anything holds the name), else an apply refused when another writer
+    changed the Service since `before` was read (a change of Knative's status alone is no conflict: the
+    write goes again at the new resourceVersion). Ctrl-C puts `before` back (or deletes what this call
+    created)."""
     name = manifest["metadata"]["name"]
-    try:
-        report = kapply.apply_all(kube, [manifest], owner=anchor,
-                                  previous_loader=(lambda: [intent_of(before)]) if before else None)
-    except ClusterError as e:
-        if e.status == 409 and "modified" in str(e):
-            raise StaleState(f"The Knative Service {name} changed while this operation ran (another kernel "
-                             f"or kubectl wrote it); nothing was written: run the command again.") from None
-        raise
+    for _attempt in range(STATUS_RETRIES + 1):
+        try:
+            report = kapply.apply_all(kube, [manifest], owner=anchor,
+                                      previous_loader=(lambda b=before: [intent_of(b)]) if before else None)
+            break
+        except ClusterError as e:
+            if not (e.status == 409 and "modified" in str(e)) or before is None:
+                raise
+            now = read_service(kube, anchor.namespace, name)
+            if now is None or not only_knative_wrote(before, now):
+                raise StaleState(f"The Knative Service {name} changed while this operation ran (another "
+                                 f"kernel or kubectl wrote it); nothing was written: run the command "
+                                 f"again.") from None
+            before = now
+            manifest = {**manifest, "metadata": {**manifest["metadata"],
+                                                 "resourceVersion": now["metadata"]["resourceVersion"]}}
+    else:
+        raise StaleState(f"The Knative Service {name} kept changing while this operation ran; nothing was "
+                         f"written: run the command again.")
     applied = report.applied[0]
     if applied.created:
         kapply.adopt_created(kube, report)  # our create's fields become our apply's, for the next write

@@ -310,3 +310,19 @@ def test_a_blue_green_split_is_settled_only_once_the_zero_percent_preview_is_rou
     assert not rk._status_of(ksvc, []).settled  # same shares, but the preview's tag is not routed yet
     ksvc["status"]["traffic"] = [dict(t) for t in block]
     assert rk._status_of(ksvc, []).settled
+
+
+def test_a_status_update_by_knative_is_no_conflict_but_any_other_writer_is():
+    before = {"metadata": {"uid": "u1", "generation": 3, "resourceVersion": "10", "labels": {"a": "1"},
+                           "annotations": {"mldeploy.io/weight": "20", "serving.knative.dev/creator": "x"},
+                           "ownerReferences": [{"uid": "anchor"}]},
+              "spec": {"traffic": []}, "status": {"observedGeneration": 2}}
+    status_only = json.loads(json.dumps(before))
+    status_only["metadata"]["resourceVersion"] = "11"
+    status_only["status"] = {"observedGeneration": 3, "conditions": [{"type": "Ready", "status": "True"}]}
+    assert rk.only_knative_wrote(before, status_only)
+    for change in ({"generation": 4}, {"uid": "u2"}, {"labels": {}}, {"ownerReferences": []},
+                   {"annotations": {"mldeploy.io/weight": "70", "serving.knative.dev/creator": "x"}}):
+        other = json.loads(json.dumps(status_only))
+        other["metadata"].update(change)
+        assert not rk.only_knative_wrote(before, other), change
