@@ -20,7 +20,9 @@ def _sandbox(args: argparse.Namespace) -> int:
         if args.knative:
             from .sandbox import knative
 
-            print(f"Knative Serving binaries ready in {knative.ensure_binaries()}.")
+            where = knative.ensure_binaries()
+            knative.module_dirs()  # its YAML, read at `up` from the module cache: fetched now, not then
+            print(f"Knative Serving binaries ready in {where}.")
     elif args.action == "up":
         info = box.up(knative=True if args.knative else None)
         print(f"export KUBECONFIG={info['kubeconfig']}")

@@ -899,6 +899,22 @@ def read_weights(r) -> tuple[float, float]:
             float(st.routed.get(state.get(kn.CANDIDATE_REVISION, ""), 0)))
 
 
+def read_pods(r) -> dict:
+    """Each track's revision pods (ready of desired, as Knative's autoscaler reports them on the
+    Revision), for the split picture: a Knative canary has no `<name>-canary` Deployment."""
+    from .split import TrackPods
+
+    kube = r.kube or connect()
+    revs = kapply.pool().submit(_revisions, kube, r.namespace, r.name)
+    ksvc, _ = _read_ours(kube, r.namespace, r.name)
+    st = _status_of(ksvc, revisions_of(ksvc, revs.result()))
+    out = {}
+    for track, key in (("stable", kn.STABLE_REVISION), ("canary", kn.CANDIDATE_REVISION)):
+        row = st.revision(_state(ksvc).get(key, ""))
+        out[track] = TrackPods(int(row.actual or 0), int(row.desired or 0)) if row else TrackPods()
+    return out
+
+
 def ready_candidate_pods(r) -> int:
     st = status(r.name, namespace=r.namespace, kube=r.kube or connect())
     ksvc = read_service(r.kube or connect(), r.namespace, r.name) or {}

@@ -181,6 +181,10 @@ def read_split(r: Rollout, *, pods: Mapping[str, TrackPods] | None = None) -> Sp
     from .connection import connect
 
     weights = read_weights(r)
+    if pods is None and r.router == "knative":  # its tracks are revisions, not Deployments
+        from . import rollout_knative
+
+        pods = rollout_knative.read_pods(r)
     if pods is None:
         pods = read_pods(r.name, namespace=r.namespace, kube=r.kube or connect())
     return Split(r.name, weights, r.stable_version, r.candidate_version, pods.get("stable"),

@@ -86,20 +86,24 @@ def log_path() -> Path:
 
 
 def ensure_binaries(progress=print) -> Path:
-    """Build whatever is missing (about 5 to 10 minutes on 2 cores); a warm cache returns at once."""
+    """Build whatever is missing (344 s measured on 2 cores from an empty module cache: about 6
+    minutes, once per machine); a warm cache returns at once. The build log ends with its duration."""
     missing = missing_binaries()
     if not missing:
         return bin_dir()
     go = _go()
     path = log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    progress(f"Building Knative Serving {VERSION} ({', '.join(missing)}): 5 to 10 minutes on a cold "
-             f"cache, once per machine. Log: {path}")
+    progress(f"Building Knative Serving {VERSION} ({', '.join(missing)}): about 6 minutes on 2 cores with "
+             f"a cold cache, once per machine. Log: {path}")
     bin_dir().mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
     with open(path, "a") as log:
+        print(f"start {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", file=log, flush=True)
         _run([go, "install", "-trimpath", "-ldflags", "-s -w",
               *(f"{MODULE}/cmd/{c}@v{VERSION}" for c in missing)],
-             Path.cwd(), log, env={"GOBIN": str(bin_dir()), "CGO_ENABLED": "0"})
+             cache_root(), log, env={"GOBIN": str(bin_dir()), "CGO_ENABLED": "0"})
+        print(f"built {', '.join(missing)} in {time.monotonic() - t0:.0f} s", file=log, flush=True)
     still = missing_binaries()
     if still:
         raise SandboxError(f"The Knative build finished but {', '.join(still)} is missing; see {path}.")

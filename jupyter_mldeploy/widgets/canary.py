@@ -257,8 +257,13 @@ class CanarySlider(widgets.VBox):
         found = self._read_fn(self.name, **self._where())
         if found is None or found.strategy != "canary":
             return found, None, 0, {}
-        return (found, self._weights_fn(found), self._ready_fn(self.name, **self._where()),
-                self._pods_fn(self.name, **self._where()))
+        if found.router == "knative" and self._pods_fn is read_pods:  # its tracks are revisions
+            from .. import rollout_knative
+
+            pods = rollout_knative.read_pods(found)
+        else:
+            pods = self._pods_fn(self.name, **self._where())
+        return found, self._weights_fn(found), self._ready_fn(self.name, **self._where()), pods
 
     def _apply_refresh(self, outcome: Outcome) -> None:
         self._busy = ""

@@ -119,8 +119,14 @@ def test_deploy_canary_slider_promote_rollback_undeploy_with_the_magics(ip, kube
     assert routed(kube, namespace) == {rev1: 80, rev2: 20}
     slider.flush()
     assert slider.writes == 1 and routed(kube, namespace) == {rev1: 55, rev2: 45}
+    # The picture's pods are the revisions' (a Knative canary has no fraud-canary Deployment).
+    assert slider.pods["stable"].desired == 1 and slider.pods["canary"].desired == 1
     moved = ip.run_line_magic("canary", "fraud 50")
     assert moved.weight == 50 and routed(kube, namespace) == {rev1: 50, rev2: 50}
+    capsys.readouterr()
+    ip.run_line_magic("canary", "fraud")  # headless: the split as text
+    picture = capsys.readouterr().out
+    assert "fraud: stable 50% / canary 50% via knative" in picture and "/1 ready" in picture
     assert ro.read("fraud", namespace=namespace, kube=kube).weight == 50  # from the cluster alone
 
     with pytest.raises(MLDeployFailed, match="fraud has a canary rollout in progress: promote it or roll it "
