@@ -48,7 +48,7 @@ from .errors import (
 )
 from .follow import WaitTimeout
 from .kube import apply as kapply
-from .kube import owner
+from .kube import namespaces, owner
 from .kube.client import Kube
 from .kube.resources import collection_path, named_path
 from .render.routers import knative as kn
@@ -554,14 +554,16 @@ def _plain_refusal(name: str, ns: str, plain: dict | None, anchor: owner.Anchor)
 
 def deploy(spec: DeploySpec, *, scale: Scale | None = None, namespace: str | None = None,
            kube: Kube | None = None, wait: bool = True, timeout: float = 600,
-           on_status: Callable[[KnativeStatus], None] | None = None) -> KnativeModel:
+           on_status: Callable[[KnativeStatus], None] | None = None,
+           create_namespace: bool = False) -> KnativeModel:
     """Serve `spec` as the Knative Service `<name>`, all traffic on its revision once it is Ready.
 
     A changed image or spec makes a new revision (Knative starts it before moving traffic, so the
     old one keeps answering meanwhile); the same spec is a no-op. `scale` defaults to the current
     revision's (or Scale(): one pod kept warm). The model's anchor is claimed first (its lease keeps
     another kernel from writing the model meanwhile); a Knative Service or Service of that name that
-    is not ours is refused and left as it was.
+    is not ours is refused and left as it was. create_namespace=True makes the namespace when it is
+    missing (as api.deploy does).
     """
     _check_spec(spec)
     if scale is not None and not isinstance(scale, Scale):
@@ -569,6 +571,7 @@ def deploy(spec: DeploySpec, *, scale: Scale | None = None, namespace: str | Non
     kube = kube or connect()
     ns = validate_namespace(spec.namespace or namespace or kube.namespace)
     _controller_or_refuse(kube)
+    made = create_namespace and namespaces.ensure(kube, ns)
     c = owner.claim(kube, ns, spec.name, "stable")
     try:
         applied, rev = _deploy_write(kube, ns, spec, scale, c.anchor)
@@ -577,6 +580,8 @@ def deploy(spec: DeploySpec, *, scale: Scale | None = None, namespace: str | Non
         raise
     owner.settle(kube, c, ok=True, written=[_owned(applied)])
     handle = KnativeModel(spec.name, ns, kube, revision=rev)
+    if made:
+        handle.notes.append(f"Created namespace {ns}.")
     if wait:
         try:
             handle.last_status = _wait(kube, ns, spec.name, rev, timeout=timeout, on_status=on_status)

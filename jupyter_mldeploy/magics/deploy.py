@@ -203,6 +203,12 @@ class DeployMagics(Magics):
         from .. import api
         from .. import rollout_knative as rk
 
+        # The line parser refuses these with --router knative; MLDeploy.router = "knative" gets here too.
+        for flag, given in (("--dry-run server", req.dry_run == "server"), ("--atomic", req.atomic)):
+            if given:
+                raise UsageError(f"{flag} does not apply with the knative router: Knative keeps the current "
+                                 f"revision answering until the new one is Ready, and %rollback "
+                                 f"{req.spec.name} goes back to an earlier revision.")
         scale = rk.Scale.from_dict(req.knative_scale) if req.knative_scale else None
         if req.dry_run == "client" and namespace is not None:
             return api.DryRun([rk.manifest(req.spec, namespace, scale)])
@@ -216,7 +222,7 @@ class DeployMagics(Magics):
                   f"{namespace}, context {kube.context}", flush=True)
             lines = rk.ProgressLines(lambda text: print(text, flush=True))
         return rk.deploy(req.spec, scale=scale, namespace=namespace, kube=kube, wait=req.wait,
-                         timeout=timeout, on_status=lines)
+                         timeout=timeout, on_status=lines, create_namespace=req.create_namespace)
 
     def _start_rollout(self, req: args.DeployRequest, settings: Settings, kube: Kube, namespace: str,
                        timeout: float) -> Rollout:

@@ -303,3 +303,26 @@ def test_undeploy_removes_the_model_and_what_knative_made_for_it_and_nothing_els
     unchanged(read(kube, ksvc_path(namespace, "fraud-copy")), look_alike)
     with pytest.raises(NotDeployed):
         rk.status("fraud", namespace=namespace, kube=kube)
+
+
+# -- the router setting alone ------------------------------------------------------------------------------
+
+
+def test_the_router_setting_alone_takes_a_knative_deploy_and_refuses_a_dry_run_that_would_write(
+        ip, kube, namespace):
+    import uuid
+
+    ip.run_line_magic("config", "MLDeploy.router = 'knative'")
+    for flags in ("--dry-run server", "--atomic"):
+        with pytest.raises(MLDeployFailed, match=f"{flags} does not apply with the knative router"):
+            ip.run_line_magic("deploy", f"fraud --image {V1} {flags}")
+    assert not exists(kube, ksvc_path(namespace))
+    assert not exists(kube, named_path("v1", "ConfigMap", namespace, "fraud.mldeploy"))
+    # --create-namespace is kept, as for any first deploy.
+    fresh = f"t-{uuid.uuid4().hex[:10]}"
+    try:
+        model = ip.run_line_magic("deploy", f"fraud --image {V1} -n {fresh} --create-namespace")
+        assert isinstance(model, rk.KnativeModel) and f"Created namespace {fresh}." in model.notes
+        assert read(kube, ksvc_path(fresh))["metadata"]["ownerReferences"][0]["name"] == "fraud.mldeploy"
+    finally:
+        kube.request("DELETE", f"/api/v1/namespaces/{fresh}")
