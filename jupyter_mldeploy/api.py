@@ -23,8 +23,8 @@ from .kube import apply as kapply
 from .kube import inventory, namespaces, owner
 from .kube.client import Kube
 from .kube.resources import collection_path, describe, named_path, object_path
+from .render import redact, redact_pair, render, to_yaml
 from .render import release as rel
-from .render import render, to_yaml
 from .render.workload import object_name
 from .spec import DeploySpec, validate_model_name, validate_namespace
 from .status import RolloutStatus, format_status_table, rollout_status, status_html
@@ -182,10 +182,11 @@ class DryRun:
 
     manifests: list[dict]
     diff: str | None = None  # server-side dry run: unified diff against what is live
+    show_values: bool = False  # False: literal env values read <redacted> in the text (not in manifests)
 
     @property
     def yaml(self) -> str:
-        return to_yaml(self.manifests)
+        return to_yaml(self.manifests if self.show_values else redact(self.manifests))
 
     def __str__(self) -> str:
         return self.diff if self.diff is not None else self.yaml
@@ -207,19 +208,23 @@ def _clean(obj: dict) -> dict:
     return {k: v for k, v in {**obj, "metadata": meta}.items() if k != "status"}
 
 
-def _server_diff(kube: Kube, manifests: Sequence[dict]) -> str:
+def _server_diff(kube: Kube, manifests: Sequence[dict], show_values: bool = False) -> str:
     pool = kapply.pool()
     would = [pool.submit(kapply.apply_one, kube, m, dry_run=True) for m in manifests]
     live = [pool.submit(kube.request, "GET", object_path(m)) for m in manifests]
     out = []
     for m, w, lv in zip(manifests, would, live, strict=True):
-        after = yaml.safe_dump(_clean(w.result().result), sort_keys=True)
+        new = _clean(w.result().result)
         try:
-            before = yaml.safe_dump(_clean(lv.result()[1]), sort_keys=True)
+            old = _clean(lv.result()[1])
         except ClusterError as e:
             if e.status != 404:
                 raise
-            before = ""
+            old = None
+        if not show_values:  # a changed value shows as changed, never as what it was or became
+            old, new = redact_pair(old or {}, new)
+        after = yaml.safe_dump(new, sort_keys=True)
+        before = "" if not old else yaml.safe_dump(old, sort_keys=True)
         name = describe(m)
         out.extend(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
                                         f"live/{name}", f"new/{name}"))
@@ -364,11 +369,13 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
            kubeconfig: str | None = None, context: str | None = None, kube: Kube | None = None,
            dry_run: bool | str = False, on_status: StatusCallback | None = None, atomic: bool = False,
            state: dict | None = None, replica_split: bool = False,
-           extra: Sequence[dict] = (), create_namespace: bool = False) -> Deployment | DryRun:
+           extra: Sequence[dict] = (), create_namespace: bool = False,
+           show_values: bool = False) -> Deployment | DryRun:
     """Write every object of `spec` at once and (by default) follow the rollout until it completes.
 
     dry_run=True (or "client") returns the rendered manifests; dry_run="server" asks the API server
-    and diffs against what is live. With atomic=True a failed rollout is rolled back (or removed
+    and diffs against what is live; their text shows literal env values as <redacted> unless
+    show_values=True. With atomic=True a failed rollout is rolled back (or removed
     when it was the first release). Ctrl-C during the writes undoes them (Interrupted); during the
     wait it stops the waiting only. Objects the previous release had and this one does not render
     are deleted (prune), ours only. create_namespace=True (Helm's --create-namespace) makes the
@@ -382,9 +389,9 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
     by_name.update({describe(m): dict(m) for m in extra})
     manifests = list(by_name.values())
     if dry_run in (True, "client"):
-        return DryRun(manifests)
+        return DryRun(manifests, show_values=show_values)
     if dry_run == "server":
-        return DryRun(manifests, _server_diff(kube, manifests))
+        return DryRun(manifests, _server_diff(kube, manifests, show_values), show_values=show_values)
     if dry_run:
         raise SpecError(f"dry_run must be False, True, 'client' or 'server', not {dry_run!r}.")
 

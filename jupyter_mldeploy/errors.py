@@ -34,6 +34,24 @@ class StaleState(MLDeployError):
     """The cluster changed under us (another kernel, kubectl): nothing was written; the message says what."""
 
 
+class NoRollout(MLDeployError):
+    """A rollout operation on a model that has no rollout in progress; nothing was written."""
+
+
+class StaleRollout(StaleState):
+    """The rollout changed on the cluster since this kernel read it (another kernel acted on it); the
+    message names what changed and nothing was written."""
+
+
+class RolloutInterrupted(MLDeployError):
+    """A promotion stopped part-way (Ctrl-C, a timeout, a failed round); the message says where it
+    stopped and how to carry on. `phase` names the round it stopped in."""
+
+    def __init__(self, message: str, *, phase: str) -> None:
+        super().__init__(message)
+        self.phase = phase
+
+
 class NotOurs(ClusterError):
     """A same-named object exists that jupyter-mldeploy did not create; it was left exactly as it was."""
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 import html
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from . import api, traffic
 from . import labels as L
@@ -40,10 +41,12 @@ from .errors import (
     ClusterError,
     Interrupted,
     MLDeployError,
+    NoRollout,
     NotDeployed,
     NotOurs,
     RolloutFailed,
     SpecError,
+    StaleRollout,
     StaleState,
 )
 from .follow import WaitTimeout
@@ -53,7 +56,7 @@ from .kube.client import Kube
 from .kube.resources import collection_path, named_path
 from .render.routers import knative as kn
 from .render.workload import pod_template
-from .spec import DeploySpec, validate_namespace
+from .spec import DeploySpec, inherit, validate_namespace
 
 __all__ = ["KnativeModel", "KnativeStatus", "RevisionRow", "Scale", "abort", "deploy", "explain_revision",
            "history", "ours", "promote", "read_weights", "rollback", "set_weight", "start", "status", "steps"]
@@ -227,7 +230,8 @@ def _write(kube: Kube, anchor: owner.Anchor, manifest: dict, *, before: dict | N
                 raise
             now = read_service(kube, anchor.namespace, name)
             if now is None or not only_knative_wrote(before, now):
-                raise StaleState(f"The Knative Service {name} changed while this operation ran (another "
+                stale = StaleRollout if _state(before).get(STRATEGY) else StaleState
+                raise stale(f"The Knative Service {name} changed while this operation ran (another "
                                  f"kernel or kubectl wrote it); nothing was written: run the command "
                                  f"again.") from None
             before = now
@@ -620,12 +624,17 @@ def _deploy_write(kube: Kube, ns: str, spec: DeploySpec, scale: Scale | None,
     return _write(kube, anchor, m, before=ksvc, record=False), rev
 
 
-def start(candidate: DeploySpec, *, strategy: str, weight: int | None = None, mirror: int | None = None,
-          namespace: str | None = None, kube: Kube | None = None, wait: bool = True, timeout: float = 600,
-          scale: Scale | None = None, on_status: Callable[[KnativeStatus], None] | None = None):
+def start(candidate: DeploySpec | Mapping[str, Any], *, strategy: str, weight: int | None = None,
+          mirror: int | None = None, namespace: str | None = None, kube: Kube | None = None,
+          wait: bool = True, timeout: float = 600, scale: Scale | None = None,
+          on_status: Callable[[KnativeStatus], None] | None = None):
     """A canary (or blue-green preview) as a second revision, by the traffic block: the stable revision
-    keeps 100 - weight percent; the candidate's revision gets `weight` and a tag of its track."""
-    from .rollout import Rollout
+    keeps 100 - weight percent; the candidate's revision gets `weight` and a tag of its track.
+
+    The candidate inherits, as with every router: it is the stable revision's spec (read from the
+    revision's own template) with only the changes given (`candidate`: a mapping of DeploySpec fields
+    with the model's name, or a DeploySpec whose non-default fields are the changes)."""
+    from .rollout import Rollout, _changes
 
     traffic.check_supported(strategy, "knative", weight=weight if strategy != "shadow" else None,
                             mirror=mirror)  # shadow: refused here, Knative cannot mirror
@@ -634,17 +643,20 @@ def start(candidate: DeploySpec, *, strategy: str, weight: int | None = None, mi
     if strategy == "blue-green" and weight not in (None, 0):
         raise SpecError("a blue-green rollout starts with no traffic on the preview; switch it with promote "
                         "once the preview is ready.")
-    _check_spec(candidate)
+    name, own_ns, changes = _changes(candidate)
     if scale is not None and not isinstance(scale, Scale):
         raise SpecError(f"scale must be a rollout_knative.Scale, got {type(scale).__name__}.")
     kube = kube or connect()
-    ns = validate_namespace(candidate.namespace or namespace or kube.namespace)
-    ksvc, anchor = _read_ours(kube, ns, candidate.name)
+    ns = validate_namespace(own_ns or namespace or kube.namespace)
+    ksvc, anchor = _read_ours(kube, ns, name)
     _controller_or_refuse(kube)
     state = _state(ksvc)
     if state.get(STRATEGY):
-        raise MLDeployError(f"{candidate.name} already has a rollout in progress: promote it or roll it back "
-                            f"first (%promote {candidate.name} or %rollback {candidate.name}).")
+        raise MLDeployError(f"{name} already has a rollout in progress: promote it or roll it back first "
+                            f"(%promote {name} or %rollback {name}).")
+    # The template is the stable revision's while no rollout runs: the candidate is it, changed.
+    candidate = inherit(spec_of(ksvc["spec"]["template"])[0], changes).with_(namespace=ns)
+    _check_spec(candidate)
     stable_tmpl = ksvc["spec"]["template"]
     stable_rev = state.get(kn.STABLE_REVISION, stable_tmpl["metadata"]["name"])
     stable_scale = spec_of(stable_tmpl)[1]
@@ -742,7 +754,8 @@ def _rollout_now(r) -> tuple[dict, owner.Anchor]:
     ksvc, anchor = _read_ours(r.kube, r.namespace, r.name)
     why = stale_view(r, _state(ksvc))
     if why:
-        raise StaleState(why)
+        # The slider (and any caller) shows the cluster's state again on these, as for other routers.
+        raise (StaleRollout if _state(ksvc).get(STRATEGY) else NoRollout)(why)
     return ksvc, anchor
 
 

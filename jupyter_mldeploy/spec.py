@@ -22,9 +22,13 @@ from .errors import SpecError
 
 __all__ = [
     "GPU_TYPE_LABELS", "LIVE_PATH", "READY_PATH", "SPEC_FIELDS", "Autoscale", "DeploySpec", "FrozenMap",
-    "ImageRef", "NAME_MAX", "Probe", "Resources", "Toleration", "parse_env", "parse_pvc", "parse_quantity",
-    "quantity_value", "validate_model_name", "validate_namespace", "validate_object_name",
+    "ImageRef", "NAME_MAX", "Probe", "REDACTED", "Resources", "Toleration", "changes_of", "inherit",
+    "parse_env", "parse_env_secrets", "parse_pvc", "parse_quantity", "parse_secret_ref", "quantity_value",
+    "validate_model_name", "validate_namespace", "validate_object_name",
 ]
+
+# What dry runs and reprs show instead of a literal env value (a password is often one).
+REDACTED = "<redacted>"
 
 # Node label that carries the GPU model, per vendor extended resource. nvidia.com/gpu.product is set by
 # NVIDIA GPU feature discovery (GPU operator), amd.com/gpu.product-name by the AMD GPU node labeller.
@@ -747,6 +751,37 @@ def parse_env(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_SECRET_REF_RULE = "write SECRET:KEY, the name of a Secret in the model's namespace and the key in it"
+
+
+def parse_secret_ref(value: object, field_: str) -> str:
+    """'SECRET:KEY' (or {secret: S, key: K}) -> 'SECRET:KEY', both parts validated."""
+    if isinstance(value, Mapping):
+        _refuse_unknown(value, ("secret", "key"), field_)
+        if "secret" not in value or "key" not in value:
+            raise SpecError(f"{field_} needs both secret and key, such as {{secret: db-creds, key: "
+                            f"password}}.")
+        value = f"{_str(value['secret'], f'{field_} secret')}:{_str(value['key'], f'{field_} key')}"
+    text = _str(value, field_, example="db-creds:password")
+    secret, colon, key = text.partition(":")
+    if not colon or not secret or not key:
+        raise SpecError(f"{field_} {text!r} is not a Secret reference: {_SECRET_REF_RULE}, such as "
+                        f"db-creds:password.")
+    _subdomain(secret, f"{field_} Secret name")
+    if not _check(_SECRET_KEY, key, 253):
+        raise SpecError(f"{field_} key {key!r} is not a valid Secret key: use letters, digits, '-', '_' and "
+                        f"'.', at most 253 characters.")
+    return text
+
+
+def parse_env_secrets(items: Iterable[str]) -> dict[str, str]:
+    """['NAME=SECRET:KEY', ...] -> {'NAME': 'SECRET:KEY'}, each validated; a name given twice is refused."""
+    out = parse_pairs(items, "env-secret", "NAME")
+    _string_map(out, "env-secret", key_rule="env")
+    return {name: parse_secret_ref(ref, f"env-secret {name!r}") for name, ref in out.items()}
+
+
 def parse_pvc(text: str) -> tuple[str, str | None]:
     """'CLAIM:/path' -> (claim, '/path'); 'CLAIM' alone -> (claim, None) for the default mount path."""
     text = _str(text, "pvc", example="models:/mnt/models")
@@ -787,8 +822,8 @@ SPEC_FIELDS = (
     "name", "image", "allow_latest", "version", "namespace", "track",
     "cpu", "memory", "cpu_limit", "memory_limit", "gpu", "gpu_type", "gpu_resource",
     "replicas", "autoscale", "strategy", "max_surge", "max_unavailable",
-    "port", "command", "args", "env", "readiness", "liveness", "startup", "startup_timeout", "pvc",
-    "model_path",
+    "port", "command", "args", "env", "env_from_secret", "readiness", "liveness", "startup",
+    "startup_timeout", "pvc", "model_path",
     "node_selector", "tolerations", "image_pull_secrets", "service_account", "pod_security",
     "labels", "annotations", "expose", "host", "gateway", "ingress_class", "tls_secret", "cert_issuer",
     "ingress_annotations", "service_type",
@@ -865,6 +900,7 @@ class DeploySpec:
     autoscale: Autoscale | None = None
     port: int = 8080
     env: Mapping[str, str] = field(default_factory=FrozenMap)
+    env_from_secret: Mapping[str, str] = field(default_factory=FrozenMap)  # NAME -> "SECRET:KEY"
     args: tuple[str, ...] = ()
     command: tuple[str, ...] | None = None
     readiness: Probe | None = Probe(READY_PATH)
@@ -936,6 +972,17 @@ class DeploySpec:
 
         _int(self.port, "port", minimum=1, maximum=65535)
         set_(self, "env", _string_map(self.env, "env", key_rule="env"))
+        refs = self.env_from_secret
+        if not isinstance(refs, Mapping):
+            raise SpecError(f"env_from_secret must be a mapping of env names to SECRET:KEY, got "
+                            f"{_describe(refs)}.")
+        refs = {k: parse_secret_ref(v, f"env_from_secret {k!r}" if isinstance(k, str) else "env_from_secret")
+                for k, v in refs.items()}
+        set_(self, "env_from_secret", _string_map(refs, "env_from_secret", key_rule="env"))
+        both = [k for k in self.env_from_secret if k in self.env]
+        if both:
+            raise SpecError(f"env {both[0]!r} is given both as a value (env) and from a Secret "
+                            f"(env_from_secret); give it in one place.")
         set_(self, "args", _strings(self.args, "args"))
         if self.command is not None:
             set_(self, "command", _strings(self.command, "command"))
@@ -1092,6 +1139,17 @@ class DeploySpec:
             raise SpecError("startup failure_threshold comes from startup_timeout (the window the probe "
                             "allows): give startup_timeout instead.")
 
+    def __repr__(self) -> str:
+        """The dataclass form with literal env values redacted: a password printed in a notebook stays in
+        its output. The values themselves are in `env`."""
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "env" and value:
+                value = FrozenMap(dict.fromkeys(value, REDACTED))
+            parts.append(f"{f.name}={value!r}")
+        return f"DeploySpec({', '.join(parts)})"
+
     # Derived values -------------------------------------------------------------------------------------
 
     @property
@@ -1166,6 +1224,9 @@ class DeploySpec:
         if "env" in d:
             env = d["env"]
             kwargs["env"] = env if isinstance(env, Mapping) else parse_env(env)
+        if "env_from_secret" in d:
+            refs = d["env_from_secret"]
+            kwargs["env_from_secret"] = refs if isinstance(refs, Mapping) else parse_env_secrets(refs)
         for key in ("args", "command", "image_pull_secrets"):
             if key in d:
                 kwargs[key] = _strings(d[key], key)
@@ -1209,6 +1270,7 @@ class DeploySpec:
             "startup_timeout": _whole(self.startup_timeout),
             "command": list(self.command) if self.command is not None else None,
             "args": list(self.args) or None, "env": dict(self.env) or None,
+            "env_from_secret": dict(self.env_from_secret) or None,
             "pvc": f"{self.model_pvc}:{self.model_path}" if self.model_pvc else None,
             "model_path": None if self.model_pvc or self.model_path == "/mnt/models" else self.model_path,
             "node_selector": dict(self.node_selector) or None,
@@ -1230,3 +1292,61 @@ class DeploySpec:
             elif probe != Probe(default):
                 out[key] = probe.to_value(default)
         return {k: out[k] for k in SPEC_FIELDS if k in out}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rollout candidates: the stable spec with some fields changed
+
+# Fields that say where and which track, never "what runs": a change never carries them.
+_PLACE = ("name", "namespace", "track")
+# Mappings merge key by key: `--env LOG=debug` on a canary adds LOG and keeps the stable's other vars.
+_MERGED_MAPS = ("env", "env_from_secret", "labels", "annotations", "node_selector")
+# Giving the first field drops the stable's value of the others (they would contradict it).
+_REPLACES = {
+    "image": ("version", "allow_latest"),
+    "autoscale": ("replicas",),
+    "replicas": ("autoscale",),
+    "pvc": ("model_path",),
+    "model_path": ("pvc",),
+    "expose": ("host", "gateway", "ingress_class"),
+}
+
+
+def changes_of(spec: DeploySpec) -> dict[str, Any]:
+    """The fields of `spec` that differ from DeploySpec's defaults, as `from_dict` keys (without name,
+    namespace and track): what a DeploySpec means when it is given as the changes of a rollout."""
+    return {k: v for k, v in spec.to_dict().items() if k not in _PLACE}
+
+
+def inherit(stable: DeploySpec, changes: Mapping[str, Any]) -> DeploySpec:
+    """The stable spec with only `changes` (from_dict keys) changed, validated as a whole.
+
+    Mappings (env, env_from_secret, labels, annotations, node_selector) merge key by key; a field that
+    contradicts others drops the stable's value of those (a new image drops a pinned version, replicas
+    drops autoscale, and the other way round); name, namespace and track are not changes and are refused.
+    """
+    if not isinstance(changes, Mapping):
+        raise SpecError(f"the changes must be a mapping of fields such as image and env, got "
+                        f"{_describe(changes)}.")
+    _refuse_unknown(changes, SPEC_FIELDS, "changes")
+    place = [k for k in _PLACE if k in changes and changes[k] != getattr(stable, k)]
+    if place:
+        raise SpecError(f"{place[0]} cannot be changed by a rollout: the candidate runs beside "
+                        f"{stable.name}'s stable model, in its namespace.")
+    base = stable.to_dict()
+    for key, value in changes.items():
+        if key in _PLACE:
+            continue
+        for dropped in _REPLACES.get(key, ()):
+            if dropped not in changes:
+                base.pop(dropped, None)
+        if key in _MERGED_MAPS and isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    if "env" in changes or "env_from_secret" in changes:
+        # A name moved from a value to a Secret (or back) keeps only its new source.
+        for key, other in (("env", "env_from_secret"), ("env_from_secret", "env")):
+            if key in changes and isinstance(changes[key], Mapping) and isinstance(base.get(other), Mapping):
+                base[other] = {k: v for k, v in base[other].items() if k not in changes[key]}
+    return DeploySpec.from_dict(base)

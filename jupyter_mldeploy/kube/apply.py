@@ -201,14 +201,18 @@ def apply_owned(kube: Kube, manifest: Mapping, anchor: Anchor, *, dry_run: bool 
     object is ours only when it names our anchor as owner.
     """
     known = anchor.objects.get(key_of(manifest))
+    # A manifest carrying resourceVersion or uid was built from a read of the live object (a route
+    # move): those are preconditions, so it is never created, and a missing object is the caller's 404.
+    based_on_read = bool(manifest["metadata"].get("resourceVersion") or manifest["metadata"].get("uid"))
     if known is not None:
         try:
-            return _apply_as_ours(kube, with_owner(manifest, anchor, known.uid), dry_run=dry_run)
+            uid = manifest["metadata"].get("uid") or known.uid
+            return _apply_as_ours(kube, with_owner(manifest, anchor, uid), dry_run=dry_run)
         except ClusterError as e:
             if not _is_uid_refusal(e):
                 raise
-    elif manifest["metadata"].get("resourceVersion") or manifest["metadata"].get("uid"):
-        pass  # based on a read of the live object (a route move): never a create; check whose it is
+    elif based_on_read:
+        pass  # check whose it is
     else:
         try:
             return _create(kube, with_owner(manifest, anchor, ""), dry_run=dry_run)
@@ -218,7 +222,7 @@ def apply_owned(kube: Kube, manifest: Mapping, anchor: Anchor, *, dry_run: bool 
     try:
         _, live = kube.request("GET", object_path(manifest), what=describe(manifest))
     except ClusterError as e:
-        if e.status != 404:
+        if e.status != 404 or based_on_read:
             raise
         return _create(kube, with_owner(manifest, anchor, ""), dry_run=dry_run)  # gone since: make it
     if not anchor.owns(live):

@@ -26,7 +26,14 @@ from IPython.core.magic_arguments import argument, argument_group, magic_argumen
 
 from ..config import parse_seconds
 from ..errors import SpecError
-from ..spec import DeploySpec, parse_env, parse_pairs, validate_model_name, validate_namespace
+from ..spec import (
+    DeploySpec,
+    parse_env,
+    parse_env_secrets,
+    parse_pairs,
+    validate_model_name,
+    validate_namespace,
+)
 
 __all__ = ["AVAILABLE_STRATEGIES", "PLANNED_STRATEGIES", "ROLLOUT_ROUTERS", "ROLLOUT_STRATEGIES",
            "CanaryRequest", "DeployRequest", "ShadowRequest", "StepsRequest", "TargetRequest", "canary",
@@ -72,6 +79,9 @@ class DeployRequest:
     router: str | None = None  # None: MLDeploy.router
     gateway: str | None = None  # the rollout's parent Gateway (when the model is not exposed through one)
     knative_scale: dict[str, int] | None = None  # --min-scale/--max-scale/--concurrency (router knative)
+    # A rollout's candidate: only the fields given (line and body, with the name), which change the stable.
+    changes: Mapping[str, Any] | None = None
+    show_values: bool = False  # dry-run output shows literal env values instead of <redacted>
     create_namespace: bool = False  # Helm's --create-namespace: make the namespace when it is missing
 
 
@@ -153,6 +163,8 @@ def _where(func: Callable) -> Callable:
 @argument("--allow-latest", action="store_true", help="accept an image without tag or with ':latest'")
 @argument("--port", metavar="P", help="port the model server listens on (default 8080)")
 @argument("--env", metavar="K=V", nargs="+", action="extend", help="environment variables (repeatable)")
+@argument("--env-secret", metavar="NAME=SECRET:KEY", nargs="+", action="extend",
+          help="environment variables read from a Secret's key by the kubelet, never copied (repeatable)")
 @argument("--pvc", metavar="CLAIM:/path", help="mount a PersistentVolumeClaim with the model files")
 @argument("--label", metavar="K=V", nargs="+", action="extend", help="extra labels on the pods (repeatable)")
 @argument("--pull-secret", metavar="S", action="append", help="image pull secret name (repeatable)")
@@ -216,6 +228,8 @@ def _where(func: Callable) -> Callable:
 @argument("--dry-run", nargs="?", const="client", choices=("client", "server"), metavar="server",
           help="show what would be written; with 'server' the API server checks it and diffs with what runs")
 @argument("-o", "--output", choices=("yaml",), metavar="yaml", help="with --dry-run: the manifests as YAML")
+@argument("--show-values", action="store_true", help="with --dry-run: show literal env values (default: "
+          "<redacted>)")
 @argument("--panel", action="store_true", help="open the deploy panel (widgets) filled with these values")
 def deploy(line: str = "", cell: str | None = None) -> None:
     """Deploy a model to Kubernetes and (by default) wait until it is ready.
@@ -250,9 +264,16 @@ def deploy(line: str = "", cell: str | None = None) -> None:
       memory: 4Gi
       env: {MODEL_NAME: churn}
 
-    Rollouts (the model must already be deployed: that is the stable track)::
+    Secrets are referenced, never copied: `--env-secret DB_PASSWORD=db-creds:password` (in the body
+    `env_from_secret: {DB_PASSWORD: db-creds:password}`). A dry run shows literal env values as
+    <redacted> unless --show-values.
+
+    Rollouts (the model must already be deployed: that is the stable track). The candidate is the
+    stable model's spec with only the fields given on the line (or in the body) changed, so its env,
+    resources, probes and annotations carry over; --dry-run shows the candidate's differences::
 
       %deploy churn --image ghcr.io/acme/churn:1.5 --strategy canary --weight 10
+      %deploy churn --image ghcr.io/acme/churn:1.5 --strategy canary --dry-run
       %deploy churn --image ghcr.io/acme/churn:1.5 --strategy canary --weight 5 --gateway infra/public
       %deploy churn --image ghcr.io/acme/churn:1.5 --strategy shadow --mirror 50
       %deploy churn --image ghcr.io/acme/churn:1.5 --strategy blue-green     (then %promote churn)
@@ -779,6 +800,8 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str] | None:
     if items is None:
         return None
     try:
+        if flag == "--env-secret":
+            return parse_env_secrets(items)
         if flag == "--env":
             return parse_env(items)
         return parse_pairs(items, "ingress annotation" if flag == "--ingress-annotation" else "label", "KEY")
@@ -836,7 +859,7 @@ def _rollout_options(a: argparse.Namespace, rollout: str | None, fields: dict[st
     if a.create_namespace:
         raise UsageError(f"--create-namespace is for a first deploy: a {rollout} rollout starts beside the "
                          f"deployed stable model, so its namespace exists; drop --create-namespace.")
-    for flag, given in (("--dry-run", a.dry_run), ("--atomic", a.atomic), ("--panel", a.panel)):
+    for flag, given in (("--atomic", a.atomic), ("--panel", a.panel)):
         if given:
             raise UsageError(f"{flag} applies to plain deploys, not to a {rollout} rollout: drop {flag} (a "
                              f"rollout is undone with %rollback {a.name or 'NAME'}).")
@@ -905,6 +928,7 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
         "memory_limit": a.memory_limit, "gpu": _count(a.gpu, "--gpu"), "gpu_type": a.gpu_type,
         "gpu_resource": a.gpu_resource, "replicas": _count(a.replicas, "--replicas"),
         "autoscale": a.autoscale, "port": _count(a.port, "--port"), "env": _pairs(a.env, "--env"),
+        "env_from_secret": _pairs(a.env_secret, "--env-secret"),
         "pvc": a.pvc, "labels": _pairs(a.label, "--label"), "image_pull_secrets": a.pull_secret,
         "expose": a.expose, "host": a.host, "gateway": a.gateway, "ingress_class": a.ingress_class,
         "tls_secret": a.tls_secret, "cert_issuer": a.cert_issuer, "service_type": a.service_type,
@@ -920,7 +944,7 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-_FLAG = {"image_pull_secrets": "--pull-secret", "labels": "--label",
+_FLAG = {"image_pull_secrets": "--pull-secret", "labels": "--label", "env_from_secret": "--env-secret",
          "ingress_annotations": "--ingress-annotation"}
 
 
@@ -961,6 +985,9 @@ def parse_deploy(line: str, cell: str | None = None,
                          "ghcr.io/acme/churn:1.4.")
     rollout = _rollout_strategy(a.strategy, fields)
     options = _rollout_options(a, rollout, fields)
+    if a.show_values and a.dry_run is None:
+        raise UsageError("--show-values shows the env values a dry run would write, so it needs --dry-run "
+                         "(or --dry-run server).")
     if a.output is not None and a.dry_run is None:
         raise UsageError(f"-o {a.output} shows what would be written, so it needs --dry-run (or --dry-run "
                          f"server).")
@@ -985,8 +1012,9 @@ def parse_deploy(line: str, cell: str | None = None,
             raise UsageError(_sentence(str(e))) from None
     return DeployRequest(spec=spec, name=fields.get("name") if isinstance(fields.get("name"), str) else None,
                          namespace=namespace, context=context, wait=wait, timeout=timeout, atomic=a.atomic,
-                         dry_run=a.dry_run, output=a.output, panel=a.panel,
-                         create_namespace=a.create_namespace, **options)
+                         dry_run=a.dry_run, output=a.output, panel=a.panel, show_values=a.show_values,
+                         create_namespace=a.create_namespace,
+                         changes=dict(fields) if rollout is not None else None, **options)
 
 
 def _rollout_strategy(line_value: str | None, fields: dict[str, Any]) -> str | None:

@@ -59,7 +59,9 @@ class _Recorder:
 
 
 def _no_rollout(name: str, namespace: str) -> MLDeployError:
-    return MLDeployError(f"{name} has no rollout in progress in namespace {namespace}: start one with "
+    from ..errors import NoRollout
+
+    return NoRollout(f"{name} has no rollout in progress in namespace {namespace}: start one with "
                          f"%deploy {name} --image ... --strategy canary (or blue-green, shadow).")
 
 
@@ -146,18 +148,19 @@ class DeployMagics(Magics):
 
             if req.rollout is None and (req.router or settings.router) == "knative":
                 return self._knative_deploy(req, settings, namespace, timeout)
-            if req.dry_run == "client" and namespace is not None:
+            if req.dry_run == "client" and namespace is not None and req.rollout is None:
                 from ..render import render  # no cluster needed to show what would be written
 
-                return api.DryRun(render(spec, namespace))
+                return api.DryRun(render(spec, namespace), show_values=req.show_values)
             kube = self._kube(settings, req.context)
             self._say_cluster(settings, kube, req.context)
             namespace = namespace or kube.namespace
             if req.rollout is not None:
                 return self._start_rollout(req, settings, kube, namespace, timeout)
             if req.dry_run is not None:
-                dry = api.deploy(spec, namespace=namespace, kube=kube, dry_run=req.dry_run)
-                return api.DryRun(dry.manifests) if req.output == "yaml" else dry
+                dry = api.deploy(spec, namespace=namespace, kube=kube, dry_run=req.dry_run,
+                                 show_values=req.show_values)
+                return api.DryRun(dry.manifests, show_values=req.show_values) if req.output == "yaml" else dry
             view = None
             if req.wait:
                 view = views.progress_view(self._live(settings),
@@ -226,18 +229,30 @@ class DeployMagics(Magics):
 
     def _start_rollout(self, req: args.DeployRequest, settings: Settings, kube: Kube, namespace: str,
                        timeout: float) -> Rollout:
-        """%deploy --strategy canary|blue-green|shadow: the candidate beside the stable, and its route."""
-        from .. import rollout
+        """%deploy --strategy canary|blue-green|shadow: the candidate beside the stable, and its route.
+
+        Only the fields given (req.changes) go to rollout.start: the candidate is the stable spec with
+        those changed."""
+        from .. import api, rollout
 
         spec = req.spec
         if (req.router or settings.router) == "knative":
             from .. import rollout_knative as rk
 
+            if req.dry_run is not None:
+                raise UsageError(f"--dry-run does not apply to a Knative rollout: the candidate is a new "
+                                 f"revision of the Knative Service {spec.name}, and %rollback {spec.name} "
+                                 f"puts the split back.")
             scale = rk.Scale.from_dict(req.knative_scale) if req.knative_scale else None
             lines = rk.ProgressLines(lambda text: print(text, flush=True)) if req.wait else None
-            return rk.start(spec, strategy=req.rollout, weight=req.weight, mirror=req.mirror,
+            return rk.start(req.changes or spec, strategy=req.rollout, weight=req.weight, mirror=req.mirror,
                             namespace=namespace, kube=kube, wait=req.wait, timeout=timeout, scale=scale,
                             on_status=lines)
+        how = dict(strategy=req.rollout, router=req.router or settings.router, weight=req.weight,
+                   mirror=req.mirror, gateway=req.gateway, namespace=namespace, kube=kube)
+        if req.dry_run is not None:
+            dry = rollout.start(req.changes, **how, dry_run=req.dry_run, show_values=req.show_values)
+            return api.DryRun(dry.manifests, show_values=req.show_values) if req.output == "yaml" else dry
         view = None
         if req.wait:
             view = views.progress_view(self._live(settings),
@@ -246,9 +261,7 @@ class DeployMagics(Magics):
                                        f"{kube.context}")
         recorder = _Recorder(view)
         return self._follow(view, lambda: rollout.start(
-            spec, strategy=req.rollout, router=req.router or settings.router, weight=req.weight,
-            mirror=req.mirror, gateway=req.gateway, namespace=namespace, kube=kube, wait=req.wait,
-            timeout=timeout, on_status=recorder), recorder)
+            req.changes, **how, wait=req.wait, timeout=timeout, on_status=recorder), recorder)
 
     def _widget(self, module: str, name: str, instead: str) -> Any:
         """A widget class, or one sentence saying what to use instead when widgets cannot load."""
@@ -444,8 +457,8 @@ class DeployMagics(Magics):
             name = req.name
             before = rollout.read(name, namespace=namespace, kube=kube)
             if before is None:
-                raise _no_rollout(name, namespace)
-            if before.strategy == "blue-green" and before.weight == 0:
+                return self._finish_interrupted(name, namespace, kube, "promotion")
+            if before.strategy == "blue-green" and before.weight == 0 and before.phase != "promoting":
                 after = rollout.promote(name, namespace=namespace, kube=kube)
                 return views.RolloutChange(
                     name, namespace, f"Switched {name}: all traffic now goes to {before.candidate_name} "
@@ -464,8 +477,18 @@ class DeployMagics(Magics):
 
             before = rollout.read(req.name, namespace=namespace, kube=kube)
             if before is None:
-                raise _no_rollout(req.name, namespace)
+                return self._finish_interrupted(req.name, namespace, kube, "release")
             return self._finish(req.name, namespace, kube, settings, req.timeout, rollout.release, before)
+
+    def _finish_interrupted(self, name: str, namespace: str, kube: Kube, what: str) -> views.RolloutChange:
+        """No rollout in progress: finish the cleanup a stopped promotion left, or say there is none."""
+        from .. import rollout
+
+        gone = rollout.finish_interrupted(name, namespace=namespace, kube=kube)
+        if not gone:
+            raise _no_rollout(name, namespace)
+        return views.RolloutChange(name, namespace, f"Finished the {what} of {name} that had stopped after "
+                                   f"its switch: removed {', '.join(gone)}.")
 
     def _finish(self, name: str, namespace: str, kube: Kube, settings: Settings, timeout: float | None,
                 operation: Callable[..., Any], before: Rollout) -> views.RolloutChange:

@@ -7,6 +7,8 @@ from .workload import (
     live_selector,
     object_name,
     pod_template,
+    redact,
+    redact_pair,
     render,
     resolve_namespace,
     selector_labels,
@@ -16,6 +18,6 @@ from .workload import (
 )
 
 __all__ = [
-    "labels_for", "live_selector", "object_name", "pod_template", "render", "resolve_namespace",
-    "selector_labels", "spec_hash", "to_yaml", "track_name",
+    "labels_for", "live_selector", "object_name", "pod_template", "redact", "redact_pair", "render",
+    "resolve_namespace", "selector_labels", "spec_hash", "to_yaml", "track_name",
 ]

@@ -27,7 +27,7 @@ import yaml
 
 from .. import labels as L
 from ..errors import SpecError
-from ..spec import CLUSTER_ISSUER, ISSUER, DeploySpec, validate_namespace
+from ..spec import CLUSTER_ISSUER, ISSUER, REDACTED, DeploySpec, validate_namespace
 
 HTTP_PORT_NAME = "http"
 SERVICE_PORT = 80
@@ -129,8 +129,13 @@ def _container(spec: DeploySpec) -> dict[str, Any]:
     if spec.args:
         c["args"] = list(spec.args)
     c["ports"] = [{"name": HTTP_PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}]
-    if spec.env:
-        c["env"] = [{"name": k, "value": v} for k, v in spec.env.items()]  # in the order given
+    env = [{"name": k, "value": v} for k, v in spec.env.items()]  # in the order given
+    for k, ref in spec.env_from_secret.items():
+        # Referenced, never copied: the kubelet reads the Secret; no manifest or record holds the value.
+        secret, _, key = ref.partition(":")
+        env.append({"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    if env:
+        c["env"] = env
     resources = {k: v for k, v in (("requests", spec.resources.requests()),
                                    ("limits", spec.resources.limits())) if v}
     if resources:
@@ -360,6 +365,47 @@ def render(spec: DeploySpec, namespace: str | None = None, *, replica_split: boo
         if optional is not None:
             manifests.append(optional)
     return manifests
+
+
+def redact(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of `manifests` with every literal env value replaced by REDACTED (Secret references kept)."""
+    return [_redacted(m) for m in manifests]
+
+
+CHANGED = "<redacted, changed>"
+
+
+def redact_pair(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both objects redacted for a diff; a value that differs reads CHANGED on the new side, so the
+    diff still shows that it changed, never what it was or became."""
+    old = {(c.get("name"), e.get("name")): e.get("value") for c in _containers(before)
+           for e in c.get("env") or [] if isinstance(e, dict)}
+    return _redacted(before), _redacted(after, old)
+
+
+def _containers(obj: Any) -> list[dict[str, Any]]:
+    if isinstance(obj, dict):
+        found = [obj] if "image" in obj else []
+        return found + [c for v in obj.values() for c in _containers(v)]
+    if isinstance(obj, list):
+        return [c for v in obj for c in _containers(v)]
+    return []
+
+
+def _redacted(node: Any, old: Mapping[tuple[Any, Any], Any] | None = None) -> Any:
+    if isinstance(node, dict):
+        out = {k: _redacted(v, old) for k, v in node.items()}
+        env = out.get("env")
+        if isinstance(env, list) and "image" in node:  # a container's env
+            def hide(e: dict[str, Any]) -> dict[str, Any]:
+                key = (node.get("name"), e.get("name"))
+                changed = old is not None and key in old and old[key] != e["value"]
+                return {**e, "value": CHANGED if changed else REDACTED}
+            out["env"] = [hide(e) if isinstance(e, dict) and "value" in e else e for e in env]
+        return out
+    if isinstance(node, list):
+        return [_redacted(v, old) for v in node]
+    return node
 
 
 def to_yaml(manifests: list[dict[str, Any]]) -> str:

@@ -11,8 +11,10 @@ Without a running loop (plain Python, tests) nothing is written until `flush()`.
 After each write the weights are read back from the route object (HTTPRoute, VirtualService or canary
 Ingress; the Deployments' replicas without a router) and shown as "stable 70% / canary 30%", with a
 picture of the split (a bar of both shares, each track's version and ready pods: `split.Split`), kept
-live by the namespace's shared watches (`loop.NamespaceWatches`) as pods come and go. The slider is
-disabled while the canary has no ready pod, and re-checks on its own until one is.
+live by the namespace's shared watches (`loop.NamespaceWatches`) as pods come and go. A write the
+cluster refuses because the rollout changed elsewhere (another kernel moved, promoted or rolled it back)
+shows that sentence and snaps the slider to what the cluster holds. The slider is disabled while the
+canary has no ready pod, and re-checks on its own until one is.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import traitlets
 
 from .. import api, rollout
 from ..connection import connect
-from ..errors import MLDeployError
+from ..errors import MLDeployError, NoRollout, StaleRollout
 from ..kube.client import Kube
 from ..split import Split, TrackPods, Weights, pods_from_deployment, read_pods, read_weights
 from .loop import HandOff, NamespaceWatches, running_loop
@@ -239,6 +241,8 @@ class CanarySlider(widgets.VBox):
             self.error = ""
         else:
             self.error = error_sentence(error)
+            if isinstance(error, (StaleRollout, NoRollout)):
+                self._snap_back(self.error)
         if self._pending is not None and self._timer is None and self.live:
             self._settled()  # it settled while the write was out: write it now
         self._render()
@@ -265,8 +269,28 @@ class CanarySlider(widgets.VBox):
             pods = self._pods_fn(self.name, **self._where())
         return found, self._weights_fn(found), self._ready_fn(self.name, **self._where()), pods
 
+    def _snap_back(self, refusal: str) -> None:
+        """The cluster refused a write made on an old view: read what it holds now and show that, with
+        the refusal kept as the message (a pending value is dropped: it was chosen against the old view)."""
+        self._pending = None
+        self._cancel_timer()
+        self._refusal = refusal
+        self._busy = ""
+        self.refresh()
+
+    _refusal = ""
+
     def _apply_refresh(self, outcome: Outcome) -> None:
         self._busy = ""
+        refusal, self._refusal = self._refusal, ""
+        try:
+            self._refreshed(outcome)
+        finally:
+            if refusal:
+                self.error = refusal
+                self._render()
+
+    def _refreshed(self, outcome: Outcome) -> None:
         result, error = outcome
         if error is not None:
             self.error = error_sentence(error)
@@ -363,6 +387,8 @@ class CanarySlider(widgets.VBox):
             self._busy = ""
             if outcome[1] is not None:
                 self.error = error_sentence(outcome[1])
+                if isinstance(outcome[1], (StaleRollout, NoRollout)):
+                    self._snap_back(self.error)
             else:
                 self.over = True
                 # the split and the slider showed the canary's old share; now every request is on stable

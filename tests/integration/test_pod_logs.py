@@ -76,7 +76,9 @@ def shadow_with_prediction_logs(kube: Kube, namespace: str, folder: Path) -> tup
     for mirrored traffic: 20 pairs (15 agreeing), one shadow error, one unmirrored request, one line that
     is not a record, and a pair stamped an hour ago. Returns the recent lines (primary, shadow)."""
     mld.deploy(spec("ghcr.io/acme/churn:1.0", replicas=2), namespace=namespace, kube=kube, timeout=120)
-    ro.start(spec("ghcr.io/acme/churn:2.0"), strategy="shadow", mirror=100, router="istio",
+    # The candidate inherits the stable's two replicas unless told otherwise: one shadow pod here.
+    ro.start({"name": "churn", "image": "ghcr.io/acme/churn:2.0", "replicas": 1}, strategy="shadow",
+             mirror=100, router="istio",
              namespace=namespace, kube=kube, timeout=120)
     stable, shadow = pod_names(kube, namespace, "stable"), pod_names(kube, namespace, "shadow")
     assert len(stable) == 2 and len(shadow) == 1

@@ -57,7 +57,8 @@ def test_canary_with_the_magics_from_deploy_to_promote(ip, kube, namespace, caps
     assert isinstance(r, Rollout) and (r.strategy, r.router, r.weight) == ("canary", "istio", 10)
     out = capsys.readouterr().out
     assert f"Starting a canary rollout of fraud: {V2} beside the stable model in namespace {namespace}" in out
-    assert "fraud-canary  [##########] 1/1 ready  rolled out" in out  # the candidate followed, as text
+    # the candidate followed, as text; it inherits the stable spec, its two replicas included
+    assert "fraud-canary  [##########] 2/2 ready  rolled out" in out
     assert vs_weights(kube, namespace) == [("stable", 90), ("canary", 10)]
     # the text form, not the dataclass repr
     assert ip.display_formatter.format(r)[0]["text/plain"] == (

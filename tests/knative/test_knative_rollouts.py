@@ -264,3 +264,15 @@ def test_steps_with_the_magic_and_names_knative_cannot_take(ip, kube, namespace)
     with pytest.raises(MLDeployFailed, match="A Service named plain already exists in namespace"):
         ip.run_line_magic("deploy", f"plain --image {V2} --router knative")
     assert ksvc(kube, namespace, "plain") is None
+
+
+def test_a_knative_candidate_is_the_stable_revision_with_only_the_asked_changes(ip, kube, namespace):
+    ip.run_line_magic("deploy", f"fraud --image {V1} --router knative --env LOG=debug --cpu 250m")
+    ip.run_line_magic("deploy", f"fraud --image {V2} --strategy canary --weight 10 --router knative")
+    svc = ksvc(kube, namespace)
+    container = svc["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == V2  # the change asked
+    assert {"name": "LOG", "value": "debug"} in container["env"]  # inherited from the stable revision
+    assert container["resources"]["requests"]["cpu"] == "250m"
+    cand = svc["metadata"]["annotations"]["mldeploy.io/candidate-revision"]
+    assert cand.startswith("fraud-2-0-") and routed(kube, namespace)[cand] == 10

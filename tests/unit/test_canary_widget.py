@@ -314,3 +314,42 @@ def test_closing_stops_the_timer_so_nothing_is_written():
 
     asyncio.run(main())
     assert fake.writes == []
+
+
+def test_a_refused_stale_write_shows_why_and_snaps_to_what_the_cluster_holds():
+    from jupyter_mldeploy.errors import StaleRollout
+
+    fake = FakeRollout(weight=10)
+    s = CanarySlider("fraud", **fake.kw())
+    sentence = ("the canary weight of fraud was moved from 10% to 50% from another kernel 3 s ago; nothing "
+                "was written.")
+
+    def refuse(name, percent, *, namespace, kube):
+        fake.writes.append((percent, threading.current_thread().name))
+        fake.rollout = replace(fake.rollout, weight=50)  # what the other kernel wrote
+        raise StaleRollout(sentence)
+
+    s._write_fn = refuse
+    frontend_drags(s.slider, 30)
+    s.flush()
+    assert [w for w, _ in fake.writes] == [30]
+    assert s.value == 50 and s.weights.canary == 50  # the slider and the split show the cluster's 50%
+    assert s.error == sentence and sentence in s.message.value
+    assert not s.slider.disabled  # still a canary with a ready pod: the user may move it from 50
+
+
+def test_a_write_refused_because_the_rollout_ended_elsewhere_leaves_nothing_to_move():
+    from jupyter_mldeploy.errors import StaleRollout
+
+    fake = FakeRollout(weight=10)
+    s = CanarySlider("fraud", **fake.kw())
+    sentence = "fraud was promoted from another kernel 20 s ago; nothing was written."
+
+    def refuse(name, percent, *, namespace, kube):
+        fake.rollout = None  # promoted elsewhere: no rollout any more
+        raise StaleRollout(sentence)
+
+    s._write_fn = refuse
+    frontend_drags(s.slider, 30)
+    s.flush()
+    assert s.error == sentence and s.slider.disabled and s.promote_button.disabled

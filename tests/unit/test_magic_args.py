@@ -208,8 +208,6 @@ def test_the_body_may_name_a_rollout_strategy():
     ("--strategy shadow --router replicas", "shadow traffic needs a router that can mirror requests; without "
                                             "one (router 'replicas')"),
     ("--strategy shadow --router nginx --mirror 50", "ingress-nginx mirrors every request or none"),
-    ("--strategy canary --dry-run", "--dry-run applies to plain deploys, not to a canary rollout: drop "
-                                    "--dry-run (a rollout is undone with %rollback churn)."),
     ("--strategy shadow --atomic", "--atomic applies to plain deploys, not to a shadow rollout"),
     ("--strategy blue-green --panel", "--panel applies to plain deploys, not to a blue-green rollout"),
     ("--strategy canary --gateway 'infra/Public'", "--gateway 'infra/Public' is not a Gateway: write "
@@ -219,6 +217,31 @@ def test_the_body_may_name_a_rollout_strategy():
 ])
 def test_bad_rollout_lines_are_one_sentence(line, words):
     assert words in usage(f"churn --image {IMAGE} {line}")
+
+
+def test_a_rollout_carries_only_the_fields_given_and_may_be_a_dry_run():
+    # The candidate is the stable spec with these changed (rollout.start): nothing else may be sent,
+    # or the stable's env, resources and probes would be reset to defaults.
+    r = deploy(f"churn --image {IMAGE} --strategy canary --weight 10 --router istio --env LOG=debug")
+    assert r.changes == {"name": "churn", "image": IMAGE, "env": {"LOG": "debug"}}
+    r = deploy(f"churn --image {IMAGE} --strategy canary --dry-run --show-values")
+    assert (r.rollout, r.dry_run, r.show_values, r.changes) == ("canary", "client", True,
+                                                                {"name": "churn", "image": IMAGE})
+    assert deploy(f"churn --image {IMAGE}").changes is None  # a plain deploy sends the whole spec
+
+
+def test_env_secret_is_a_reference_checked_before_any_request():
+    r = deploy(f"churn --image {IMAGE} --env-secret DB_PASSWORD=db-creds:password TOKEN=api:token")
+    assert dict(r.spec.env_from_secret) == {"DB_PASSWORD": "db-creds:password", "TOKEN": "api:token"}
+    assert usage(f"churn --image {IMAGE} --env-secret DB_PASSWORD=db-creds") == (
+        "env-secret 'DB_PASSWORD' 'db-creds' is not a Secret reference: write SECRET:KEY, the name of a "
+        "Secret in the model's namespace and the key in it, such as db-creds:password.")
+    assert "Secret name" in usage(f"churn --image {IMAGE} --env-secret DB=Bad_Name:password")
+    assert "not a valid Secret key" in usage(f"churn --image {IMAGE} --env-secret DB=db-creds:pass/word")
+    assert "env name '1DB' is not valid" in usage(f"churn --image {IMAGE} --env-secret 1DB=db:k")
+    assert usage(f"churn --image {IMAGE} --env DB=x --env-secret DB=db:k") == (
+        "env 'DB' is given both as a value (env) and from a Secret (env_from_secret); give it in one place.")
+    assert "needs --dry-run" in usage(f"churn --image {IMAGE} --show-values")
 
 
 def test_misspelt_strategy_gets_a_suggestion():

@@ -2,9 +2,12 @@
 for model `<name>` between its tracks. Pure functions, no I/O.
 
 Every module exports `route(name, namespace, *, stable_weight, candidate_weight, candidate_track="canary",
-mirror_percent=None, mirror_track="shadow", host=None, gateway=None, labels, port=80, state=None)`
-returning manifests for server-side apply; `route_for(router, ...)` dispatches by name. Weights are whole
-percents summing to 100. `candidate_track` None means there is no candidate (all traffic on stable).
+mirror_percent=None, mirror_track="shadow", host=None, gateway=None, labels, port=80, state=None,
+annotations=None)` returning manifests for server-side apply; `route_for(router, ...)` dispatches by
+name. Weights are whole percents summing to 100. `candidate_track` None means there is no candidate
+(all traffic on stable).
+`annotations` are the model spec's own (an nginx `auth-url`, an allow-list): every route object carries
+them under the router's, so a rollout never drops what the exposure it replaces had.
 
 What the rollout must know (details in each module's docstring):
 
@@ -84,6 +87,7 @@ class Traffic:
     labels: Mapping[str, str] = field(default_factory=dict)
     port: int = 80
     state: Mapping[str, str] | None = None
+    annotations: Mapping[str, str] | None = None  # the spec's own; ours win on a clash (none: prefixed)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.name, str) and len(self.name) <= NAME_MAX and _NAME.fullmatch(self.name)):
@@ -123,6 +127,10 @@ class Traffic:
             raise SpecError("labels must be a mapping of strings to strings.")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 1 <= self.port <= 65535:
             raise SpecError(f"port must be a whole number from 1 to 65535, got {self.port!r}.")
+        for key, value in (self.annotations or {}).items():
+            if not (isinstance(key, str) and isinstance(value, str)) or key.startswith(L.PREFIX):
+                raise SpecError(f"annotation {key!r} is not valid for a route: keys and values are strings, "
+                                f"and the {L.PREFIX} prefix is jupyter-mldeploy's own.")
         for key, value in (self.state or {}).items():
             if not (isinstance(key, str) and key.startswith(L.PREFIX) and isinstance(value, str)):
                 raise SpecError(f"rollout state {key!r} is not valid: keys must start with {L.PREFIX} and "
@@ -132,7 +140,7 @@ class Traffic:
         """The Service (and Deployment) name of a track."""
         return track_name(self.name, track)
 
-    def annotations(self, router: str) -> dict[str, str]:
+    def state_annotations(self, router: str) -> dict[str, str]:
         """The rollout state for the objects' metadata; a state value contradicting the weights is refused."""
         ours = {ROUTER: router, L.WEIGHT: str(self.candidate_weight)}
         if self.candidate_track is not None:
@@ -149,7 +157,7 @@ class Traffic:
 
     def metadata(self, name: str, router: str) -> dict[str, Any]:
         return {"name": name, "namespace": self.namespace, "labels": dict(self.labels),
-                "annotations": self.annotations(router)}
+                "annotations": {**(self.annotations or {}), **self.state_annotations(router)}}
 
 
 def route_for(router: str, name: str, namespace: str, **kwargs: Any) -> list[dict[str, Any]]:

@@ -40,10 +40,11 @@ def route(name: str, namespace: str, *, stable_weight: int, candidate_weight: in
           candidate_track: str | None = "canary", mirror_percent: int | None = None,
           mirror_track: str = "shadow", host: str | None = None, gateway: str | None = None,
           labels: Mapping[str, str], port: int = 80,
-          state: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+          state: Mapping[str, str] | None = None,
+          annotations: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """The HTTPRoute splitting (and mirroring) requests for `name`; `gateway` is required."""
     t = Traffic(name, namespace, stable_weight, candidate_weight, candidate_track, mirror_percent,
-                mirror_track, host, gateway, labels, port, state)
+                mirror_track, host, gateway, labels, port, state, annotations)
     if t.gateway is None:
         raise SpecError("the gateway router needs gateway, the parent Gateway as 'namespace/name' (or 'name' "
                         "in the model's namespace).")

@@ -41,7 +41,7 @@ def destination_rule(t: Traffic) -> dict[str, Any]:
     subsets = [{"name": track, "labels": {L.TRACK: track}} for track in LIVE_SUBSETS]
     # The rollout state lives on the VirtualService only, so a weight move rewrites one object.
     meta = {"name": t.name, "namespace": t.namespace, "labels": dict(t.labels),
-            "annotations": {"mldeploy.io/router": ROUTER}}
+            "annotations": {**(t.annotations or {}), "mldeploy.io/router": ROUTER}}
     return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": meta,
             "spec": {"host": service_host(t.name, t.namespace), "subsets": subsets}}
 
@@ -71,8 +71,9 @@ def route(name: str, namespace: str, *, stable_weight: int, candidate_weight: in
           candidate_track: str | None = "canary", mirror_percent: int | None = None,
           mirror_track: str = "shadow", host: str | None = None, gateway: str | None = None,
           labels: Mapping[str, str], port: int = 80,
-          state: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+          state: Mapping[str, str] | None = None,
+          annotations: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """DestinationRule then VirtualService (the subsets exist before a route names them)."""
     t = Traffic(name, namespace, stable_weight, candidate_weight, candidate_track, mirror_percent,
-                mirror_track, host, gateway, labels, port, state)
+                mirror_track, host, gateway, labels, port, state, annotations)
     return [destination_rule(t), virtual_service(t)]

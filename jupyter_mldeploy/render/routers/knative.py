@@ -108,8 +108,8 @@ def route(name: str, namespace: str, *, stable_weight: int, candidate_weight: in
           candidate_track: str | None = "canary", mirror_percent: int | None = None,
           mirror_track: str = "shadow", host: str | None = None, gateway: str | None = None,
           labels: Mapping[str, str], port: int = 80, state: Mapping[str, str] | None = None,
-          template: Mapping[str, Any], stable_version: str, candidate_version: str | None = None,
-          scale_to_zero: bool = False) -> list[dict[str, Any]]:
+          annotations: Mapping[str, str] | None = None, template: Mapping[str, Any], stable_version: str,
+          candidate_version: str | None = None, scale_to_zero: bool = False) -> list[dict[str, Any]]:
     """The Knative Service for `name`.
 
     `template` is the pod template (render's `pod_template(spec)`) of the newest revision: the
@@ -117,7 +117,7 @@ def route(name: str, namespace: str, *, stable_weight: int, candidate_weight: in
     `candidate_version` name the revisions. `port` is unused: Knative always serves on port 80.
     """
     t = Traffic(name, namespace, stable_weight, candidate_weight, candidate_track, mirror_percent,
-                mirror_track, host, gateway, labels, port, state)
+                mirror_track, host, gateway, labels, port, state, annotations)
     if t.mirror_percent is not None:
         raise SpecError("Knative Serving cannot mirror requests, so the knative router takes no mirror; use "
                         "the gateway, istio or nginx router for shadow traffic.")

@@ -80,10 +80,11 @@ def route(name: str, namespace: str, *, stable_weight: int, candidate_weight: in
           candidate_track: str | None = "canary", mirror_percent: int | None = None,
           mirror_track: str = "shadow", host: str | None = None, gateway: str | None = None,
           labels: Mapping[str, str], port: int = 80, state: Mapping[str, str] | None = None,
+          annotations: Mapping[str, str] | None = None,
           ingress_class: str = INGRESS_CLASS) -> list[dict[str, Any]]:
     """The primary Ingress, then the canary Ingress when there is a candidate."""
     t = Traffic(name, namespace, stable_weight, candidate_weight, candidate_track, mirror_percent,
-                mirror_track, host, gateway, labels, port, state)
+                mirror_track, host, gateway, labels, port, state, annotations)
     if not isinstance(ingress_class, str) or not ingress_class:
         raise SpecError(f"ingress_class must be the name of an IngressClass, got {ingress_class!r}.")
     if t.gateway is not None:

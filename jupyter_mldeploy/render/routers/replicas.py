@@ -72,9 +72,10 @@ def _service(t: Traffic) -> dict[str, Any]:
 
 def _traffic(name: str, namespace: str, stable_weight: int, candidate_weight: int,
              candidate_track: str | None, mirror_percent: int | None, host: str | None, gateway: str | None,
-             labels: Mapping[str, str], port: int, state: Mapping[str, str] | None) -> Traffic:
+             labels: Mapping[str, str], port: int, state: Mapping[str, str] | None,
+             annotations: Mapping[str, str] | None = None) -> Traffic:
     t = Traffic(name, namespace, stable_weight, candidate_weight, candidate_track, mirror_percent,
-                labels=labels, port=port, state=state, host=host, gateway=gateway)
+                labels=labels, port=port, state=state, host=host, gateway=gateway, annotations=annotations)
     if t.mirror_percent is not None:
         raise SpecError("shadow traffic needs a router that can mirror requests; without one (router "
                         "'replicas') a request reaches exactly one pod, so use the gateway, istio or nginx "
@@ -89,11 +90,12 @@ def route(name: str, namespace: str, *, stable_weight: int, candidate_weight: in
           candidate_track: str | None = "canary", mirror_percent: int | None = None,
           mirror_track: str = "shadow", host: str | None = None, gateway: str | None = None,
           labels: Mapping[str, str], port: int = 80,
-          state: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+          state: Mapping[str, str] | None = None,
+          annotations: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """The stable Service `<name>` with the selector for this state (replica counts come from `plan`)."""
     del mirror_track  # accepted for a uniform signature; a mirror is refused below
     t = _traffic(name, namespace, stable_weight, candidate_weight, candidate_track, mirror_percent, host,
-                 gateway, labels, port, state)
+                 gateway, labels, port, state, annotations)
     return [_service(t)]
 
 
