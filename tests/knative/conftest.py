@@ -1,7 +1,8 @@
 """Knative Serving's real components beside the sandbox, for the tests marked `knative`.
 
-They are started once per run (sandbox/knative.py) when their binaries are built and this process may
-make network namespaces; otherwise every test here is skipped with the exact reason. Each test gets a
+They are started once for this package (sandbox/knative.py; about 5 s) when their binaries are built
+and this process may make network namespaces, and stopped after it unless they were running already;
+otherwise every test here is skipped with the exact reason. Each test gets a
 fresh namespace and a shell with the extension loaded (as tests/integration does).
 """
 
@@ -17,7 +18,7 @@ from jupyter_mldeploy import magics
 from jupyter_mldeploy import rollout as ro
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def knative(cluster):
     if not cluster.is_sandbox:
         pytest.skip("the Knative tests start Knative Serving's components beside the sandbox; "
@@ -34,8 +35,14 @@ def knative(cluster):
         pytest.skip("Knative's components run in network namespaces of their own, which needs root and "
                     "iproute2's `ip`")
     box = Sandbox()
-    kn.Knative(box).up(progress=lambda _m: None)
-    return box
+    components = kn.Knative(box)
+    was_up = components.status()["up"]
+    components.up(progress=lambda _m: None)
+    yield box
+    # Stopped after this package, unless it was running before: the rest of the suite runs on the plain
+    # sandbox, and its CPU is not spent on idle controllers.
+    if not was_up:
+        components.down(progress=lambda _m: None)
 
 
 @pytest.fixture
