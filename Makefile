@@ -1,7 +1,8 @@
 # The two commands of the README. Both install what they need first, into the work tree's own
 # virtual environment (.venv): the Python that runs `make` only creates it, and its site-packages are
 # never touched. Heavy builds are cached outside the work tree (~/.cache/jupyter-mldeploy), so only
-# the first run on a machine is slow.
+# the first run on a machine is slow (Knative Serving's components: about 6 minutes on 2 cores; its
+# tests in tests/knative start them beside the sandbox, in about 5 s, and skip without root).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -45,7 +46,7 @@ demo: $(STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m ruff check jupyter_mldeploy tests bench
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m jupyter_mldeploy sandbox build
+	$(PY) -m jupyter_mldeploy sandbox build --knative
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -30,8 +30,14 @@ def _sandbox(args: argparse.Namespace) -> int:
             print("Data plane binaries ready: "
                   + ", ".join(f"{p.name} {p.version}" for p in dataplane_build.PARTS)
                   + f"; image layers in {layers[0].parent}.")
+        if args.knative:
+            from .sandbox import knative
+
+            where = knative.ensure_binaries()
+            knative.module_dirs()  # its YAML, read at `up` from the module cache: fetched now, not then
+            print(f"Knative Serving binaries ready in {where}.")
     elif args.action == "up":
-        info = box.up(data_plane=args.data_plane)
+        info = box.up(data_plane=args.data_plane, knative=True if args.knative else None)
         print(f"export KUBECONFIG={info['kubeconfig']}")
     elif args.action == "down":
         box.down()
@@ -51,6 +57,11 @@ def _sandbox(args: argparse.Namespace) -> int:
         for name, proc in info["processes"].items():
             print(f"  {name:<24} pid {proc['pid']:<8} {'running' if proc['alive'] else 'EXITED'}")
         _print_data_plane(info.get("data_plane") or {})
+        from .sandbox.knative import status_line
+
+        line = status_line(box)
+        if line:
+            print(line)
         return 0 if info["up"] else 1
     return 0
 
@@ -86,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     sb.add_argument("--no-data-plane", dest="data_plane", action="store_false",
                     help="up: only the control plane and simulated nodes (a quick start, no root needed); "
                          "build: only the control plane's binaries")
+    sb.add_argument("--knative", action="store_true",
+                    help="with up: also run Knative Serving's controller, webhook, autoscaler and activator "
+                         "(built once from knative.dev/serving; needs root for their network namespaces); "
+                         "also MLDEPLOY_SANDBOX_KNATIVE=1; with build: build those too")
     sb.set_defaults(func=_sandbox)
     dm = sub.add_parser("demo", help="run the quickstart notebook headless against the sandbox")
     dm.add_argument("--output", default=None,

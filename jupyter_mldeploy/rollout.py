@@ -24,8 +24,10 @@ removed. The first write of a promotion claims it on the route (`mldeploy.io/pha
 guarded like every write), so two kernels cannot promote at once, and one that stopped (Ctrl-C, a
 timeout, a papermill cell timeout) leaves a state that `promote` from any kernel carries on.
 
-Knative is offered by the traffic layer renderers but not by these operations yet: it replaces the
-Deployments altogether (see render/routers/knative.py), and is refused here with that reason.
+Knative replaces the Deployments altogether: its rollout state lives on the model's Knative Service,
+which `read` probes beside the other routes; with router "knative" each operation hands over, at its
+entry, to rollout_knative (revisions and the Knative Service's traffic block, under the same rules:
+the candidate inherits the stable revision's spec, every write is guarded, a stale view is refused).
 """
 
 from __future__ import annotations
@@ -84,7 +86,9 @@ _ROUTE_OBJECTS: Mapping[str, tuple[tuple[str, str, str], ...]] = {
               ("networking.istio.io/v1", "DestinationRule", "")),
     "nginx": (("networking.k8s.io/v1", "Ingress", ""), ("networking.k8s.io/v1", "Ingress", "-canary")),
     "replicas": (("v1", "Service", ""),),
+    "knative": (("serving.knative.dev/v1", "Service", ""),),  # probed only; rollout_knative writes it
 }
+_PROBED = (*ROLLOUT_ROUTERS, "knative")
 _NAME = re.compile(r"[a-z](?:[-a-z0-9]*[a-z0-9])?")
 
 
@@ -243,7 +247,7 @@ def _stable_or_none(kube: Kube, ns: str, name: str) -> DeploySpec | None:
 
 def _probe(kube: Kube, ns: str, name: str) -> _Seen:
     pool = kapply.pool()
-    refs = {describe(m): m for router in ROLLOUT_ROUTERS for m in _objects_of(router, name, ns)}
+    refs = {describe(m): m for router in _PROBED for m in _objects_of(router, name, ns)}
     headers: dict[str, str] = {}
     jobs = {key: pool.submit(_get_or_none, kube, object_path(m), headers if i == 0 else None)
             for i, (key, m) in enumerate(refs.items())}
@@ -262,6 +266,17 @@ def _rollout_from(seen: _Seen, name: str, ns: str, kube: Kube) -> Rollout | None
         ann = _annotations(obj)
         if obj and ann.get(ROUTER) == router and ann.get(STRATEGY):
             return _from_annotations(name, ns, router, ann, obj, seen, kube)
+    ksvc = seen.route_of("knative", name, ns)
+    ann = _annotations(ksvc)
+    if ksvc and ann.get(ROUTER) == "knative" and ann.get(STRATEGY):
+        # Read as it says; whose it is, every operation checks (rollout_knative, by the anchor's uid).
+        where = f"Knative Service {name} in namespace {ns}"
+        return Rollout(name, ns, ann[STRATEGY], "knative",
+                       weight=cluster_values.whole_number(ann.get(L.WEIGHT, "0"), key=L.WEIGHT, where=where),
+                       step=cluster_values.whole_number(ann.get(L.STEP, "-1"), key=L.STEP, where=where),
+                       steps=cluster_values.whole_numbers(ann.get(STEPS, ""), key=STEPS, where=where),
+                       stable_version=ann.get(L.STABLE_VERSION),
+                       candidate_version=ann.get(L.CANDIDATE_VERSION), kube=kube)
     return None
 
 
@@ -679,8 +694,13 @@ def start(candidate: DeploySpec | Mapping[str, Any], *, strategy: str, router: s
         raise SpecError(f"strategy {strategy!r} has no candidate track; use canary, blue-green or shadow "
                         f"(rolling and recreate are plain deploys).")
     if router == "knative":
-        raise SpecError("the knative router replaces Deployments with a Knative Service, which these "
-                        "rollout operations do not manage yet; use gateway, istio, nginx or replicas.")
+        if dry_run:
+            raise SpecError("dry_run does not apply to a Knative rollout: the candidate is a new revision of "
+                            "the model's Knative Service, and abort puts the split back.")
+        from . import rollout_knative
+
+        return rollout_knative.start(candidate, strategy=strategy, weight=weight, mirror=mirror, namespace=ns,
+                                     kube=kube, wait=wait, timeout=timeout)
     if dry_run not in (False, True, "client", "server"):
         raise SpecError(f"dry_run must be False, True, 'client' or 'server', not {dry_run!r}.")
     stable = stable_spec(kube, ns, name)
@@ -767,6 +787,11 @@ def set_weight(name: str, percent: int, *, namespace: str | None = None, kube: K
     if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
         raise SpecError(f"the canary weight must be a whole number from 0 to 100, not {percent!r}.")
     r = _current(name, namespace, kube)
+    if r.router == "knative":
+        from . import rollout_knative
+
+        _forget(r)  # its state lives on the Knative Service, read again there
+        return rollout_knative.set_weight(r, percent)
     if r.strategy != "canary":
         raise SpecError(f"{name} is a {r.strategy} rollout; a weight applies to canary rollouts "
                         f"(blue-green switches with promote, shadow uses set_mirror).")
@@ -815,6 +840,11 @@ def promote(name: str, *, namespace: str | None = None, kube: Kube | None = None
     `on_phase(name)` is called as each round begins: "claim", "roll", "switch", "cleanup".
     """
     r = _current(name, namespace, kube)
+    if r.router == "knative":
+        from . import rollout_knative
+
+        _forget(r)  # its state lives on the Knative Service, read again there
+        return rollout_knative.promote(r, wait=wait, timeout=timeout)
     if r.strategy == "blue-green" and r.weight == 0 and r.phase != PROMOTING:
         return _write_state(r, replace(r, weight=100))
     return _finish(r, timeout=timeout, on_status=on_status, on_phase=on_phase)
@@ -827,6 +857,11 @@ def release(name: str, *, namespace: str | None = None, kube: Kube | None = None
     r = _current(name, namespace, kube)
     if r.strategy != "blue-green" or (r.weight != 100 and r.phase != PROMOTING):
         raise MLDeployError(f"{name} has no switched blue-green rollout to release; promote it first.")
+    if r.router == "knative":
+        from . import rollout_knative
+
+        _forget(r)  # its state lives on the Knative Service, read again there
+        return rollout_knative.promote(r, wait=wait, timeout=timeout)
     return _finish(r, timeout=timeout, on_status=on_status, on_phase=on_phase)
 
 
@@ -950,6 +985,11 @@ def finish_interrupted(name: str, *, namespace: str | None = None, kube: Kube | 
 def abort(name: str, *, namespace: str | None = None, kube: Kube | None = None) -> None:
     """Roll the rollout back: all traffic to stable first (a guarded write), then the candidate removed."""
     r = _current(name, namespace, kube)
+    if r.router == "knative":
+        from . import rollout_knative
+
+        _forget(r)  # its state lives on the Knative Service, read again there
+        return rollout_knative.abort(r)
     if r.phase == PROMOTING:
         raise MLDeployError(f"{name} is being promoted (its stable may already run the candidate), so it "
                             f"cannot be rolled back half-way; nothing was written. Finish with %promote "
@@ -986,6 +1026,12 @@ def steps(name: str, schedule: Sequence[int], *, every: str | float = "5m",
     r = _current(name, namespace, kube)
     if r.strategy != "canary":
         raise SpecError(f"steps apply to canary rollouts; {name} is a {r.strategy} rollout.")
+    if r.router == "knative":
+        from . import rollout_knative
+
+        _forget(r)  # its state lives on the Knative Service, read again there
+        return rollout_knative.steps(r, sched, wait_s=wait_s, check=check, once=once, timeout=timeout,
+                                     on_step=on_step)
     _not_promoting(r, "another step")
     while True:
         _healthy_or_abort(r, check)

@@ -39,6 +39,10 @@ def read_weights(r: Rollout) -> Weights:
     from .connection import connect
 
     kube, ns, name = r.kube or connect(), r.namespace, r.name
+    if r.router == "knative":  # the split Knative's route controller computed between the two revisions
+        from . import rollout_knative
+
+        return Weights(*rollout_knative.read_weights(r), r.router)
     if r.router in ROUTE_OBJECTS:
         api_version, kind, suffix = ROUTE_OBJECTS[r.router]
         obj = _get(kube, f"{collection_path(api_version, kind, ns)}/{name}{suffix}")
@@ -61,6 +65,10 @@ def read_split(r: Rollout, *, pods: Mapping[str, TrackPods] | None = None) -> Sp
     from .connection import connect
 
     weights = read_weights(r)
+    if pods is None and r.router == "knative":  # its tracks are revisions, not Deployments
+        from . import rollout_knative
+
+        pods = rollout_knative.read_pods(r)
     if pods is None:
         pods = read_pods(r.name, namespace=r.namespace, kube=r.kube or connect())
     return Split(r.name, weights, r.stable_version, r.candidate_version, pods.get("stable"),

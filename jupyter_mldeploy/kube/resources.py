@@ -24,6 +24,7 @@ PLURALS: dict[tuple[str, str], str] = {
     ("networking.istio.io/v1", "VirtualService"): "virtualservices",
     ("networking.istio.io/v1", "DestinationRule"): "destinationrules",
     ("serving.knative.dev/v1", "Service"): "services",
+    ("serving.knative.dev/v1", "Revision"): "revisions",  # read only: Knative makes them
     ("v1", "Secret"): "secrets",
 }
 

@@ -46,8 +46,9 @@ __all__ = ["AVAILABLE_STRATEGIES", "PLANNED_STRATEGIES", "ROLLOUT_ROUTERS", "ROL
 AVAILABLE_STRATEGIES = ("rolling", "recreate", "canary", "blue-green", "shadow")
 PLANNED_STRATEGIES: tuple[str, ...] = ()
 ROLLOUT_STRATEGIES = ("canary", "blue-green", "shadow")
-# The traffic layers the rollout operations drive (knative is rendered, not yet rolled out).
-ROLLOUT_ROUTERS = ("auto", "gateway", "istio", "nginx", "replicas")
+# The traffic layers the rollout operations drive. knative also takes plain deploys (the model as a
+# Knative Service; see rollout_knative).
+ROLLOUT_ROUTERS = ("auto", "gateway", "istio", "knative", "nginx", "replicas")
 COMPARE_MODES = ("auto", "exact", "numeric", "label", "topk")
 
 _IDENT = r"[^\W\d]\w*(?:\.[^\W\d]\w*)*"
@@ -77,6 +78,7 @@ class DeployRequest:
     mirror: int | None = None  # shadow: percent of requests copied to the shadow
     router: str | None = None  # None: MLDeploy.router
     gateway: str | None = None  # the rollout's parent Gateway (when the model is not exposed through one)
+    knative_scale: dict[str, int] | None = None  # --min-scale/--max-scale/--concurrency (router knative)
     # A rollout's candidate: only the fields given (line and body, with the name), which change the stable.
     changes: Mapping[str, Any] | None = None
     show_values: bool = False  # dry-run output shows literal env values instead of <redacted>
@@ -192,7 +194,14 @@ def _where(func: Callable) -> Callable:
           "shadow, whose answers are discarded (default 100)")
 @argument("--router", choices=ROLLOUT_ROUTERS, metavar="R", help="traffic layer of a rollout: "
           f"{', '.join(ROLLOUT_ROUTERS)} (default MLDeploy.router; auto: Gateway API with --gateway, "
-          "then Istio, then ingress-nginx, else the replica ratio)")
+          "then Istio, then ingress-nginx, else the replica ratio); knative also without --strategy: the "
+          "model as a Knative Service, each new image or spec a new revision")
+@argument("--min-scale", metavar="N", help="with --router knative: pods Knative keeps (default 1; 0 lets it "
+          "scale to zero when idle)")
+@argument("--max-scale", metavar="N", help="with --router knative: at most this many pods (default: no "
+          "limit)")
+@argument("--concurrency", metavar="N", help="with --router knative: the autoscaler's target of concurrent "
+          "requests per pod (default Knative's 100)")
 @argument_group("Exposure")
 @argument("--expose", metavar="gateway|ingress", help="make the model reachable from outside the cluster")
 @argument("--host", metavar="H", help="host name for --expose")
@@ -833,7 +842,16 @@ def _rollout_options(a: argparse.Namespace, rollout: str | None, fields: dict[st
     if mirror is not None and rollout != "shadow":
         raise UsageError("--mirror is the percent of requests copied to a shadow, so it needs --strategy "
                          "shadow.")
+    scale = _knative_scale(a)
     if rollout is None:
+        if a.router == "knative":
+            for flag, given in (("--atomic", a.atomic), ("--panel", a.panel), ("--dry-run server",
+                                                                                 a.dry_run == "server")):
+                if given:
+                    raise UsageError(f"{flag} does not apply with --router knative: Knative keeps the "
+                                     f"current revision answering until the new one is Ready, and "
+                                     f"%rollback {a.name or 'NAME'} goes back to an earlier revision.")
+            return {"router": "knative", "knative_scale": scale}
         if a.router is not None:
             raise UsageError(f"--router chooses the traffic layer of a rollout, so it needs --strategy "
                              f"{', '.join(ROLLOUT_STRATEGIES[:-1])} or {ROLLOUT_STRATEGIES[-1]}.")
@@ -859,7 +877,35 @@ def _rollout_options(a: argparse.Namespace, rollout: str | None, fields: dict[st
             check_supported(rollout, a.router, weight=weight, mirror=mirror)
         except SpecError as e:
             raise UsageError(_sentence(str(e))) from None
-    return {"rollout": rollout, "weight": weight, "mirror": mirror, "router": a.router, "gateway": gateway}
+    return {"rollout": rollout, "weight": weight, "mirror": mirror, "router": a.router, "gateway": gateway,
+            "knative_scale": scale}
+
+
+def _knative_scale(a: argparse.Namespace) -> dict[str, int] | None:
+    """--min-scale, --max-scale and --concurrency, which only Knative's autoscaler reads."""
+    given = {k: v for k, v in (("min", a.min_scale), ("max", a.max_scale), ("target", a.concurrency))
+             if v is not None}
+    if not given:
+        return None
+    if a.router != "knative":
+        flags = ", ".join(f for f, v in (("--min-scale", a.min_scale), ("--max-scale", a.max_scale),
+                                         ("--concurrency", a.concurrency)) if v is not None)
+        raise UsageError(f"{flags} size a Knative revision, so they need --router knative (other routers "
+                         f"scale with --replicas or --autoscale).")
+    out = {}
+    for key, flag in (("min", "--min-scale"), ("max", "--max-scale"), ("target", "--concurrency")):
+        if key in given:
+            text = given[key].strip()
+            if not (text.isascii() and text.isdigit()):
+                raise UsageError(f"{flag} {given[key]!r} is not a whole number.")
+            out[key] = int(text)
+    from ..render.routers.knative import Scale  # pure: validation only
+
+    try:
+        Scale(**out)
+    except SpecError as e:
+        raise UsageError(_sentence(str(e))) from None
+    return out
 
 
 def _probe(value: str | None) -> str | None | bool:

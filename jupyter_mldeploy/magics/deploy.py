@@ -146,6 +146,8 @@ class DeployMagics(Magics):
             timeout = req.timeout or settings.timeout
             from .. import api
 
+            if req.rollout is None and (req.router or settings.router) == "knative":
+                return self._knative_deploy(req, settings, namespace, timeout)
             if req.dry_run == "client" and namespace is not None and req.rollout is None:
                 from ..render import render  # no cluster needed to show what would be written
 
@@ -164,9 +166,9 @@ class DeployMagics(Magics):
                 view = views.progress_view(self._live(settings),
                                            f"Deploying {spec.object_name} ({spec.image}) to namespace "
                                            f"{namespace}, context {kube.context}")
-            return self._follow(view, lambda: api.deploy(
+            return self._follow(view, lambda: _unless_knative(spec.name, namespace, kube, lambda: api.deploy(
                 spec, namespace=namespace, kube=kube, wait=req.wait, timeout=timeout, atomic=req.atomic,
-                on_status=view, create_namespace=req.create_namespace))
+                on_status=view, create_namespace=req.create_namespace)))
 
     def _follow(self, view: views.Progress | None, call: Callable[[], Any],
                 recorder: _Recorder | None = None) -> Any:
@@ -198,6 +200,33 @@ class DeployMagics(Magics):
             view.finish(last if last is not None else recorder.last if recorder is not None else None)
         return handle
 
+    def _knative_deploy(self, req: args.DeployRequest, settings: Settings, namespace: str | None,
+                        timeout: float) -> Any:
+        """%deploy NAME --router knative: the model as a Knative Service (a new revision per spec)."""
+        from .. import api
+        from .. import rollout_knative as rk
+
+        # The line parser refuses these with --router knative; MLDeploy.router = "knative" gets here too.
+        for flag, given in (("--dry-run server", req.dry_run == "server"), ("--atomic", req.atomic)):
+            if given:
+                raise UsageError(f"{flag} does not apply with the knative router: Knative keeps the current "
+                                 f"revision answering until the new one is Ready, and %rollback "
+                                 f"{req.spec.name} goes back to an earlier revision.")
+        scale = rk.Scale.from_dict(req.knative_scale) if req.knative_scale else None
+        if req.dry_run == "client" and namespace is not None:
+            return api.DryRun([rk.manifest(req.spec, namespace, scale)])
+        kube = self._kube(settings, req.context)
+        namespace = namespace or kube.namespace
+        if req.dry_run == "client":
+            return api.DryRun([rk.manifest(req.spec, namespace, scale)])
+        lines = None
+        if req.wait:
+            print(f"Deploying {req.spec.name} ({req.spec.image}) as a Knative Service in namespace "
+                  f"{namespace}, context {kube.context}", flush=True)
+            lines = rk.ProgressLines(lambda text: print(text, flush=True))
+        return rk.deploy(req.spec, scale=scale, namespace=namespace, kube=kube, wait=req.wait,
+                         timeout=timeout, on_status=lines, create_namespace=req.create_namespace)
+
     def _start_rollout(self, req: args.DeployRequest, settings: Settings, kube: Kube, namespace: str,
                        timeout: float) -> Rollout:
         """%deploy --strategy canary|blue-green|shadow: the candidate beside the stable, and its route.
@@ -207,6 +236,18 @@ class DeployMagics(Magics):
         from .. import api, rollout
 
         spec = req.spec
+        if (req.router or settings.router) == "knative":
+            from .. import rollout_knative as rk
+
+            if req.dry_run is not None:
+                raise UsageError(f"--dry-run does not apply to a Knative rollout: the candidate is a new "
+                                 f"revision of the Knative Service {spec.name}, and %rollback {spec.name} "
+                                 f"puts the split back.")
+            scale = rk.Scale.from_dict(req.knative_scale) if req.knative_scale else None
+            lines = rk.ProgressLines(lambda text: print(text, flush=True)) if req.wait else None
+            return rk.start(req.changes or spec, strategy=req.rollout, weight=req.weight, mirror=req.mirror,
+                            namespace=namespace, kube=kube, wait=req.wait, timeout=timeout, scale=scale,
+                            on_status=lines)
         how = dict(strategy=req.rollout, router=req.router or settings.router, weight=req.weight,
                    mirror=req.mirror, gateway=req.gateway, namespace=namespace, kube=kube)
         if req.dry_run is not None:
@@ -274,6 +315,9 @@ class DeployMagics(Magics):
 
             kube = self._kube(settings, req.context)
             namespace = req.namespace or settings.namespace or kube.namespace
+            knative = _knative_status(req.name, namespace, kube)
+            if knative is not None:
+                return knative
             handle = api.get(req.name, namespace=namespace, kube=kube)
             if req.watch and not handle.last_status.complete:
                 view = views.progress_view(self._live(settings),
@@ -304,10 +348,19 @@ class DeployMagics(Magics):
                     rollout.abort(req.name, namespace=namespace, kube=kube)
                     back = "back on the old stable model" if found.weight == 100 else "on the stable model"
                     stable = f" ({found.stable_version})" if found.stable_version else ""
+                    if found.router == "knative":
+                        return views.RolloutChange(
+                            req.name, namespace, f"Rolled back the {found.strategy} rollout of {req.name}: "
+                            f"all traffic is {back}{stable}; the candidate revision keeps no traffic.")
                     return views.RolloutChange(
                         req.name, namespace, f"Rolled back the {found.strategy} rollout of {req.name}: all "
                         f"traffic is {back}{stable} and {found.candidate_name} was removed.")
             target = f"revision {req.revision}" if req.revision else "the previous revision"
+            from .. import rollout_knative as rk
+
+            if rk.ours(kube, namespace, req.name) is not None:
+                return rk.rollback(req.name, req.revision, namespace=namespace, kube=kube, wait=req.wait,
+                                   timeout=req.timeout or settings.timeout)
             view = None
             if req.wait:
                 view = views.progress_view(self._live(settings),
@@ -339,13 +392,20 @@ class DeployMagics(Magics):
                 path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
             selector = f"{L.APP_MANAGED_BY}={L.MANAGED_BY}"
             _, body = kube.request("GET", path, query={"labelSelector": selector})
-            models = [_model_row(d) for d in body.get("items", [])]
+            # A Knative revision's Deployment carries our labels (Knative copies them): listed below instead.
+            models = [_model_row(d) for d in body.get("items", [])
+                      if "serving.knative.dev/revision" not in d.get("metadata", {}).get("labels", {})]
+            from .. import rollout_knative as rk
             from ..rollout import offered_routers
 
+            offered = frozenset(offered_routers(kube))
+            knative = "knative" in offered
             return views.Overview(kube.context, kube.server, namespace, source,
                                   sorted(models, key=lambda m: (m.namespace, m.name, m.track)),
-                                  frozenset(offered_routers(kube)), settings.router,
+                                  offered, settings.router,
                                   rollouts=_rollouts_in_progress(kube, models),
+                                  knative_models=rk.models(kube, namespace) if knative else (),
+                                  knative_health=rk.health_sentence(kube) if knative else None,
                                   cluster=describe_cluster(settings, kube.context,
                                                            flag=bool(req.context)))
 
@@ -440,6 +500,10 @@ class DeployMagics(Magics):
         self._follow(view, lambda: operation(name, namespace=namespace, kube=kube,
                                              timeout=timeout or settings.timeout, on_status=recorder),
                      recorder)
+        if before.router == "knative":  # revisions stay: Knative keeps them, with no traffic, until its GC
+            return views.RolloutChange(name, namespace, f"Promoted {name}: the revision of "
+                                       f"{_version(before.candidate_version)} now answers every request; the "
+                                       f"old stable revision keeps no traffic (%rollback {name} goes back).")
         return views.RolloutChange(name, namespace, f"Promoted {name}: {_version(before.candidate_version)} "
                                    f"is now the stable model and answers every request; "
                                    f"{before.candidate_name} was removed.")
@@ -512,6 +576,39 @@ class DeployMagics(Magics):
                                 "%config MLDeploy.interactive = 'no' for the text report")
             return view(report)
         return report
+
+
+def _unless_knative(name: str, namespace: str, kube: Kube, call: Callable[[], Any]) -> Any:
+    """A plain deploy; when the cluster refuses it because the model is a Knative model of ours (Knative
+    owns the Service of that name), say so (read only on that failure)."""
+    from ..errors import ClusterError
+
+    try:
+        return call()
+    except ClusterError as e:
+        from .. import rollout_knative as rk
+
+        try:
+            knative = rk.ours(kube, namespace, name) is not None
+        except MLDeployError:
+            knative = False
+        if knative:
+            raise type(e)(f"{name} is served as a Knative Service: deploy it with --router knative (a new "
+                          f"revision), or %undeploy it first. {e}", obj=e.obj, status=e.status,
+                          reason=e.reason) from None
+        raise
+
+
+def _knative_status(name: str, namespace: str, kube: Kube) -> Any:
+    """The model's KnativeStatus when it is one of our Knative Services, else None (one read)."""
+    from .. import rollout_knative as rk
+
+    try:
+        if rk.ours(kube, namespace, name) is None:
+            return None  # none, someone else's, or Knative not served: a plain Deployment, if anything
+    except MLDeployError:
+        return None
+    return rk.status(name, namespace=namespace, kube=kube)
 
 
 def _rollouts_in_progress(kube: Kube, models: list[views.ModelRow]) -> list[Rollout]:

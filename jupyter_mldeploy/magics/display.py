@@ -295,8 +295,9 @@ class TrafficLayer:
 TRAFFIC_LAYERS = (
     TrafficLayer("gateway", "Gateway API HTTPRoute weights and mirroring", "gateway.networking.k8s.io/v1"),
     TrafficLayer("istio", "Istio VirtualService", "networking.istio.io/v1"),
-    TrafficLayer("knative", "Knative Service traffic split; rendered by render.routers.knative, not yet "
-                 "driven by %deploy or the rollouts", "serving.knative.dev/v1"),
+    TrafficLayer("knative", "Knative Service traffic split between named revisions, driven by %deploy "
+                 "--router knative and the rollouts (canary, blue-green; no shadow: Knative cannot mirror)",
+                 "serving.knative.dev/v1"),
     TrafficLayer("nginx", "Ingress with ingress-nginx canary annotations", "an IngressClass named nginx"),
     TrafficLayer("replicas", "plain replica ratio behind one Service (always available)", "nothing"),
 )
@@ -325,6 +326,8 @@ class Overview(_Text):
     offered: frozenset[str] = field(default_factory=frozenset)  # router names, rollout.offered_routers
     router: str = "auto"
     rollouts: Sequence[Any] = ()  # rollout.Rollout, one per model with a rollout in progress
+    knative_models: Sequence[str] = ()  # one line per Knative Service of ours (rollout_knative.models)
+    knative_health: str | None = None  # what Knative Serving runs and lacks (rollout_knative.health_sentence)
     cluster: str = ""  # config.describe_cluster: where the cluster came from
 
     @property
@@ -366,7 +369,12 @@ class Overview(_Text):
         if self.rollouts:
             lines.append("Rollouts in progress:")
             lines.extend(f"  {self._where_of(r)}{r}" for r in self.rollouts)
+        if self.knative_models:
+            lines.append("Knative Services (revision and traffic share):")
+            lines.extend(f"  {m}" for m in self.knative_models)
         lines.append("Traffic layers served: " + ", ".join(f"{t.name} ({t.what})" for t in self.layers) + ".")
+        if self.knative_health:
+            lines.append(self.knative_health)
         if self.missing_layers:
             lines.append(f"Not served: {self._missing()}.")
         lines.append(f"Router setting (MLDeploy.router): {self.router}.")
@@ -385,8 +393,13 @@ class Overview(_Text):
         if self.rollouts:
             items = "".join(f"<li>{e(self._where_of(r))}{e(str(r))}</li>" for r in self.rollouts)
             out.append(f"<p>Rollouts in progress:</p><ul>{items}</ul>")
+        if self.knative_models:
+            items = "".join(f"<li>{e(m)}</li>" for m in self.knative_models)
+            out.append(f"<p>Knative Services (revision and traffic share):</p><ul>{items}</ul>")
         layers = "".join(f"<li><b>{e(t.name)}</b>: {e(t.what)}</li>" for t in self.layers)
         out.append(f"<p>Traffic layers served:</p><ul>{layers}</ul>")
+        if self.knative_health:
+            out.append(f"<p>{e(self.knative_health)}</p>")
         if self.missing_layers:
             out.append(f"<p>Not served: {e(self._missing())}.</p>")
         out.append(f"<p>Router setting (MLDeploy.router): <code>{e(self.router)}</code></p></div>")

@@ -215,9 +215,13 @@ class Sandbox:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def up(self, progress: Progress = print, *, data_plane: bool = False) -> dict:
-        """Start the control plane; with `data_plane`, also the real node, registry and Gateway
-        (dataplane.py). The test suite's simulated tests need only the control plane."""
+    def up(self, progress: Progress = print, *, data_plane: bool = False,
+           knative: bool | None = None) -> dict:
+        """Start (or reuse) the control plane; with `data_plane`, also the real node, registry and
+        Gateway (dataplane.py); with knative (default: MLDEPLOY_SANDBOX_KNATIVE), Knative Serving's
+        components (knative.py). The test suite's simulated tests need only the control plane."""
+        from . import knative as kn
+
         with self._locked():
             info = self._up(progress)
             if data_plane:
@@ -225,6 +229,8 @@ class Sandbox:
 
                 dataplane._up(self, progress)  # under this lock already
                 info = self.status()
+            if knative if knative is not None else kn.wanted():
+                kn.Knative(self).up(progress)
             return info
 
     def _up(self, progress: Progress) -> dict:
@@ -242,6 +248,9 @@ class Sandbox:
             return current
         if state is not None:
             progress("Found a sandbox that is not answering; stopping what is left of it first.")
+            from .knative import Knative
+
+            Knative(self).down(progress=lambda _m: None)  # its record goes with the folder's entries
             self._stop_processes(state)
         self._down_data_plane(progress)  # before the folder is cleared: it unmounts what is inside
 
@@ -436,6 +445,9 @@ class Sandbox:
         # folder, so that removing the folder's entries never walks into a mount.
         self._down_data_plane(progress)
         state = self._state()
+        from .knative import Knative
+
+        Knative(self).down(progress)  # before the API server goes: its components watch it
         stopped = self._stop_processes(state) if state is not None else []
         left = self.folder.remove()
         removed = (f"removed {self.dir}" if not left else
@@ -564,6 +576,9 @@ def _commands(b: Path, d: Path, p: Ports, components_kc: Path, kwok_config: Path
             "--allow-privileged=true", "--event-ttl=1h", "--profiling=false",
             # Logs and exec dial a node by its address, never by a hostname a resolver would look up.
             "--kubelet-preferred-address-types=InternalIP",
+            # Webhooks and aggregated APIs are dialled at their endpoints, never at a ClusterIP (no
+            # kube-proxy here: a ClusterIP would leave by the default route). Knative's webhook needs it.
+            "--enable-aggregator-routing=true",
         ],
         "kube-controller-manager": [
             str(b / "kube-controller-manager"), *auth, f"--secure-port={p.controller_manager}",

@@ -9,7 +9,9 @@ ETCD = "3.6.8"
 KWOK = "0.8.0"
 GATEWAY_API = "1.4.1"
 ISTIO_API = "1.31.1"
-KNATIVE_SERVING = "0.51.0"
+# The newest release whose dependency graph the module proxy serves in full (0.51.0's is refused),
+# so its components can be built (sandbox/knative.py) and its CRDs match them.
+KNATIVE_SERVING = "0.50.0"
 
 # The real data plane (dataplane_build.py). containerd 2.3 is what kubelet 1.36 wants; runc 1.5
 # is the first that works under it here (Debian's 1.1.5 does not); Envoy Gateway 1.9 brings the

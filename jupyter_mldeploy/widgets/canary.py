@@ -55,6 +55,11 @@ def _ready_canary_pods(name: str, *, namespace: str, kube: Kube | None) -> int:
         # api.get reads the canary Deployment, its pods, ReplicaSets and events at once (status()).
         status = api.get(name, namespace=namespace, kube=kube, track="canary").last_status
     except MLDeployError:
+        from .. import rollout_knative  # a Knative canary is a revision, not a Deployment
+
+        found = rollout.read(name, namespace=namespace, kube=kube)
+        if found is not None and found.router == "knative":
+            return rollout_knative.ready_candidate_pods(found)
         return 0  # no canary Deployment (yet, or any more)
     return status.ready if status is not None else 0
 
@@ -257,8 +262,13 @@ class CanarySlider(widgets.VBox):
         found = self._read_fn(self.name, **self._where())
         if found is None or found.strategy != "canary":
             return found, None, 0, {}
-        return (found, self._weights_fn(found), self._ready_fn(self.name, **self._where()),
-                self._pods_fn(self.name, **self._where()))
+        if found.router == "knative" and self._pods_fn is read_pods:  # its tracks are revisions
+            from .. import rollout_knative
+
+            pods = rollout_knative.read_pods(found)
+        else:
+            pods = self._pods_fn(self.name, **self._where())
+        return found, self._weights_fn(found), self._ready_fn(self.name, **self._where()), pods
 
     def _snap_back(self, refusal: str) -> None:
         """The cluster refused a write made on an old view: read what it holds now and show that, with

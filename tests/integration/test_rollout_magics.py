@@ -15,7 +15,7 @@ from IPython.core.error import UsageError
 from k8s_helpers import deployments, get
 
 from jupyter_mldeploy import rollout as ro
-from jupyter_mldeploy.errors import ClusterError, SpecError
+from jupyter_mldeploy.errors import ClusterError
 from jupyter_mldeploy.kube.client import Kube
 from jupyter_mldeploy.magics.display import MLDeployFailed, Overview, RolloutChange
 from jupyter_mldeploy.rollout import Rollout
@@ -184,10 +184,11 @@ def test_refusals_are_one_sentence_and_write_nothing(ip, kube, namespace):
             ip.run_line_magic(magic, rest)
         assert words in str(e.value) and "\n" not in str(e.value), line
         assert isinstance(e.value, UsageError)
-    ip.run_line_magic("config", "MLDeploy.router = 'knative'")  # a setting the rollouts cannot drive
+    ip.run_line_magic("config", "MLDeploy.router = 'knative'")  # a Knative rollout needs a Knative model
     with pytest.raises(MLDeployFailed) as e:
         ip.run_line_magic("deploy", f"fraud --image {V2} --strategy canary")
-    assert isinstance(e.value.error, SpecError) and "knative router replaces Deployments" in str(e.value)
+    assert "fraud is not deployed as a Knative Service" in str(e.value)
+    assert "deploy it first with %deploy fraud --image ... --router knative" in str(e.value)
     assert deployments(kube, namespace) == ["fraud"] and image(kube, namespace) == V1
     assert ro.read("fraud", namespace=namespace, kube=kube) is None
 

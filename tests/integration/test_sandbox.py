@@ -172,7 +172,7 @@ def test_istio_and_knative_kinds_are_served(cluster, namespace):
     assert vs["spec"]["http"][0]["route"][1]["weight"] == 10
     ksvc = custom.create_namespaced_custom_object("serving.knative.dev", "v1", namespace, "services", {
         "apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "m"},
-        "spec": {"template": {"spec": {"containers": [{"image": "registry.example/m:1"}]}},
+        "spec": {"template": {"spec": {"containers": [{"image": "registry.example/model:1"}]}},
                  "traffic": [{"latestRevision": True, "percent": 100}]},
     })
     assert ksvc["spec"]["traffic"][0]["percent"] == 100

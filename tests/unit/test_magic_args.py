@@ -197,7 +197,13 @@ def test_the_body_may_name_a_rollout_strategy():
     ("--router istio", "--router chooses the traffic layer of a rollout, so it needs --strategy canary, "
                        "blue-green or shadow."),
     ("--strategy canary --router traefik", "--router 'traefik' is not one of 'auto', 'gateway', 'istio'"),
-    ("--strategy canary --router knative", "--router 'knative' is not one of"),
+    ("--min-scale 0", "--min-scale size a Knative revision, so they need --router knative"),
+    ("--strategy canary --router istio --concurrency 5", "--concurrency size a Knative revision"),
+    ("--router knative --min-scale two", "--min-scale 'two' is not a whole number."),
+    ("--router knative --min-scale 3 --max-scale 2", "min-scale 3 is more than max-scale 2"),
+    ("--router knative --max-scale 0", "max-scale must be a whole number of at least 1, got 0."),
+    ("--router knative --atomic", "--atomic does not apply with --router knative"),
+    ("--router knative --dry-run server", "--dry-run server does not apply with --router knative"),
     ("--strategy shadow --router replicas", "shadow traffic needs a router that can mirror requests; without "
                                             "one (router 'replicas')"),
     ("--strategy shadow --router nginx --mirror 50", "ingress-nginx mirrors every request or none"),

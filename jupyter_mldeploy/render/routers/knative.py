@@ -23,10 +23,14 @@ the cluster allows scale to zero); a model server's cold start is often tens of 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from ... import labels as L
 from ...errors import SpecError
 from . import Traffic
 
@@ -151,3 +155,116 @@ def route(name: str, namespace: str, *, stable_weight: int, candidate_weight: in
         "spec": {"template": {"metadata": template_meta, "spec": knative_pod_spec(template["spec"])},
                  "traffic": traffic},
     }]
+
+
+# -- driven by rollout_knative: revisions that carry their own spec --------------------------------------
+
+MAX_SCALE = "autoscaling.knative.dev/max-scale"
+TARGET = "autoscaling.knative.dev/target"
+# On each revision template: the DeploySpec and Scale it runs, so any revision can be rolled back to
+# from the cluster alone (a Revision keeps its template's annotations).
+SPEC = "mldeploy.io/spec"
+SCALE = "mldeploy.io/knative-scale"
+STABLE_REVISION = "mldeploy.io/stable-revision"
+CANDIDATE_REVISION = "mldeploy.io/candidate-revision"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How Knative's autoscaler sizes a revision: `min` pods kept (0 lets it scale to zero after the idle
+    window), at most `max` (None: no limit), `target` concurrent requests per pod (None: Knative's 100)."""
+
+    min: int = 1
+    max: int | None = None
+    target: int | None = None
+
+    def __post_init__(self) -> None:
+        for what, value, low in (("min-scale", self.min, 0), ("max-scale", self.max, 1),
+                                 ("concurrency target", self.target, 1)):
+            if value is None and what != "min-scale":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SpecError(f"{what} must be a whole number of at least {low}, got {value!r}.")
+        if self.max is not None and self.min > self.max:
+            raise SpecError(f"min-scale {self.min} is more than max-scale {self.max}: min must be at most "
+                            f"max.")
+
+    def annotations(self) -> dict[str, str]:
+        out = {MIN_SCALE: str(self.min)}
+        if self.max is not None:
+            out[MAX_SCALE] = str(self.max)
+        if self.target is not None:
+            out[TARGET] = str(self.target)
+        return out
+
+    def to_dict(self) -> dict[str, int]:
+        return {k: v for k, v in (("min", self.min), ("max", self.max), ("target", self.target))
+                if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Scale:
+        return cls(**{k: data[k] for k in ("min", "max", "target") if k in data})
+
+    def __str__(self) -> str:
+        parts = [f"min-scale {self.min}" + (" (scales to zero when idle)" if self.min == 0 else "")]
+        parts.append(f"max-scale {self.max}" if self.max is not None else "no max-scale")
+        if self.target is not None:
+            parts.append(f"target {self.target} concurrent requests per pod")
+        return ", ".join(parts)
+
+
+def revision_template(spec_dict: Mapping[str, Any], pod_template: Mapping[str, Any], scale: Scale,
+                      *, name: str, version: str) -> dict[str, Any]:
+    """The Knative template of one revision: named `<name>-<version slug>-<hash>`, where the hash covers
+    the pod spec and the scale, so a new image or spec is a new revision and the same spec is the same
+    revision (which is what lets a rollback name an existing revision again).
+
+    `spec_dict` is the DeploySpec's dict (kept in an annotation), `pod_template` render's pod template.
+    Track labels are left out: a revision changes role (canary, then stable) without changing.
+    """
+    pod_spec = _probe_defaults(knative_pod_spec(pod_template["spec"]))
+    meta = pod_template.get("metadata") or {}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != L.SPEC_HASH}
+    annotations.update(scale.annotations())
+    annotations[SPEC] = json.dumps(dict(spec_dict), sort_keys=True, separators=(",", ":"))
+    annotations[SCALE] = json.dumps(scale.to_dict(), sort_keys=True, separators=(",", ":"))
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in (L.TRACK, L.LIVE)}
+    # Everything under the name goes into the hash: Knative refuses any template change, metadata
+    # included, that keeps the revision's name.
+    body = {"spec": pod_spec, "labels": labels, "annotations": annotations}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:5]
+    revision = revision_name(name, f"{version}-{digest}")
+    return {"metadata": {"name": revision, "labels": labels, "annotations": annotations}, "spec": pod_spec}
+
+
+# Kubernetes' probe defaults. Knative's webhook fills in timeoutSeconds and successThreshold when a
+# Service is created but not on update, so a template re-applied without them reads as a change under
+# the same revision name, which the webhook refuses: send them ourselves.
+_PROBE_DEFAULTS = {"timeoutSeconds": 1, "successThreshold": 1}
+
+
+def _probe_defaults(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    for container in pod_spec.get("containers", []):
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            if isinstance(container.get(probe), dict):
+                container[probe] = {**_PROBE_DEFAULTS, **container[probe]}
+    return pod_spec
+
+
+def service(name: str, namespace: str, *, template: Mapping[str, Any], traffic: list[dict[str, Any]],
+            labels: Mapping[str, str], state: Mapping[str, str],
+            resource_version: str | None = None) -> dict[str, Any]:
+    """The Knative Service: the newest revision's template and the traffic block, which names revisions.
+
+    `traffic` entries are (revisionName, percent, tag); the percents must add up to 100. With
+    `resource_version` the write is refused (409) if the Service changed since it was read.
+    """
+    total = sum(t["percent"] for t in traffic)
+    if total != 100:
+        raise SpecError(f"the traffic percents add up to {total}, not 100.")
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels),
+                            "annotations": {"mldeploy.io/router": ROUTER, **state}}
+    if resource_version:
+        meta["resourceVersion"] = resource_version
+    return {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": meta,
+            "spec": {"template": copy.deepcopy(dict(template)), "traffic": [dict(t) for t in traffic]}}

@@ -1,0 +1,498 @@
+"""Knative Serving's own components in the sandbox (opt-in: `sandbox up --knative`, or
+MLDEPLOY_SANDBOX_KNATIVE=1): controller, webhook, autoscaler and activator from the published
+`knative.dev/serving` module, run against the sandbox's API server with their `config/core` objects.
+
+Built with `go install knative.dev/serving/cmd/...@vX` (the module has no replace directives) and
+cached beside the control plane's binaries, keyed by version; the YAML is read at start from the
+module zips in the Go module cache (serving, and the knative.dev/networking and knative.dev/caching
+versions serving's go.mod requires), never copied into this repository.
+
+Why each component runs in a network namespace of its own, on a private bridge (as pods do):
+- they listen on fixed ports of every interface (":8080", ":8008", ":9090"; the autoscaler's stats
+  port is a constant), which would collide with each other and with the machine's other programs, and
+  the sandbox never listens beyond loopback;
+- the autoscaler announces its bucket leadership by writing an EndpointSlice with POD_IP, and the API
+  server refuses loopback addresses there: with POD_IP=127.0.0.1 the write fails and the process
+  exits (`statforwarder/leases.go` calls Fatalf). Knative's SKS reads the activator's Endpoints, and
+  the API server reaches the webhook through its Service's endpoints: all need a real address;
+- a namespace with no default route keeps every dial local: image tag resolution, metric scrapes of
+  the simulated pods (whose loopback addresses are the namespace's own), DNS (a resolv.conf pointing
+  at the namespace's loopback). Nothing can leave the machine.
+A relay (`nsrelay.py`) gives each namespace the API server at the same 127.0.0.1 address, so every
+component uses the sandbox's own kubeconfig. The namespaces need root (CAP_NET_ADMIN).
+
+What stays missing without a networking layer (KIngress): the Route's and Service's Ready stays
+Unknown (IngressNotConfigured), so no request reaches a revision through Knative; Revisions turn Ready
+and `route.status.traffic` is computed by the real controller all the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from . import versions
+from .build import _go, _run, cache_root
+from .errors import SandboxError
+from .folder import open_private_append, private_dir
+
+VERSION = versions.KNATIVE_SERVING
+MODULE = "knative.dev/serving"
+COMMANDS = ("controller", "webhook", "autoscaler", "activator", "queue")
+COMPONENTS = ("controller", "webhook", "autoscaler", "activator")  # what runs; queue goes in pods
+NAMESPACE = "knative-serving"
+QUEUE_IMAGE = f"mldeploy.local/knative-serving/queue:v{VERSION}"
+# Images from these registries are used by their tag, as written: no registry is asked for a digest.
+# Any other registry is asked, and in the sandbox that fails at once (no route out of the namespace),
+# which is how a Revision whose image cannot be resolved looks.
+SKIP_TAG_RESOLVING = ("kind.local", "ko.local", "dev.local", "mldeploy.local", "ghcr.io", "docker.io",
+                      "index.docker.io", "quay.io", "registry.k8s.io", "gcr.io", "example.com",
+                      "localhost", "localhost:5000", "127.0.0.1:5000")
+ENV_FLAG = "MLDEPLOY_SANDBOX_KNATIVE"
+WEBHOOK_CONFIGURATIONS = (("ValidatingWebhookConfiguration", "config.webhook.serving.knative.dev"),
+                          ("MutatingWebhookConfiguration", "webhook.serving.knative.dev"),
+                          ("ValidatingWebhookConfiguration", "validation.webhook.serving.knative.dev"))
+# A revision that never becomes ready fails after this long (Knative's default is 600 s).
+PROGRESS_DEADLINE = "90s"
+
+
+def wanted() -> bool:
+    return os.environ.get(ENV_FLAG, "").lower() in ("1", "true", "yes", "on")
+
+
+# -- build ------------------------------------------------------------------------------------------
+
+
+def bin_dir() -> Path:
+    return cache_root() / "bin" / f"knative-serving-{VERSION}"
+
+
+def missing_binaries() -> list[str]:
+    return [c for c in COMMANDS if not (bin_dir() / c).is_file()]
+
+
+def log_path() -> Path:
+    return cache_root() / "logs" / f"build-knative-serving-{VERSION}.log"
+
+
+def ensure_binaries(progress=print) -> Path:
+    """Build whatever is missing (344 s measured on 2 cores from an empty module cache: about 6
+    minutes, once per machine); a warm cache returns at once. The build log ends with its duration."""
+    missing = missing_binaries()
+    if not missing:
+        return bin_dir()
+    go = _go()
+    path = log_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    progress(f"Building Knative Serving {VERSION} ({', '.join(missing)}): about 6 minutes on 2 cores with "
+             f"a cold cache, once per machine. Log: {path}")
+    bin_dir().mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with open(path, "a") as log:
+        print(f"start {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", file=log, flush=True)
+        _run([go, "install", "-trimpath", "-ldflags", "-s -w",
+              *(f"{MODULE}/cmd/{c}@v{VERSION}" for c in missing)],
+             cache_root(), log, env={"GOBIN": str(bin_dir()), "CGO_ENABLED": "0"})
+        print(f"built {', '.join(missing)} in {time.monotonic() - t0:.0f} s", file=log, flush=True)
+    still = missing_binaries()
+    if still:
+        raise SandboxError(f"The Knative build finished but {', '.join(still)} is missing; see {path}.")
+    return bin_dir()
+
+
+# -- the YAML, from the module zips ---------------------------------------------------------------
+
+
+def _download(go: str, module: str, version: str) -> dict:
+    proc = subprocess.run([go, "mod", "download", "-json", f"{module}@{version}"], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise SandboxError(f"Could not download {module}@{version} for Knative's YAML: "
+                           f"{proc.stderr.strip() or proc.stdout.strip()}")
+    return json.loads(proc.stdout)
+
+
+def module_dirs() -> dict[str, Path]:
+    """serving, networking and caching, at the versions serving's go.mod requires."""
+    go = _go()
+    serving = _download(go, MODULE, f"v{VERSION}")
+    gomod = Path(serving["GoMod"]).read_text()
+    dirs = {"serving": Path(serving["Dir"])}
+    for dep in ("networking", "caching"):
+        m = re.search(rf"^\s*knative\.dev/{dep}\s+(\S+)", gomod, re.M)
+        if m is None:
+            raise SandboxError(f"knative.dev/serving v{VERSION}'s go.mod does not require knative.dev/{dep}.")
+        dirs[dep] = Path(_download(go, f"knative.dev/{dep}", m[1])["Dir"])
+    return dirs
+
+
+def _docs(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+@dataclass(frozen=True)
+class Net:
+    """The private bridge and the components' namespaces of one sandbox (named after its port)."""
+
+    port: int  # the API server's port, also the relay's inside every namespace
+
+    @property
+    def bridge(self) -> str:
+        return f"mlkn{self.port}"
+
+    @property
+    def subnet(self) -> str:
+        return f"10.251.{self.port % 256}"
+
+    @property
+    def host_ip(self) -> str:
+        return f"{self.subnet}.1"
+
+    def ip(self, component: str) -> str:
+        return f"{self.subnet}.{COMPONENTS.index(component) + 2}"
+
+    def netns(self, component: str) -> str:
+        return f"mlkn{self.port}-{component}"
+
+    def veth(self, component: str) -> str:
+        return f"mlkn{self.port}{component[0] if component != 'activator' else 'v'}"
+
+
+def system_manifests(dirs: dict[str, Path], net: Net) -> tuple[list[dict], list[dict], list[dict]]:
+    """(CRDs, objects, webhook configurations) for Knative in the sandbox. Pure but for reading files."""
+    core = dirs["serving"] / "config" / "core"
+    crds = [d for p in sorted((core / "300-resources").glob("*.yaml")) for d in _docs(p)]
+    for name in ("certificate", "domain-claim", "ingress", "serverlessservice"):
+        crds += _docs(dirs["networking"] / "config" / f"{name}.yaml")
+    crds += _docs(dirs["caching"] / "config" / "image.yaml")
+    crds = [d for d in crds if d.get("kind") == "CustomResourceDefinition"]
+
+    objects = _docs(core / "100-namespace.yaml")
+    configmaps = [d for p in sorted((core / "configmaps").glob("*.yaml")) for d in _docs(p)]
+    configmaps += _docs(dirs["networking"] / "config" / "config-network.yaml")
+    objects += [_configure(cm) for cm in configmaps if cm.get("kind") == "ConfigMap"]
+    objects += _docs(core / "300-knativecertificate.yaml")
+    for image in _docs(core / "999-cache.yaml"):
+        image["spec"]["image"] = QUEUE_IMAGE
+        objects.append(image)
+    webhooks = []
+    for p in sorted((core / "webhooks").glob("*.yaml")):
+        for d in _docs(p):
+            (objects if d["kind"] == "Secret" else webhooks).append(d)
+    # The components' Services without selectors (no pod backs them), and Endpoints at their namespaces.
+    for component, service in (("webhook", "webhook"), ("autoscaler", "autoscaler"),
+                               ("activator", "activator-service")):
+        for d in _docs(core / "deployments" / f"{component}.yaml"):
+            if d["kind"] == "Service" and d["metadata"]["name"] == service:
+                d["spec"].pop("selector", None)
+                objects.append(d)
+                objects.append(_endpoints(d, net.ip(component)))
+    return crds, objects, webhooks
+
+
+def _endpoints(service: dict, ip: str) -> dict:
+    ports = [{"name": p["name"], "port": int(p.get("targetPort", p["port"])), "protocol": "TCP"}
+             for p in service["spec"]["ports"] if isinstance(p.get("targetPort", p["port"]), int)]
+    return {"apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": service["metadata"]["name"], "namespace": NAMESPACE,
+                         "labels": dict(service["metadata"].get("labels", {}))},
+            "subsets": [{"addresses": [{"ip": ip}], "ports": ports}]}
+
+
+# What the sandbox changes in Knative's ConfigMaps (the rest stays at Knative's defaults).
+_CONFIG = {
+    "config-deployment": {
+        "queue-sidecar-image": QUEUE_IMAGE,
+        "registries-skipping-tag-resolving": ",".join(SKIP_TAG_RESOLVING),
+        "digest-resolution-timeout": "5s",
+        "progress-deadline": PROGRESS_DEADLINE,
+        # Simulated nodes have room, but the default 400Mi per revision pod adds up in tests.
+        "queue-sidecar-memory-request": "50Mi",
+        "queue-sidecar-cpu-request": "10m",
+    },
+    # The pod specs jupyter-mldeploy renders use these (GPU pools: node selector and tolerations).
+    "config-features": {
+        "kubernetes.podspec-nodeselector": "enabled",
+        "kubernetes.podspec-tolerations": "enabled",
+        "kubernetes.podspec-affinity": "enabled",
+        "kubernetes.podspec-persistent-volume-claim": "enabled",
+        "kubernetes.podspec-persistent-volume-write": "enabled",
+    },
+    "config-observability": {"metrics-protocol": "none", "tracing-protocol": "none"},
+    "config-leader-election": {"buckets": "1", "lease-duration": "15s", "renew-deadline": "10s",
+                               "retry-period": "2s"},
+    "config-logging": {"loglevel.controller": "info", "loglevel.autoscaler": "info"},
+}
+
+
+def _configure(cm: dict) -> dict:
+    extra = _CONFIG.get(cm["metadata"]["name"])
+    if extra:
+        cm = {**cm, "data": {**(cm.get("data") or {}), **extra}}
+    return cm
+
+
+# -- the network -----------------------------------------------------------------------------------
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise SandboxError(f"`ip {' '.join(args)}` failed: {proc.stderr.strip()}")
+    return proc
+
+
+def _etc_dir(net: Net, component: str) -> Path:
+    return Path("/etc/netns") / net.netns(component)
+
+
+def net_up(net: Net) -> None:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        raise SandboxError("Knative's components run in network namespaces of their own (they listen on "
+                           "fixed ports of every interface, and need an address the API server accepts in "
+                           "Endpoints), which needs root and iproute2's `ip`; run `sandbox up --knative` as "
+                           "root, or leave Knative out.")
+    if net.host_ip in _ip("-4", "-o", "addr").stdout and not _ip("link", "show", net.bridge,
+                                                                 check=False).returncode == 0:
+        raise SandboxError(f"{net.host_ip} is already on an interface of this machine; choose another "
+                           f"MLDEPLOY_SANDBOX_PORT.")
+    net_down(net)  # whatever a crashed run left
+    _ip("link", "add", net.bridge, "type", "bridge")
+    _ip("addr", "add", f"{net.host_ip}/24", "dev", net.bridge)
+    _ip("link", "set", net.bridge, "up")
+    hosts = ["127.0.0.1 localhost"] + [
+        f"{net.ip(c)} {svc}.{NAMESPACE}.svc.cluster.local {svc}.{NAMESPACE}.svc {svc}.{NAMESPACE}"
+        for c, svc in (("autoscaler", "autoscaler"), ("activator", "activator-service"),
+                       ("webhook", "webhook"), ("controller", "controller"))]
+    for c in COMPONENTS:
+        ns, veth = net.netns(c), net.veth(c)
+        _ip("netns", "add", ns)
+        _ip("link", "add", veth, "type", "veth", "peer", "name", f"{veth}p")
+        _ip("link", "set", f"{veth}p", "netns", ns)
+        _ip("link", "set", veth, "master", net.bridge, "up")
+        _ip("-n", ns, "link", "set", f"{veth}p", "name", "eth0")
+        _ip("-n", ns, "addr", "add", f"{net.ip(c)}/24", "dev", "eth0")
+        _ip("-n", ns, "link", "set", "eth0", "up")
+        _ip("-n", ns, "link", "set", "lo", "up")
+        etc = _etc_dir(net, c)
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "hosts").write_text("\n".join(hosts) + "\n")
+        # Nothing answers on the namespace's own loopback: every lookup fails at once, locally.
+        (etc / "resolv.conf").write_text(f"nameserver 127.0.0.1\nsearch {NAMESPACE}.svc.cluster.local "
+                                         f"svc.cluster.local cluster.local\noptions timeout:1 attempts:1\n")
+
+
+def net_down(net: Net) -> None:
+    for c in COMPONENTS:
+        _ip("netns", "del", net.netns(c), check=False)  # takes its end of the veth pair with it
+        _ip("link", "del", net.veth(c), check=False)
+        shutil.rmtree(_etc_dir(net, c), ignore_errors=True)
+    _ip("link", "del", net.bridge, check=False)
+
+
+# -- processes ----------------------------------------------------------------------------------------
+
+
+def _start_time(pid: int) -> str | None:
+    from .control_plane import _start_time as start_time
+
+    return start_time(pid)
+
+
+def _alive(proc: dict) -> bool:
+    return _start_time(proc["pid"]) == proc["start"]
+
+
+class Knative:
+    """Knative Serving's components beside one sandbox; state in `<sandbox dir>/knative.json`."""
+
+    def __init__(self, sandbox) -> None:
+        self.box = sandbox
+        self.state_file = sandbox.dir / "knative.json"
+        self.log_dir = sandbox.log_dir
+
+    def state(self) -> dict | None:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _save(self, state: dict) -> None:
+        # Recorded in the folder's marker (so `down` removes it), 0600 from its first byte.
+        self.box.folder.write(self.state_file.name, json.dumps(state, indent=2))
+
+    def status(self) -> dict:
+        state = self.state()
+        if state is None:
+            return {"up": False, "processes": {}}
+        procs = {n: {**p, "alive": _alive(p)} for n, p in state["processes"].items()}
+        return {"up": all(p["alive"] for p in procs.values()), "processes": procs,
+                "version": state.get("version")}
+
+    def up(self, progress=print) -> dict:
+        current = self.status()
+        if current["up"]:
+            progress("Knative Serving is already running in the sandbox; reusing it.")
+            return current
+        if self.state() is not None:
+            self.down(progress=lambda _m: None)
+        t0 = time.monotonic()
+        binaries = ensure_binaries(progress)
+        box_state = self.box._state()
+        if box_state is None:
+            raise SandboxError("The sandbox is not up: start it first (sandbox up --knative).")
+        with open(f"/proc/{box_state['processes']['kube-apiserver']['pid']}/cmdline", "rb") as f:
+            if b"--enable-aggregator-routing=true" not in f.read():
+                raise SandboxError("This sandbox's API server was started without "
+                                   "--enable-aggregator-routing, so it would dial the Knative webhook's "
+                                   "ClusterIP, which nothing serves: run `sandbox down`, then "
+                                   "`sandbox up --knative`.")
+        net = Net(int(box_state["ports"]["apiserver"]))
+        crds, objects, webhooks = system_manifests(module_dirs(), net)
+        kube_bin = self.box_binaries()
+        progress(f"Starting Knative Serving {VERSION} (controller, webhook, autoscaler, activator)...")
+        net_up(net)
+        state = {"version": VERSION, "port": net.port, "processes": {}}
+        self._save(state)
+        try:
+            # Left by an earlier run, they would send the writes below to a webhook not yet started.
+            self._drop_webhooks(kube_bin, webhooks)
+            self._apply(kube_bin, crds, "crds")
+            self._kubectl(kube_bin, "wait", "--for=condition=Established", "--timeout=60s",
+                          *(f"crd/{d['metadata']['name']}" for d in crds))
+            self._apply(kube_bin, objects, "objects")
+            # Leases of an earlier run's processes would make these wait out their 60 s lease.
+            self._kubectl(kube_bin, "delete", "leases", "--all", "-n", NAMESPACE, "--ignore-not-found")
+            relay = [sys.executable, "-m", "jupyter_mldeploy.sandbox.nsrelay", str(net.port),
+                     *(net.netns(c) for c in COMPONENTS)]
+            # This very package, wherever it was imported from (the relay runs in the sandbox folder).
+            here = str(Path(__file__).resolve().parents[2])
+            path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+            self._start("knative-relay", relay, state, env={"PYTHONPATH": path})
+            time.sleep(0.5)
+            kubeconfig = str(self.box.pki_dir / "components.kubeconfig")
+            for c in COMPONENTS:
+                env = {"SYSTEM_NAMESPACE": NAMESPACE, "POD_NAME": f"{c}-sandbox", "POD_IP": net.ip(c),
+                       "CONFIG_LOGGING_NAME": "config-logging",
+                       "CONFIG_OBSERVABILITY_NAME": "config-observability", "KUBECONFIG": kubeconfig,
+                       "METRICS_DOMAIN": "knative.dev/internal/serving"}
+                if c == "webhook":
+                    env.update(WEBHOOK_NAME="webhook", WEBHOOK_PORT="8443")
+                cmd = ["ip", "netns", "exec", net.netns(c), str(binaries / c), f"--kubeconfig={kubeconfig}"]
+                self._start(f"knative-{c}", cmd, state, env=env)
+            # The webhook configurations last: with failurePolicy Fail they refuse every Knative write
+            # until the webhook serves, and the webhook fills in their caBundle itself.
+            self._apply(kube_bin, webhooks, "webhooks")
+            self._wait_webhook(kube_bin, state)
+        except BaseException:
+            progress(f"Knative did not come up; stopping what started. Logs stay in {self.log_dir}.")
+            self.down(progress=lambda _m: None)
+            raise
+        progress(f"Knative Serving up in {time.monotonic() - t0:.1f} s (no networking layer: Routes stay "
+                 f"IngressNotConfigured).")
+        return self.status()
+
+    def box_binaries(self) -> Path:
+        from . import build
+
+        return build.bin_dir()
+
+    def _kubectl(self, kube_bin: Path, *args: str) -> str:
+        # The sandbox's own kubectl call: its private cache in the state folder, removed after use.
+        return self.box._kubectl(kube_bin, *args)
+
+    def _apply(self, kube_bin: Path, docs: list[dict], what: str) -> None:
+        path = self.box.folder.write(f"knative-{what}.yaml", yaml.safe_dump_all(docs, sort_keys=False))
+        self._kubectl(kube_bin, "apply", "--server-side", "--force-conflicts",
+                      "--field-manager=mldeploy-sandbox", "-f", str(path))
+
+    def _drop_webhooks(self, kube_bin: Path, webhooks: list[dict]) -> None:
+        for w in webhooks:
+            self._kubectl(kube_bin, "delete", "--ignore-not-found", "--wait=false",
+                          f"{w['kind'].lower()}/{w['metadata']['name']}")
+
+    def _start(self, name: str, cmd: list[str], state: dict, env: dict[str, str]) -> None:
+        with open_private_append(self.log_dir / f"{name}.log") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, cwd=self.box.dir, env={**os.environ, **env},
+                                    umask=0o077)
+        # `ip netns exec` execs the component in place, so this PID is the component's own.
+        deadline = time.monotonic() + 2
+        start = _start_time(proc.pid)
+        while start is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            start = _start_time(proc.pid)
+        state["processes"][name] = {"pid": proc.pid, "start": start, "cmd": cmd[0]}
+        self._save(state)
+
+    def _wait_webhook(self, kube_bin: Path, state: dict, timeout: float = 120) -> None:
+        """Until the API server gets an answer from the webhook (a server-side dry run of a Service)."""
+        probe = self.box.folder.write("knative-probe.yaml", yaml.safe_dump({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": "probe", "namespace": "default"},
+            "spec": {"template": {"spec": {"containers": [{"image": "dev.local/probe:1"}]}}}}))
+        cache = private_dir(self.box.dir / "kubectl-cache")
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for name, proc in state["processes"].items():
+                if not _alive(proc):
+                    raise SandboxError(f"{name} exited while Knative was starting.\n{self._tail(name)}")
+            proc = subprocess.run([str(kube_bin / "kubectl"), "--kubeconfig", str(self.box.kubeconfig),
+                                   "--cache-dir", str(cache), "create", "--dry-run=server", "-o", "name",
+                                   "-f", str(probe)], capture_output=True, text=True, timeout=60, umask=0o077)
+            if proc.returncode == 0:
+                shutil.rmtree(cache, ignore_errors=True)
+                return
+            last = proc.stderr.strip()
+            time.sleep(1)
+        shutil.rmtree(cache, ignore_errors=True)
+        raise SandboxError(f"The Knative webhook did not answer the API server within {timeout:.0f} s: "
+                           f"{last}\n{self._tail('knative-webhook')}")
+
+    def _tail(self, name: str, lines: int = 12) -> str:
+        try:
+            text = (self.log_dir / f"{name}.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+    def down(self, progress=print) -> bool:
+        state = self.state()
+        if state is None:
+            return False
+        with contextlib.suppress(SandboxError, OSError, subprocess.SubprocessError):
+            # Without the webhook serving, its configurations would refuse every Knative write.
+            self._drop_webhooks(self.box_binaries(), [
+                {"kind": k, "metadata": {"name": n}} for k, n in WEBHOOK_CONFIGURATIONS])
+            # The components' Endpoints name addresses that go with their namespaces.
+            self._kubectl(self.box_binaries(), "delete", "--ignore-not-found", "-n", NAMESPACE,
+                          "endpoints/webhook", "endpoints/autoscaler", "endpoints/activator-service")
+        from .control_plane import _stop  # pidfd + start time: a recycled PID is never signalled
+
+        procs = [(n, p) for n, p in state["processes"].items() if _alive(p)]
+        _stop(procs)
+        net_down(Net(int(state["port"])))
+        self.state_file.unlink(missing_ok=True)
+        progress(f"Knative Serving stopped ({len(procs)} processes).")
+        return True
+
+
+def status_line(sandbox) -> str | None:
+    """One line for `sandbox status`, or None when Knative was never started in this sandbox."""
+    kn = Knative(sandbox).status()
+    if not kn["processes"]:
+        return None
+    dead = [n for n, p in kn["processes"].items() if not p["alive"]]
+    state = "running" if not dead else f"EXITED: {', '.join(dead)}"
+    return f"  Knative Serving {kn['version']}: {state}"
