@@ -280,8 +280,9 @@ def test_port_in_use_is_one_clear_sentence(tmp_path, monkeypatch):
 
 
 def _second_port() -> int:
-    # Ten above this run's sandbox, so runs with different MLDEPLOY_SANDBOX_PORTs never collide.
-    return int(os.environ.get("MLDEPLOY_SANDBOX_PORT", "16443")) + 10
+    # Above this run's sandbox (its base + 0..5) and its real data plane (base + 10..20, up when
+    # tests/dataplane ran first), so runs with different MLDEPLOY_SANDBOX_PORTs never collide either.
+    return int(os.environ.get("MLDEPLOY_SANDBOX_PORT", "16443")) + 30
 
 
 @pytest.fixture(scope="module")
