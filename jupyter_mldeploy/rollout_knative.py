@@ -77,18 +77,9 @@ def _svc_path(ns: str, name: str) -> str:
     return named_path(API, "Service", ns, name)
 
 
-def _get(kube: Kube, path: str) -> dict | None:
-    try:
-        return kube.request("GET", path)[1]
-    except ClusterError as e:
-        if e.status == 404:
-            return None
-        raise
-
-
 def read_service(kube: Kube, ns: str, name: str) -> dict | None:
     """The Knative Service `name`, or None (also when Knative is not installed)."""
-    return _get(kube, _svc_path(ns, name))
+    return kube.get_or_none(_svc_path(ns, name))
 
 
 # -- ownership: by identity (the anchor's uid in the Service's ownerReferences), never by labels -------
@@ -598,7 +589,7 @@ def _deploy_write(kube: Kube, ns: str, spec: DeploySpec, scale: Scale | None,
                   anchor: owner.Anchor) -> tuple[kapply.Applied, str]:
     pool = kapply.pool()
     svc_f = pool.submit(read_service, kube, ns, spec.name)
-    plain_f = pool.submit(_get, kube, named_path("v1", "Service", ns, spec.name))
+    plain_f = pool.submit(kube.get_or_none, named_path("v1", "Service", ns, spec.name))
     ksvc, plain = svc_f.result(), plain_f.result()
     if ksvc is not None and not anchor.owns(ksvc):
         raise _not_ours(spec.name, ns)
@@ -808,7 +799,7 @@ def abort(r, *, wait: bool = True, timeout: float = 600) -> None:
 def _back_to(kube: Kube, anchor: owner.Anchor, ksvc: dict, revision: str, *, wait: bool, timeout: float,
              on_status) -> KnativeStatus | None:
     ns, name = ksvc["metadata"]["namespace"], ksvc["metadata"]["name"]
-    rev = _get(kube, named_path(API, "Revision", ns, revision))
+    rev = kube.get_or_none(named_path(API, "Revision", ns, revision))
     if rev is None or not revisions_of(ksvc, [rev]):
         raise MLDeployError(f"revision {revision} of {name} no longer exists (Knative's garbage collection "
                             f"removed it); deploy its spec again.")

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .errors import ClusterError
 from .kube.resources import collection_path
 from .split import (
     ROUTE_OBJECTS,
@@ -25,15 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["read_pods", "read_split", "read_weights"]
 
 
-def _get(kube: Kube, path: str) -> dict | None:
-    try:
-        return kube.request("GET", path)[1]
-    except ClusterError as e:
-        if e.status == 404:
-            return None
-        raise
-
-
 def read_weights(r: Rollout) -> Weights:
     """Read the weights from the route object itself (not the rollout's own record of them)."""
     from .connection import connect
@@ -45,18 +35,18 @@ def read_weights(r: Rollout) -> Weights:
         return Weights(*rollout_knative.read_weights(r), r.router)
     if r.router in ROUTE_OBJECTS:
         api_version, kind, suffix = ROUTE_OBJECTS[r.router]
-        obj = _get(kube, f"{collection_path(api_version, kind, ns)}/{name}{suffix}")
+        obj = kube.get_or_none(f"{collection_path(api_version, kind, ns)}/{name}{suffix}")
         return weights_from_route(r.router, name, ns, obj)
     # replicas: requests divide by pods, so the split is what the Deployments ask for
     deployments = collection_path("apps/v1", "Deployment", ns)
-    stable, canary = (_get(kube, f"{deployments}/{n}") for n in (name, f"{name}-canary"))
+    stable, canary = (kube.get_or_none(f"{deployments}/{n}") for n in (name, f"{name}-canary"))
     return weights_from_replicas(stable, canary, r.weight, r.split_sentence, router=r.router)
 
 
 def read_pods(name: str, *, namespace: str, kube: Kube) -> dict[str, TrackPods]:
     """Each track's ready pods, from the stable and canary Deployments (two reads)."""
     deployments = collection_path("apps/v1", "Deployment", namespace)
-    return {track: pods_from_deployment(_get(kube, f"{deployments}/{n}"))
+    return {track: pods_from_deployment(kube.get_or_none(f"{deployments}/{n}"))
             for track, n in (("stable", name), ("canary", f"{name}-canary"))}
 
 

@@ -144,6 +144,15 @@ class Kube:
             raise error_from_status(resp.status, payload, what=what, method=method)
         return resp.status, payload
 
+    def get_or_none(self, path: str) -> dict | None:
+        """GET one object; None when it does not exist (404), any other refusal raised."""
+        try:
+            return self.request("GET", path)[1]
+        except ClusterError as e:
+            if e.status == 404:
+                return None
+            raise
+
     def text(self, path: str, *, query: Mapping[str, Any] | None = None,
              timeout: float | None = DEFAULT_TIMEOUT, what: str | None = None) -> str:
         """GET a plain-text endpoint (pod logs), whole: nothing is cut."""
@@ -249,3 +258,10 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
         if key not in _shared:
             _shared[key] = Kube(kubeconfig, context)
         return _shared[key]
+
+
+def forget_connections() -> None:
+    """Drop the shared connections, so the next `connect()` reads the kubeconfig again (after the
+    environment changed: a test, or a kernel that switched clusters)."""
+    with _lock:
+        _shared.clear()

@@ -29,7 +29,7 @@ def bare(cluster, monkeypatch, tmp_path):
                 "MLDEPLOY_TIMEOUT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(client, "_shared", {})  # no connection cached by earlier tests
+    client.forget_connections()  # no connection cached by earlier tests
     shell = InteractiveShell.instance()
     magics.unload(shell)
     magics.forget_settings()
@@ -38,6 +38,7 @@ def bare(cluster, monkeypatch, tmp_path):
     shell.run_line_magic("config", "MLDeploy.interactive = 'no'")
     yield shell
     magics.unload(shell)
+    client.forget_connections()  # none made from this test's environment outlives it
     magics.forget_settings()
     shell.config.pop("MLDeploy", None)
 
