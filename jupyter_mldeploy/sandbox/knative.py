@@ -394,6 +394,7 @@ class Knative:
             # until the webhook serves, and the webhook fills in their caBundle itself.
             self._apply(kube_bin, webhooks, "webhooks")
             self._wait_webhook(kube_bin, state)
+            self._wait_leaders(box_state, state)
         except BaseException:
             progress(f"Knative did not come up; stopping what started. Logs stay in {self.log_dir}.")
             self.down(progress=lambda _m: None)
@@ -459,6 +460,27 @@ class Knative:
         shutil.rmtree(cache, ignore_errors=True)
         raise SandboxError(f"The Knative webhook did not answer the API server within {timeout:.0f} s: "
                            f"{last}\n{self._tail('knative-webhook')}")
+
+    def _wait_leaders(self, box_state: dict, state: dict, timeout: float = 180) -> None:
+        """Until the controller and the autoscaler hold their leases: before that, a Knative Service
+        would wait for nobody, and `%deploy --router knative` rightly refuses to write one. The leases
+        of earlier runs were deleted above, so any holder is one of these processes."""
+        from ..rollout_knative import lease_holders
+
+        deadline = time.monotonic() + timeout
+        held: dict[str, bool] = {}
+        while time.monotonic() < deadline:
+            for name, proc in state["processes"].items():
+                if not _alive(proc):
+                    raise SandboxError(f"{name} exited while Knative was starting.\n{self._tail(name)}")
+            leases = self.box._get(f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases", box_state)
+            held = lease_holders(leases.get("items", []) if isinstance(leases, dict) else [], None)
+            if held["controller"] and held["autoscaler"]:
+                return
+            time.sleep(0.5)
+        waiting = " and ".join(c for c in ("controller", "autoscaler") if not held.get(c))
+        raise SandboxError(f"Knative's {waiting} took no lease within {timeout:.0f} s, so nothing would "
+                           f"reconcile a Knative Service.\n{self._tail('knative-' + waiting.split()[0])}")
 
     def _tail(self, name: str, lines: int = 12) -> str:
         try:
