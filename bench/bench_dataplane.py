@@ -30,7 +30,7 @@ BODY = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
 
 def build_times() -> None:
     print("Cold build time of each part (from its build log):")
-    for part in dataplane_build.PARTS:
+    for part in (*dataplane_build.PARTS, dataplane_build.TRAEFIK):
         secs = dataplane_build.build_seconds(part)
         took = f"{secs[0]:5.0f} s" if secs else "   (no log)"
         again = f"   (rebuilt: {', '.join(f'{x:.0f} s' for x in secs[1:])})" if len(secs) > 1 else ""

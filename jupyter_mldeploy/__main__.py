@@ -36,6 +36,12 @@ def _sandbox(args: argparse.Namespace) -> int:
             where = knative.ensure_binaries()
             knative.module_dirs()  # its YAML, read at `up` from the module cache: fetched now, not then
             print(f"Knative Serving binaries ready in {where}.")
+            if args.data_plane and os.geteuid() == 0:
+                # Its networking layer runs on the real node's network only, so only beside it.
+                from .sandbox import dataplane_build
+
+                dataplane_build.ensure_parts((dataplane_build.TRAEFIK,))
+                print(f"Knative's networking layer ready: Traefik {dataplane_build.TRAEFIK.version}.")
     elif args.action == "up":
         info = box.up(data_plane=args.data_plane, knative=True if args.knative else None)
         print(f"export KUBECONFIG={info['kubeconfig']}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from jupyter_mldeploy import labels as L
 from jupyter_mldeploy.errors import ClusterError
 from jupyter_mldeploy.kube.resources import collection_path
@@ -45,3 +47,17 @@ def labelled(kube, namespace: str, name: str) -> list[str]:
         out += [f"{kind.lower()}/{i['metadata']['name']}" for i in items
                 if not i["metadata"].get("deletionTimestamp")]
     return sorted(out)
+
+
+def until_test_routes_are_gone(kube, timeout: float) -> None:
+    """Until no test namespace holds a Knative Route: each carries Knative's finalizer, which only its
+    controller removes, so the controller must outlive them. Past the bound, return anyway (those
+    namespaces stay Terminating; nothing else waits for them)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tests = {n["metadata"]["name"] for n in kube.request(
+            "GET", "/api/v1/namespaces", query={"labelSelector": "mldeploy.io/test=true"})[1]["items"]}
+        routes = kube.request("GET", "/apis/serving.knative.dev/v1/routes")[1]["items"]
+        if not any(r["metadata"]["namespace"] in tests for r in routes):
+            return
+        time.sleep(0.5)

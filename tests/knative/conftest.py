@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from k8s_helpers import until_test_routes_are_gone
 
 from jupyter_mldeploy import magics
 from jupyter_mldeploy import rollout as ro
@@ -45,20 +45,17 @@ def knative(cluster):
     # sandbox, and its CPU is not spent on idle controllers. First the test namespaces' Routes must go:
     # each carries Knative's finalizer, which only its controller removes.
     if not was_up:
-        _until_test_routes_are_gone(Kube(str(cluster.kubeconfig), cluster.context), timeout=120)
+        until_test_routes_are_gone(Kube(str(cluster.kubeconfig), cluster.context), timeout=120)
         components.down(progress=lambda _m: None)
 
 
-def _until_test_routes_are_gone(kube: Kube, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        tests = {n["metadata"]["name"] for n in kube.request(
-            "GET", "/api/v1/namespaces", query={"labelSelector": "mldeploy.io/test=true"})[1]["items"]}
-        routes = kube.request("GET", "/apis/serving.knative.dev/v1/routes")[1]["items"]
-        if not any(r["metadata"]["namespace"] in tests for r in routes):
-            return
-        time.sleep(0.5)
-    # Past the bound the components stop anyway: those namespaces stay Terminating, nothing else waits.
+@pytest.fixture(scope="package")
+def networking(knative) -> bool:
+    """Whether Knative runs with its networking layer (Traefik's KIngress), as it does when the real
+    node was up before it (tests/dataplane runs first and leaves it up)."""
+    from jupyter_mldeploy.sandbox import knative as kn
+
+    return bool((kn.Knative(knative).state() or {}).get("networking"))
 
 
 @pytest.fixture
