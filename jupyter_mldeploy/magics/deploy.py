@@ -24,7 +24,7 @@ from . import args
 from . import display as views
 
 if TYPE_CHECKING:
-    from ..kube.client import Kube
+    from ..api import Kube
     from ..rollout import Rollout
     from ..status import RolloutStatus
 
@@ -376,11 +376,11 @@ class DeployMagics(Magics):
         with self._reporting() as ctx:
             req = args.parse_target("mldeploy", line, self.shell.user_ns)
             settings = self._resolve(ctx)
-            from .. import labels as L
+            from ..overview import list_models, rollouts_in_progress
 
             kube = self._kube(settings, req.context)
             if req.all_namespaces:
-                namespace, source, path = None, "", "/apis/apps/v1/deployments"
+                namespace, source = None, ""
             else:
                 namespace = req.namespace or settings.namespace or kube.namespace
                 if req.namespace:
@@ -389,21 +389,15 @@ class DeployMagics(Magics):
                     source = settings.sources["namespace"]
                 else:
                     source = f"kube context {kube.context}"
-                path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
-            selector = f"{L.APP_MANAGED_BY}={L.MANAGED_BY}"
-            _, body = kube.request("GET", path, query={"labelSelector": selector})
-            # A Knative revision's Deployment carries our labels (Knative copies them): listed below instead.
-            models = [_model_row(d) for d in body.get("items", [])
-                      if "serving.knative.dev/revision" not in d.get("metadata", {}).get("labels", {})]
+            models = list_models(namespace, kube=kube)
             from .. import rollout_knative as rk
             from ..rollout import offered_routers
 
             offered = frozenset(offered_routers(kube))
             knative = "knative" in offered
             return views.Overview(kube.context, kube.server, namespace, source,
-                                  sorted(models, key=lambda m: (m.namespace, m.name, m.track)),
-                                  offered, settings.router,
-                                  rollouts=_rollouts_in_progress(kube, models),
+                                  models, offered, settings.router,
+                                  rollouts=rollouts_in_progress(models, kube=kube),
                                   knative_models=rk.models(kube, namespace) if knative else (),
                                   knative_health=rk.health_sentence(kube) if knative else None,
                                   cluster=describe_cluster(settings, kube.context,
@@ -609,28 +603,3 @@ def _knative_status(name: str, namespace: str, kube: Kube) -> Any:
     except MLDeployError:
         return None
     return rk.status(name, namespace=namespace, kube=kube)
-
-
-def _rollouts_in_progress(kube: Kube, models: list[views.ModelRow]) -> list[Rollout]:
-    """The rollout of each model that has a candidate track running (only those can have one)."""
-    candidates = sorted({(m.namespace, m.name) for m in models if m.track != "stable"})
-    if not candidates:
-        return []
-    from .. import rollout
-
-    # One concurrent round of reads per model; sequential over models (rarely more than a few).
-    found = [rollout.read(name, namespace=ns, kube=kube) for ns, name in candidates]
-    return [r for r in found if r is not None]
-
-
-def _model_row(dep: dict) -> views.ModelRow:
-    from .. import labels as L
-
-    meta, spec, status = dep.get("metadata", {}), dep.get("spec", {}), dep.get("status", {})
-    labels = meta.get("labels", {})
-    containers = spec.get("template", {}).get("spec", {}).get("containers") or [{}]
-    return views.ModelRow(name=labels.get(L.APP_INSTANCE, meta.get("name", "?")),
-                          namespace=meta.get("namespace", ""), track=labels.get(L.TRACK, "stable"),
-                          version=labels.get(L.APP_VERSION, "-"), image=containers[0].get("image", "?"),
-                          ready=int(status.get("readyReplicas") or 0),
-                          desired=int(spec.get("replicas") or 0))

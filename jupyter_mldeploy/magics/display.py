@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from IPython.core.error import UsageError
 
+from ..overview import ModelRow
 from ..status import RolloutStatus, format_progress_line, format_status_table, status_html
 
 __all__ = ["LiveProgress", "MLDeployFailed", "ModelRow", "Overview", "Progress", "RolloutChange",
@@ -301,17 +302,6 @@ TRAFFIC_LAYERS = (
     TrafficLayer("nginx", "Ingress with ingress-nginx canary annotations", "an IngressClass named nginx"),
     TrafficLayer("replicas", "plain replica ratio behind one Service (always available)", "nothing"),
 )
-
-
-@dataclass(frozen=True)
-class ModelRow:
-    name: str
-    namespace: str
-    track: str
-    version: str
-    image: str
-    ready: int
-    desired: int
 
 
 @dataclass(frozen=True, repr=False)

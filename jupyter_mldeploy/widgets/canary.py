@@ -32,7 +32,6 @@ import traitlets
 from .. import api, rollout
 from ..connection import connect
 from ..errors import MLDeployError, NoRollout, StaleRollout
-from ..kube.client import Kube
 from ..split import Split, TrackPods, Weights, pods_from_deployment
 from ..split_reads import read_pods, read_weights
 from .loop import HandOff, NamespaceWatches, running_loop
@@ -41,6 +40,7 @@ from .messages import capture, error_sentence
 if TYPE_CHECKING:
     import asyncio
 
+    from ..api import Kube
     from ..rollout import Rollout
 
 __all__ = ["CanarySlider", "Weights", "read_weights"]

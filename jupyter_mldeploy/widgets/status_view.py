@@ -252,13 +252,13 @@ class PodStatusView(widgets.VBox):
 
     def _fetch_logs(self, pod: str) -> None:
         """In a thread: the crashed container's previous log, handed back to the loop like an event."""
+        from ..follow import previous_logs
+
         kube = self.deployment.kube
         if kube is None:
             return
-        try:
-            text = kube.text(f"/api/v1/namespaces/{self.deployment.namespace}/pods/{pod}/log",
-                             query={"previous": "true", "tailLines": 50}, timeout=3)
-        except MLDeployError:  # logs are a nicety (not every node serves them); the diagnosis stands
+        text = previous_logs(kube, self.deployment.namespace, pod)  # None: the node serves no log
+        if text is None:
             return
         self._handoff.put(("LOGS", {"pod": pod, "text": text}, None))
 
