@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 
+from .. import outcomes
 from ..config import MLDeploy, Settings, describe_cluster
 from ..errors import MLDeployError
 from . import args
@@ -56,26 +57,6 @@ class _Recorder:
         self.last = status
         if self.view is not None:
             self.view(status)
-
-
-def _no_rollout(name: str, namespace: str) -> MLDeployError:
-    from ..errors import NoRollout
-
-    return NoRollout(f"{name} has no rollout in progress in namespace {namespace}: start one with "
-                         f"%deploy {name} --image ... --strategy canary (or blue-green, shadow).")
-
-
-def _rollout_of(name: str, namespace: str, kube: Kube) -> Rollout:
-    from .. import rollout
-
-    found = rollout.read(name, namespace=namespace, kube=kube)
-    if found is None:
-        raise _no_rollout(name, namespace)
-    return found
-
-
-def _version(v: str | None) -> str:
-    return f"version {v}" if v else "the candidate"
 
 
 @magics_class
@@ -338,23 +319,14 @@ class DeployMagics(Magics):
         with self._reporting() as ctx:
             req = args.parse_target("rollback", line, self.shell.user_ns)
             settings = self._resolve(ctx)
-            from .. import api, rollout
+            from .. import api
 
             kube = self._kube(settings, req.context)
             namespace = req.namespace or settings.namespace or kube.namespace
             if req.revision is None:  # --to N always means a revision of the stable model
-                found = rollout.read(req.name, namespace=namespace, kube=kube)
-                if found is not None:
-                    rollout.abort(req.name, namespace=namespace, kube=kube)
-                    back = "back on the old stable model" if found.weight == 100 else "on the stable model"
-                    stable = f" ({found.stable_version})" if found.stable_version else ""
-                    if found.router == "knative":
-                        return views.RolloutChange(
-                            req.name, namespace, f"Rolled back the {found.strategy} rollout of {req.name}: "
-                            f"all traffic is {back}{stable}; the candidate revision keeps no traffic.")
-                    return views.RolloutChange(
-                        req.name, namespace, f"Rolled back the {found.strategy} rollout of {req.name}: all "
-                        f"traffic is {back}{stable} and {found.candidate_name} was removed.")
+                change = outcomes.rollback_rollout(req.name, namespace=namespace, kube=kube)
+                if change is not None:
+                    return change
             target = f"revision {req.revision}" if req.revision else "the previous revision"
             from .. import rollout_knative as rk
 
@@ -419,7 +391,7 @@ class DeployMagics(Magics):
             if self._live(settings):
                 slider = self._widget("canary", "CanarySlider", f"%canary {req.name} PERCENT")
                 return slider(req.name, namespace=namespace, kube=kube)
-            found = _rollout_of(req.name, namespace, kube)
+            found = outcomes.current(req.name, namespace=namespace, kube=kube)
             if found.strategy == "canary":  # headless, the slider's picture as text
                 from ..split_reads import read_split
 
@@ -437,75 +409,41 @@ class DeployMagics(Magics):
 
             if req.weight is not None:
                 return rollout.set_mirror(req.name, req.weight, namespace=namespace, kube=kube)
-            return _rollout_of(req.name, namespace, kube)
+            return outcomes.current(req.name, namespace=namespace, kube=kube)
 
     @no_var_expand
     @line_magic
     @_help(args.promote)
-    def promote(self, line: str) -> views.RolloutChange:
+    def promote(self, line: str) -> outcomes.Change:
         with self._reporting() as ctx:
             req = args.parse_target("promote", line, self.shell.user_ns)
-            settings, kube, namespace = self._where(req, ctx)
-            from .. import rollout
-
-            name = req.name
-            before = rollout.read(name, namespace=namespace, kube=kube)
-            if before is None:
-                return self._finish_interrupted(name, namespace, kube, "promotion")
-            if before.strategy == "blue-green" and before.weight == 0 and before.phase != "promoting":
-                after = rollout.promote(name, namespace=namespace, kube=kube)
-                return views.RolloutChange(
-                    name, namespace, f"Switched {name}: all traffic now goes to {before.candidate_name} "
-                    f"({_version(before.candidate_version)}); the old stable model keeps running until "
-                    f"%release {name}, and %rollback {name} switches back.", after)
-            return self._finish(name, namespace, kube, settings, req.timeout, rollout.promote, before)
+            return self._promotion("promote", req, ctx)
 
     @no_var_expand
     @line_magic
     @_help(args.release)
-    def release(self, line: str) -> views.RolloutChange:
+    def release(self, line: str) -> outcomes.Change:
         with self._reporting() as ctx:
             req = args.parse_target("release", line, self.shell.user_ns)
-            settings, kube, namespace = self._where(req, ctx)
-            from .. import rollout
+            return self._promotion("release", req, ctx)
 
-            before = rollout.read(req.name, namespace=namespace, kube=kube)
-            if before is None:
-                return self._finish_interrupted(req.name, namespace, kube, "release")
-            return self._finish(req.name, namespace, kube, settings, req.timeout, rollout.release, before)
-
-    def _finish_interrupted(self, name: str, namespace: str, kube: Kube, what: str) -> views.RolloutChange:
-        """No rollout in progress: finish the cleanup a stopped promotion left, or say there is none."""
-        from .. import rollout
-
-        gone = rollout.finish_interrupted(name, namespace=namespace, kube=kube)
-        if not gone:
-            raise _no_rollout(name, namespace)
-        return views.RolloutChange(name, namespace, f"Finished the {what} of {name} that had stopped after "
-                                   f"its switch: removed {', '.join(gone)}.")
-
-    def _finish(self, name: str, namespace: str, kube: Kube, settings: Settings, timeout: float | None,
-                operation: Callable[..., Any], before: Rollout) -> views.RolloutChange:
-        """promote (canary, shadow) or release (blue-green): the stable rolls to the candidate, followed."""
-        view = views.progress_view(self._live(settings),
-                                   f"Promoting {name} in namespace {namespace}: the stable model takes "
-                                   f"{_version(before.candidate_version)}, then {before.candidate_name} goes")
+    def _promotion(self, what: str, req: args.TargetRequest, ctx: dict) -> outcomes.Change:
+        """outcomes.promote or .release, followed: a progress view opens when the stable model starts
+        rolling (a blue-green switch rolls nothing, so it shows none)."""
+        settings, kube, namespace = self._where(req, ctx)
+        live = self._live(settings)
+        titles: list[str] = []
+        view = views.LazyProgress(lambda: views.progress_view(live, titles[-1]))
         recorder = _Recorder(view)
-        self._follow(view, lambda: operation(name, namespace=namespace, kube=kube,
-                                             timeout=timeout or settings.timeout, on_status=recorder),
-                     recorder)
-        if before.router == "knative":  # revisions stay: Knative keeps them, with no traffic, until its GC
-            return views.RolloutChange(name, namespace, f"Promoted {name}: the revision of "
-                                       f"{_version(before.candidate_version)} now answers every request; the "
-                                       f"old stable revision keeps no traffic (%rollback {name} goes back).")
-        return views.RolloutChange(name, namespace, f"Promoted {name}: {_version(before.candidate_version)} "
-                                   f"is now the stable model and answers every request; "
-                                   f"{before.candidate_name} was removed.")
+        operation = outcomes.promote if what == "promote" else outcomes.release
+        return self._follow(view, lambda: operation(
+            req.name, namespace=namespace, kube=kube, timeout=req.timeout or settings.timeout,
+            on_status=recorder, on_start=lambda before: titles.append(outcomes.promoting(before))), recorder)
 
     @no_var_expand
     @line_magic
     @_help(args.steps)
-    def steps(self, line: str) -> views.RolloutChange:
+    def steps(self, line: str) -> outcomes.Change:
         with self._reporting() as ctx:
             req = args.parse_steps(line, self.shell.user_ns)
             settings, kube, namespace = self._where(req, ctx)
@@ -524,13 +462,7 @@ class DeployMagics(Magics):
 
             after = rollout.steps(req.name, req.schedule, every=req.every, once=req.once, namespace=namespace,
                                   kube=kube, timeout=req.timeout or settings.timeout, on_step=report)
-            if after is None:
-                return views.RolloutChange(req.name, namespace, f"The canary of {req.name} went through "
-                                           f"{plan} and was promoted: it is now the stable model.")
-            left = len(after.steps) - after.step - 1
-            return views.RolloutChange(req.name, namespace, f"The canary of {req.name} now answers "
-                                       f"{after.weight}% of requests (step {after.step + 1} of "
-                                       f"{len(after.steps)}; {left} to go).", after)
+            return outcomes.stepped(req.name, namespace, plan, after)
 
     @no_var_expand
     @line_magic

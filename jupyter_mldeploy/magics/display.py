@@ -19,12 +19,13 @@ from typing import Any, Protocol
 
 from IPython.core.error import UsageError
 
+from ..outcomes import Change
 from ..overview import ModelRow
 from ..status import RolloutStatus, format_progress_line, format_status_table, status_html
 
-__all__ = ["LiveProgress", "MLDeployFailed", "ModelRow", "Overview", "Progress", "RolloutChange",
-           "RolloutReport", "TextProgress", "TrafficLayer", "Undeployed", "is_live", "progress_view",
-           "TRAFFIC_LAYERS"]
+__all__ = ["LazyProgress", "LiveProgress", "MLDeployFailed", "ModelRow", "Overview", "Progress",
+           "RolloutChange", "RolloutReport", "TextProgress", "TrafficLayer", "Undeployed", "is_live",
+           "progress_view", "TRAFFIC_LAYERS"]
 
 
 class MLDeployFailed(UsageError):
@@ -170,6 +171,30 @@ class LiveProgress:
         self.box.close()
 
 
+class LazyProgress:
+    """A progress view opened by the first status (or a final one): an operation that reports none, such
+    as a blue-green switch, shows no view at all. `open()` makes the real view."""
+
+    def __init__(self, open: Callable[[], Progress]) -> None:
+        self._open = open
+        self.view: Progress | None = None
+
+    def __call__(self, status: RolloutStatus) -> None:
+        if self.view is None:
+            self.view = self._open()
+        self.view(status)
+
+    def finish(self, status: RolloutStatus | None) -> None:
+        if self.view is None and status is not None:
+            self.view = self._open()
+        if self.view is not None:
+            self.view.finish(status)
+
+    def close(self) -> None:
+        if self.view is not None:
+            self.view.close()
+
+
 def say(live: bool, text: str) -> None:
     """One line for the user: printed headless, a small output of its own in a live frontend (kept
     in the saved notebook, and out of stdout, which a live view leaves empty)."""
@@ -264,24 +289,8 @@ class Undeployed(_Text):
                 f"<code>{html.escape(self.namespace)}</code>:<ul>{items}</ul></div>")
 
 
-@dataclass(frozen=True, repr=False)
-class RolloutChange(_Text):
-    """What `%promote`, `%release`, `%rollback` (of a rollout) and `%steps` did, in one sentence, and the
-    rollout as it stands afterwards (None when it is over)."""
-
-    name: str
-    namespace: str
-    message: str
-    rollout: Any = None  # rollout.Rollout
-
-    def __str__(self) -> str:
-        return self.message if self.rollout is None else f"{self.message}\n{self.rollout}"
-
-    def _repr_html_(self) -> str:
-        out = f"<div>{html.escape(self.message)}"
-        if self.rollout is not None:
-            out += f"<br><code>{html.escape(str(self.rollout))}</code>"
-        return out + "</div>"
+# What %promote, %release, %rollback (of a rollout) and %steps return: its home is outcomes.Change.
+RolloutChange = Change
 
 
 @dataclass(frozen=True)

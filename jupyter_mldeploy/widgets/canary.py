@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import traitlets
 
-from .. import api, rollout
+from .. import api, outcomes, rollout
 from ..connection import connect
 from ..errors import MLDeployError, NoRollout, StaleRollout
 from ..split import Split, TrackPods, Weights, pods_from_deployment
@@ -302,8 +302,7 @@ class CanarySlider(widgets.VBox):
         self.error = ""
         if found is None:
             self.ready = False
-            self.error = (f"{self.name} has no rollout in progress in namespace {self.namespace}: start one "
-                          f"with %deploy {self.name} --image ... --strategy canary.")
+            self.error = str(outcomes.no_rollout(self.name, self.namespace))
         elif found.strategy != "canary":
             self.ready = False
             self.error = (f"{self.name} is a {found.strategy} rollout; the slider moves a canary's weight "
@@ -356,21 +355,14 @@ class CanarySlider(widgets.VBox):
 
     def promote(self, _button: widgets.Button | None = None) -> None:
         """The canary becomes the stable model (waits for the stable Deployment to roll)."""
-        self._finish("Promoting", self._promote_fn,
-                     lambda: f"Promoted: {self._candidate()} is now the stable model; the canary was "
-                             f"removed.")
+        self._finish("Promoting", self._promote_fn, outcomes.promoted)
 
     def abort(self, _button: widgets.Button | None = None) -> None:
         """Roll the canary back: all traffic to stable first, then the canary removed."""
-        self._finish("Rolling back", self._abort_fn,
-                     lambda: f"Rolled back: all traffic is on the stable model; {self.name}-canary was "
-                             f"removed.")
+        self._finish("Rolling back", self._abort_fn, outcomes.rolled_back)
 
-    def _candidate(self) -> str:
-        v = self.rollout.candidate_version if self.rollout is not None else None
-        return f"version {v}" if v else "the canary"
-
-    def _finish(self, doing: str, operation: Callable[..., Any], done: Callable[[], str]) -> None:
+    def _finish(self, doing: str, operation: Callable[..., Any],
+                done: Callable[[Rollout], outcomes.Change]) -> None:
         if self._busy or self.over:
             return
         self._cancel_timer()
@@ -395,7 +387,8 @@ class CanarySlider(widgets.VBox):
                 # the split and the slider showed the canary's old share; now every request is on stable
                 self.weights, self._applied = outcome[0], 0
                 self._set_quietly(0)
-                self._done_message = done()
+                # the same sentence %promote / %rollback print (the buttons are enabled with a rollout read)
+                self._done_message = done(before).sentence if before is not None else f"{doing} done."
             self._render()
 
         self._submit(job, after)
