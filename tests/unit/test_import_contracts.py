@@ -49,7 +49,7 @@ def _add_line(path: Path, line: str) -> None:
     ("diagnosis/pods.py", "from ..kube.watch import Watch as _Watch", "Pure code"),
     ("split.py", "from . import api as _api", "Pure code"),  # indirectly: api imports kube
     ("widgets/panel.py", "from ..kube import inventory as _inventory", "Faces"),
-    ("magics/args.py", "from ..kube.client import Kube as _Kube", "Faces"),
+    ("magics/args/_deploy.py", "from ...kube.client import Kube as _Kube", "Faces"),
 ])
 def test_a_forbidden_import_breaks_its_contract(copy, module, line, contract):
     _add_line(copy / "jupyter_mldeploy" / module, line)
