@@ -21,7 +21,8 @@ from IPython.core.error import UsageError
 
 from ..outcomes import Change
 from ..overview import ModelRow
-from ..status import RolloutStatus, format_progress_line, format_status_table, status_html
+from ..status import RolloutStatus
+from ..views.status import format_progress_line, format_status_table, progress_bar, status_html
 
 __all__ = ["LazyProgress", "LiveProgress", "MLDeployFailed", "ModelRow", "Overview", "Progress",
            "RolloutChange", "RolloutReport", "TextProgress", "TrafficLayer", "Undeployed", "is_live",
@@ -147,11 +148,9 @@ class LiveProgress:
     def _render(self, status: RolloutStatus) -> None:
         self.pending = None
         self.updates += 1
-        self.bar.max = max(status.desired, 1)
-        done = min(status.ready, status.updated, status.desired)
-        self.bar.value = self.bar.max if status.complete else done
-        self.bar.description = f"{status.ready}/{status.desired} ready"
-        self.bar.bar_style = {"complete": "success", "failed": "danger"}.get(status.phase, "info")
+        bar = progress_bar(status)  # the same bar, colours and table as widgets.PodStatusView
+        self.bar.max, self.bar.value = bar.max, bar.value
+        self.bar.description, self.bar.bar_style = bar.description, bar.style
         self.table.value = status_html(status)
 
     def finish(self, status: RolloutStatus | None) -> None:
