@@ -100,6 +100,12 @@ class DeployMagics(Magics):
 
         return connect(settings.kubeconfig, context or settings.context)
 
+    def _connect(self, settings: Settings, req: Any) -> tuple[Kube, str]:
+        """The connection and namespace of a magic's line, resolved as every face resolves them."""
+        from ..connection import resolve
+
+        return resolve(req.namespace, context=req.context, settings=settings)
+
     def _say_cluster(self, settings: Settings, kube: Kube, flag: str | None) -> None:
         """The first deploy in a kernel (and the first after the cluster changed) says where the
         cluster came from, so a project file or $KUBECONFIG never picks it unseen."""
@@ -254,8 +260,7 @@ class DeployMagics(Magics):
 
     def _where(self, req: Any, ctx: dict) -> tuple[Settings, Kube, str]:
         settings = self._resolve(ctx)
-        kube = self._kube(settings, req.context)
-        return settings, kube, req.namespace or settings.namespace or kube.namespace
+        return (settings, *self._connect(settings, req))
 
     def _panel(self, req: args.DeployRequest, settings: Settings) -> Any:
         try:
@@ -280,8 +285,7 @@ class DeployMagics(Magics):
             settings = self._resolve(ctx)
             from .. import api
 
-            kube = self._kube(settings, req.context)
-            namespace = req.namespace or settings.namespace or kube.namespace
+            kube, namespace = self._connect(settings, req)
             gone = api.undeploy(req.name, namespace=namespace, kube=kube)
             return views.Undeployed(req.name, namespace, gone)
 
@@ -294,8 +298,7 @@ class DeployMagics(Magics):
             settings = self._resolve(ctx)
             from .. import api
 
-            kube = self._kube(settings, req.context)
-            namespace = req.namespace or settings.namespace or kube.namespace
+            kube, namespace = self._connect(settings, req)
             knative = _knative_status(req.name, namespace, kube)
             if knative is not None:
                 return knative
@@ -321,8 +324,7 @@ class DeployMagics(Magics):
             settings = self._resolve(ctx)
             from .. import api
 
-            kube = self._kube(settings, req.context)
-            namespace = req.namespace or settings.namespace or kube.namespace
+            kube, namespace = self._connect(settings, req)
             if req.revision is None:  # --to N always means a revision of the stable model
                 change = outcomes.rollback_rollout(req.name, namespace=namespace, kube=kube)
                 if change is not None:
@@ -477,8 +479,7 @@ class DeployMagics(Magics):
                 return self._shadow_live(req, settings)
             kube, namespace = None, None
             if req.primary_url is None:  # through the API server's service proxy
-                kube = self._kube(settings, req.context)
-                namespace = req.namespace or settings.namespace or kube.namespace
+                kube, namespace = self._connect(settings, req)
             how = dict(primary_url=req.primary_url, shadow_url=req.shadow_url, namespace=namespace, kube=kube,
                        mode=req.mode, tolerance=req.tolerance, model=req.model, timeout=req.timeout or 10.0)
             report = shadow.compare(req.name, req.data, **how)
@@ -492,8 +493,7 @@ class DeployMagics(Magics):
         """%shadow NAME --live: the stable and shadow pods' prediction logs joined, nothing sent."""
         from .. import shadow
 
-        kube = self._kube(settings, req.context)
-        namespace = req.namespace or settings.namespace or kube.namespace
+        kube, namespace = self._connect(settings, req)
         report = shadow.live_from_pods(kube, namespace, req.name, since=req.since, mode=req.mode,
                                        tolerance=req.tolerance, timeout=req.timeout or 30.0)
         if self._live(settings):

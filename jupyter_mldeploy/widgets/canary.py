@@ -30,7 +30,7 @@ import ipywidgets as widgets
 import traitlets
 
 from .. import api, outcomes, rollout
-from ..connection import connect
+from ..connection import resolve
 from ..errors import MLDeployError, NoRollout, StaleRollout
 from ..split import Split, TrackPods, Weights, pods_from_deployment
 from ..split_reads import read_pods, read_weights
@@ -85,7 +85,7 @@ class CanarySlider(widgets.VBox):
                  refresh: bool = True, **kwargs: Any) -> None:
         self.name = name
         self._kube = kube
-        self.namespace = namespace or (kube.namespace if kube is not None else None)
+        self.namespace = namespace  # None: resolved with the connection (see `kube`)
         self.debounce = debounce
         self.recheck = recheck
         self._write_fn = write_fn or rollout.set_weight
@@ -162,10 +162,9 @@ class CanarySlider(widgets.VBox):
 
     @property
     def kube(self) -> Kube:
-        if self._kube is None:
-            self._kube = connect()
-        if self.namespace is None:
-            self.namespace = self._kube.namespace
+        if self._kube is None or self.namespace is None:
+            # as the magics resolve them: %config MLDeploy (kubeconfig, context, namespace), then the context
+            self._kube, self.namespace = resolve(self.namespace, kube=self._kube)
         return self._kube
 
     def _where(self) -> dict[str, Any]:
