@@ -1,127 +1,42 @@
-"""The magics: %deploy / %%deploy, %undeploy, %rollout, %rollback, %mldeploy, and the rollout ones:
-%canary, %steps, %shadow, %promote, %release.
+"""The deploy magics: %deploy / %%deploy, %undeploy, %rollout, %rollback and %mldeploy.
 
 Each one is thin: parse the line (magics.args, where every mistake becomes one UsageError before any
-connection is made), call jupyter_mldeploy.api / rollout / shadow, show the result (magics.display, or a
-widget in a live frontend). The API, and with it the Kubernetes client, is imported on the first call,
-so `%load_ext` stays cheap.
+connection is made), call jupyter_mldeploy.api / rollout / outcomes, show the result (magics.display,
+or a widget in a live frontend). The API, and with it the Kubernetes client, is imported on the first
+call, so `%load_ext` stays cheap.
 """
 
 from __future__ import annotations
 
-import importlib
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
 
 from .. import outcomes
-from ..config import MLDeploy, Settings, describe_cluster
+from ..config import Settings, describe_cluster
 from ..errors import MLDeployError
 from . import args
 from . import display as views
+from ._base import MLDeployMagics, Recorder, help_of, one_line
 
 if TYPE_CHECKING:
     from ..api import Kube
     from ..rollout import Rollout
-    from ..status import RolloutStatus
 
 __all__ = ["DeployMagics"]
 
 
-def _help(stub: Callable) -> Callable[[Callable], Callable]:
-    """Give a magic the help text @magic_arguments generated for its parser in magics.args."""
-    def set_doc(func: Callable) -> Callable:
-        func.__doc__ = stub.__doc__
-        return func
-    return set_doc
-
-
-def _one_line(text: object) -> str:
-    """Join a multi-line message into one line, leaving the spacing inside each line alone."""
-    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
-
-
-class _Recorder:
-    """Forwards a rollout operation's statuses to the view and keeps the last one: a Rollout (unlike a
-    Deployment handle) carries no status for the view's final table."""
-
-    def __init__(self, view: views.Progress | None) -> None:
-        self.view = view
-        self.last: RolloutStatus | None = None
-
-    def __call__(self, status: RolloutStatus) -> None:
-        self.last = status
-        if self.view is not None:
-            self.view(status)
-
-
 @magics_class
-class DeployMagics(Magics):
-    """Deploy models to Kubernetes from a notebook; settings live in the `MLDeploy` configurable."""
-
-    def __init__(self, shell: Any, settings: MLDeploy) -> None:
-        super().__init__(shell)
-        self.settings = settings
-        self._told: str | None = None  # the cluster the last deploy in this kernel said it used
-
-    # -- plumbing ----------------------------------------------------------------------------------
-
-    @contextmanager
-    def _reporting(self) -> Iterator[dict]:
-        """Turn our errors into one line: a UsageError in a live frontend, MLDeployFailed headless.
-
-        Yields a dict the magic fills with the resolved settings ("settings"), so the mode follows
-        MLDeploy.interactive even when it comes from pyproject.toml.
-        """
-        ctx: dict[str, Any] = {}
-        try:
-            yield ctx
-        except (UsageError, MLDeployError) as e:
-            if isinstance(e, views.MLDeployFailed):
-                raise
-            settings: Settings | None = ctx.get("settings")
-            setting = settings.interactive if settings is not None else self.settings.interactive
-            message = _one_line(e)
-            kind = UsageError if views.is_live(setting, self.shell) else views.MLDeployFailed
-            failed = kind(message)
-            failed.error = e  # the original, with its diagnosis or status, for code that wants it
-            raise failed from None
-
-    def _resolve(self, ctx: dict) -> Settings:
-        ctx["settings"] = self.settings.resolve()
-        return ctx["settings"]
-
-    def _kube(self, settings: Settings, context: str | None) -> Kube:
-        from ..connection import connect
-
-        return connect(settings.kubeconfig, context or settings.context)
-
-    def _connect(self, settings: Settings, req: Any) -> tuple[Kube, str]:
-        """The connection and namespace of a magic's line, resolved as every face resolves them."""
-        from ..connection import resolve
-
-        return resolve(req.namespace, context=req.context, settings=settings)
-
-    def _say_cluster(self, settings: Settings, kube: Kube, flag: str | None) -> None:
-        """The first deploy in a kernel (and the first after the cluster changed) says where the
-        cluster came from, so a project file or $KUBECONFIG never picks it unseen."""
-        told = f"Cluster: {describe_cluster(settings, kube.context, flag=bool(flag))} ({kube.server})."
-        if told != self._told:
-            self._told = told
-            views.say(self._live(settings), told)
-
-    def _live(self, settings: Settings) -> bool:
-        return views.is_live(settings.interactive, self.shell)
+class DeployMagics(MLDeployMagics):
+    """Deploy models to Kubernetes from a notebook: %deploy, %undeploy, %rollout, %rollback, %mldeploy."""
 
     # -- %deploy -----------------------------------------------------------------------------------
 
     @no_var_expand  # {var} is substituted by magics.args, which evaluates nothing
     @line_cell_magic
-    @_help(args.deploy)
+    @help_of(args.deploy)
     def deploy(self, line: str, cell: str | None = None) -> Any:
         with self._reporting() as ctx:
             req = args.parse_deploy(line, cell, self.shell.user_ns)
@@ -157,35 +72,6 @@ class DeployMagics(Magics):
                 spec, namespace=namespace, kube=kube, wait=req.wait, timeout=timeout, atomic=req.atomic,
                 on_status=view, create_namespace=req.create_namespace)))
 
-    def _follow(self, view: views.Progress | None, call: Callable[[], Any],
-                recorder: _Recorder | None = None) -> Any:
-        """Run a deploy, rollback or rollout operation with `view` as on_status (through `recorder` when
-        the result carries no status); show its final state either way."""
-        try:
-            handle = call()
-        except MLDeployError as e:
-            if view is not None:
-                from ..status import RolloutStatus
-
-                # RolloutFailed and WaitTimeout carry the last status (ClusterError's .status is HTTP's)
-                status = getattr(e, "status", None)
-                if not isinstance(status, RolloutStatus):
-                    status = getattr(getattr(e, "deployment", None), "last_status", None)
-                if not isinstance(status, RolloutStatus) and recorder is not None:
-                    status = recorder.last
-                if isinstance(status, RolloutStatus):
-                    view.finish(status)
-                else:
-                    view.close()
-            raise
-        except BaseException:
-            if view is not None:
-                view.close()
-            raise
-        if view is not None:
-            last = getattr(handle, "last_status", None)
-            view.finish(last if last is not None else recorder.last if recorder is not None else None)
-        return handle
 
     def _knative_deploy(self, req: args.DeployRequest, settings: Settings, namespace: str | None,
                         timeout: float) -> Any:
@@ -246,27 +132,16 @@ class DeployMagics(Magics):
                                        f"Starting a {req.rollout} rollout of {spec.name}: {spec.image} "
                                        f"beside the stable model in namespace {namespace}, context "
                                        f"{kube.context}")
-        recorder = _Recorder(view)
+        recorder = Recorder(view)
         return self._follow(view, lambda: rollout.start(
             req.changes, **how, wait=req.wait, timeout=timeout, on_status=recorder), recorder)
 
-    def _widget(self, module: str, name: str, instead: str) -> Any:
-        """A widget class, or one sentence saying what to use instead when widgets cannot load."""
-        try:
-            return getattr(importlib.import_module(f"..widgets.{module}", __package__), name)
-        except Exception as e:  # noqa: BLE001 - any failure to import means the same thing to the user
-            raise UsageError(f"The {name} widget is not available ({type(e).__name__}: {_one_line(e)}); "
-                             f"use {instead}.") from None
-
-    def _where(self, req: Any, ctx: dict) -> tuple[Settings, Kube, str]:
-        settings = self._resolve(ctx)
-        return (settings, *self._connect(settings, req))
 
     def _panel(self, req: args.DeployRequest, settings: Settings) -> Any:
         try:
             from ..widgets import DeployPanel
         except Exception as e:  # noqa: BLE001 - any failure to import means the same thing to the user
-            raise UsageError(f"The deploy panel is not available ({type(e).__name__}: {_one_line(e)}); "
+            raise UsageError(f"The deploy panel is not available ({type(e).__name__}: {one_line(e)}); "
                              f"use %deploy without --panel.") from None
         try:
             kube = self._kube(settings, req.context)
@@ -278,7 +153,7 @@ class DeployMagics(Magics):
 
     @no_var_expand
     @line_magic
-    @_help(args.undeploy)
+    @help_of(args.undeploy)
     def undeploy(self, line: str) -> views.Undeployed:
         with self._reporting() as ctx:
             req = args.parse_target("undeploy", line, self.shell.user_ns)
@@ -291,7 +166,7 @@ class DeployMagics(Magics):
 
     @no_var_expand
     @line_magic
-    @_help(args.rollout)
+    @help_of(args.rollout)
     def rollout(self, line: str) -> views.RolloutReport:
         with self._reporting() as ctx:
             req = args.parse_target("rollout", line, self.shell.user_ns)
@@ -317,7 +192,7 @@ class DeployMagics(Magics):
 
     @no_var_expand
     @line_magic
-    @_help(args.rollback)
+    @help_of(args.rollback)
     def rollback(self, line: str) -> Any:
         with self._reporting() as ctx:
             req = args.parse_target("rollback", line, self.shell.user_ns)
@@ -345,7 +220,7 @@ class DeployMagics(Magics):
 
     @no_var_expand
     @line_magic
-    @_help(args.mldeploy)
+    @help_of(args.mldeploy)
     def mldeploy(self, line: str) -> views.Overview:
         with self._reporting() as ctx:
             req = args.parse_target("mldeploy", line, self.shell.user_ns)
@@ -376,132 +251,6 @@ class DeployMagics(Magics):
                                   knative_health=rk.health_sentence(kube) if knative else None,
                                   cluster=describe_cluster(settings, kube.context,
                                                            flag=bool(req.context)))
-
-    # -- rollouts ----------------------------------------------------------------------------------
-
-    @no_var_expand
-    @line_magic
-    @_help(args.canary)
-    def canary(self, line: str) -> Any:
-        with self._reporting() as ctx:
-            req = args.parse_canary(line, self.shell.user_ns)
-            settings, kube, namespace = self._where(req, ctx)
-            from .. import rollout
-
-            if req.weight is not None:
-                return rollout.set_weight(req.name, req.weight, namespace=namespace, kube=kube)
-            if self._live(settings):
-                slider = self._widget("canary", "CanarySlider", f"%canary {req.name} PERCENT")
-                return slider(req.name, namespace=namespace, kube=kube)
-            found = outcomes.current(req.name, namespace=namespace, kube=kube)
-            if found.strategy == "canary":  # headless, the slider's picture as text
-                from ..split_reads import read_split
-
-                print(read_split(found).text(), flush=True)
-            return found
-
-    @no_var_expand
-    @line_magic
-    @_help(args.mirror)
-    def mirror(self, line: str) -> Any:
-        with self._reporting() as ctx:
-            req = args.parse_mirror(line, self.shell.user_ns)
-            _settings, kube, namespace = self._where(req, ctx)
-            from .. import rollout
-
-            if req.weight is not None:
-                return rollout.set_mirror(req.name, req.weight, namespace=namespace, kube=kube)
-            return outcomes.current(req.name, namespace=namespace, kube=kube)
-
-    @no_var_expand
-    @line_magic
-    @_help(args.promote)
-    def promote(self, line: str) -> outcomes.Change:
-        with self._reporting() as ctx:
-            req = args.parse_target("promote", line, self.shell.user_ns)
-            return self._promotion("promote", req, ctx)
-
-    @no_var_expand
-    @line_magic
-    @_help(args.release)
-    def release(self, line: str) -> outcomes.Change:
-        with self._reporting() as ctx:
-            req = args.parse_target("release", line, self.shell.user_ns)
-            return self._promotion("release", req, ctx)
-
-    def _promotion(self, what: str, req: args.TargetRequest, ctx: dict) -> outcomes.Change:
-        """outcomes.promote or .release, followed: a progress view opens when the stable model starts
-        rolling (a blue-green switch rolls nothing, so it shows none)."""
-        settings, kube, namespace = self._where(req, ctx)
-        live = self._live(settings)
-        titles: list[str] = []
-        view = views.LazyProgress(lambda: views.progress_view(live, titles[-1]))
-        recorder = _Recorder(view)
-        operation = outcomes.promote if what == "promote" else outcomes.release
-        return self._follow(view, lambda: operation(
-            req.name, namespace=namespace, kube=kube, timeout=req.timeout or settings.timeout,
-            on_status=recorder, on_start=lambda before: titles.append(outcomes.promoting(before))), recorder)
-
-    @no_var_expand
-    @line_magic
-    @_help(args.steps)
-    def steps(self, line: str) -> outcomes.Change:
-        with self._reporting() as ctx:
-            req = args.parse_steps(line, self.shell.user_ns)
-            settings, kube, namespace = self._where(req, ctx)
-            from .. import rollout
-
-            plan = ", ".join(f"{w}%" for w in req.schedule)
-            if not req.once:  # the cell blocks for a while: say what it is doing
-                print(f"Stepping the canary of {req.name} through {plan}, watching each step for "
-                      f"{req.every:g} s; an unhealthy canary is rolled back.", flush=True)
-
-            def report(r: Rollout) -> None:
-                if not req.once:
-                    print(f"  {time.strftime('%H:%M:%S')}  {r.weight:>3}% to the canary (step {r.step + 1} "
-                          f"of {len(r.steps)}); the next step in {req.every:g} s if it stays healthy",
-                          flush=True)
-
-            after = rollout.steps(req.name, req.schedule, every=req.every, once=req.once, namespace=namespace,
-                                  kube=kube, timeout=req.timeout or settings.timeout, on_step=report)
-            return outcomes.stepped(req.name, namespace, plan, after)
-
-    @no_var_expand
-    @line_magic
-    @_help(args.shadow)
-    def shadow(self, line: str) -> Any:
-        with self._reporting() as ctx:
-            req = args.parse_shadow(line, self.shell.user_ns)
-            settings = self._resolve(ctx)
-            from .. import shadow
-
-            if req.live:
-                return self._shadow_live(req, settings)
-            kube, namespace = None, None
-            if req.primary_url is None:  # through the API server's service proxy
-                kube, namespace = self._connect(settings, req)
-            how = dict(primary_url=req.primary_url, shadow_url=req.shadow_url, namespace=namespace, kube=kube,
-                       mode=req.mode, tolerance=req.tolerance, model=req.model, timeout=req.timeout or 10.0)
-            report = shadow.compare(req.name, req.data, **how)
-            if self._live(settings):
-                view = self._widget("shadow_view", "ShadowView",
-                                    "%config MLDeploy.interactive = 'no' for the text report")
-                return view(report, data=req.data, **how)
-            return report
-
-    def _shadow_live(self, req: args.ShadowRequest, settings: Settings) -> Any:
-        """%shadow NAME --live: the stable and shadow pods' prediction logs joined, nothing sent."""
-        from .. import shadow
-
-        kube, namespace = self._connect(settings, req)
-        report = shadow.live_from_pods(kube, namespace, req.name, since=req.since, mode=req.mode,
-                                       tolerance=req.tolerance, timeout=req.timeout or 30.0)
-        if self._live(settings):
-            # Without data the view only shows the report (its Refresh, which re-sends rows, stays off).
-            view = self._widget("shadow_view", "ShadowView",
-                                "%config MLDeploy.interactive = 'no' for the text report")
-            return view(report)
-        return report
 
 
 def _unless_knative(name: str, namespace: str, kube: Kube, call: Callable[[], Any]) -> Any:

@@ -22,6 +22,7 @@ from IPython.core.error import UsageError
 from ..outcomes import Change
 from ..overview import ModelRow
 from ..status import RolloutStatus
+from ..traffic import NGINX_INGRESS_CLASS, ROUTER_APIS, ROUTERS
 from ..views.status import format_progress_line, format_status_table, progress_bar, status_html
 
 __all__ = ["LazyProgress", "LiveProgress", "MLDeployFailed", "ModelRow", "Overview", "Progress",
@@ -299,17 +300,26 @@ class TrafficLayer:
     needs: str  # what the cluster must have for it to be offered
 
 
-# In rollout.ROUTERS order. With MLDeploy.router = "auto" a rollout takes the Gateway API when a parent
+# What each router is, in words (the cluster's side, `needs`, is read from traffic's tables), in
+# traffic.ROUTERS order. With MLDeploy.router = "auto" a rollout takes the Gateway API when a parent
 # Gateway is given, then Istio, then ingress-nginx, then the replica split (rollout.choose_router).
-TRAFFIC_LAYERS = (
-    TrafficLayer("gateway", "Gateway API HTTPRoute weights and mirroring", "gateway.networking.k8s.io/v1"),
-    TrafficLayer("istio", "Istio VirtualService", "networking.istio.io/v1"),
-    TrafficLayer("knative", "Knative Service traffic split between named revisions, driven by %deploy "
-                 "--router knative and the rollouts (canary, blue-green; no shadow: Knative cannot mirror)",
-                 "serving.knative.dev/v1"),
-    TrafficLayer("nginx", "Ingress with ingress-nginx canary annotations", "an IngressClass named nginx"),
-    TrafficLayer("replicas", "plain replica ratio behind one Service (always available)", "nothing"),
-)
+_WHAT = {
+    "gateway": "Gateway API HTTPRoute weights and mirroring",
+    "istio": "Istio VirtualService",
+    "knative": "Knative Service traffic split between named revisions, driven by %deploy --router knative "
+               "and the rollouts (canary, blue-green; no shadow: Knative cannot mirror)",
+    "nginx": "Ingress with ingress-nginx canary annotations",
+    "replicas": "plain replica ratio behind one Service (always available)",
+}
+
+
+def _needs(router: str) -> str:
+    if router == "nginx":  # the Ingress API is served everywhere: the controller's class is the sign
+        return f"an IngressClass named {NGINX_INGRESS_CLASS}"
+    return ROUTER_APIS.get(router, "nothing")
+
+
+TRAFFIC_LAYERS = tuple(TrafficLayer(r, _WHAT[r], _needs(r)) for r in ROUTERS)
 
 
 @dataclass(frozen=True, repr=False)
