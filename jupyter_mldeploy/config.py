@@ -33,21 +33,25 @@ from traitlets import All, Dict, Enum, Float, TraitError, Unicode, observe, vali
 from traitlets.config import Configurable
 
 from .errors import SpecError
+from .traffic import ROUTERS as _TRAFFIC_ROUTERS
 
 __all__ = ["ENV_VARS", "ROUTERS", "MLDeploy", "Settings", "check_price_table", "current", "describe_cluster",
            "find_pyproject", "parse_seconds", "price_table", "read_pyproject", "set_current"]
 
-ROUTERS = ("auto", "replicas", "gateway", "istio", "nginx", "knative")
+# The traffic layers (traffic.ROUTERS, the one list) or auto: the rollout picks from what the cluster serves.
+ROUTERS = ("auto", *_TRAFFIC_ROUTERS)
 ENV_VARS = {"namespace": "MLDEPLOY_NAMESPACE", "context": "MLDEPLOY_CONTEXT", "timeout": "MLDEPLOY_TIMEOUT"}
 PYPROJECT_TABLE = "jupyter-mldeploy"
 CLUSTER = ("kubeconfig", "context")  # chosen together, from one source
 
-_SECONDS = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(s|m|h)?\s*")
-_UNIT = {None: 1, "s": 1, "m": 60, "h": 3600}
+# The one duration rule (the magics' flags, MLDeploy.timeout, the spec's startup_timeout): ms as well,
+# as rollout.steps(every="500ms") takes.
+_SECONDS = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?\s*")
+_UNIT = {None: 1, "ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
 def parse_seconds(value: object, where: str) -> float:
-    """A positive duration: a number of seconds, or text like '90', '90s', '10m', '1.5h'."""
+    """A positive duration: a number of seconds, or text like '90', '90s', '500ms', '10m', '1.5h'."""
     if isinstance(value, bool):
         raise SpecError(f"{where} must be a number of seconds, got the boolean {str(value).lower()}.")
     if isinstance(value, (int, float)):

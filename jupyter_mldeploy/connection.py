@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 from .errors import MLDeployError
 
 if TYPE_CHECKING:
+    from .config import Settings
     from .kube.client import Kube
 
-__all__ = ["SANDBOX_CONTEXT", "connect", "sandbox_target"]
+__all__ = ["SANDBOX_CONTEXT", "connect", "resolve", "sandbox_target"]
 
 SANDBOX_CONTEXT = "sandbox"
 
@@ -89,3 +90,19 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
         if hint is not None:
             raise MLDeployError(hint)
     return client.connect(kubeconfig, context)
+
+
+def resolve(namespace: str | None = None, *, kube: Kube | None = None, context: str | None = None,
+            settings: Settings | None = None) -> tuple[Kube, str]:
+    """The connection and namespace a face uses, the one way for every face (magics and widgets alike).
+
+    An explicit value wins; then MLDeploy's resolved settings (`%config MLDeploy.kubeconfig` / `.context`
+    / `.namespace`, the environment, pyproject.toml); then the kube context's own namespace. `kube`
+    given means the cluster is chosen already (only the namespace is resolved)."""
+    if settings is None:
+        from .config import current
+
+        settings = current().resolve()
+    if kube is None:
+        kube = connect(settings.kubeconfig, context or settings.context)
+    return kube, namespace or settings.namespace or kube.namespace

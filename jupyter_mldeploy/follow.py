@@ -25,7 +25,8 @@ StatusCallback = Callable[[RolloutStatus], None]
 
 
 # WaitTimeout is named here too: its old home.
-__all__ = ["NAMESPACE_KINDS", "StatusCallback", "WaitTimeout", "follow", "namespace_watches", "watches"]
+__all__ = ["NAMESPACE_KINDS", "StatusCallback", "WaitTimeout", "follow", "namespace_watches", "previous_logs",
+           "watches"]
 
 
 def watches(kube: Kube, namespace: str, name: str, selector: str) -> list[Watch]:
@@ -53,7 +54,7 @@ def namespace_watches(kube: Kube, namespace: str) -> list[Watch]:
                   label_selector=None if kind == "Event" else ours) for api_version, kind in NAMESPACE_KINDS]
 
 
-def _previous_logs(kube: Kube, namespace: str, pod: str) -> str | None:
+def previous_logs(kube: Kube, namespace: str, pod: str) -> str | None:
     """The crashed container's last lines, when the node serves logs (best effort).
 
     A real kubelet has no "previous" log until the container restarted: right after the first
@@ -92,7 +93,7 @@ def follow(kube: Kube, namespace: str, name: str, selector: str, *, timeout: flo
             diag = status.diagnosis
             if diag is not None and diag.kind == "crash-loop" and diag.pod and diag.pod not in logs_fetched:
                 logs_fetched.add(diag.pod)
-                tracker.set_logs(diag.pod, _previous_logs(kube, namespace, diag.pod))
+                tracker.set_logs(diag.pod, previous_logs(kube, namespace, diag.pod))
                 status = tracker.snapshot()
             now = time.monotonic()
             changed = last is None or status != last

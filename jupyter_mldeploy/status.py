@@ -6,13 +6,12 @@ talks to the API server, so the live view and the papermill log say the same thi
 
 from __future__ import annotations
 
-import html
 import math
 import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .diagnosis import (
     Diagnosis,
@@ -29,6 +28,7 @@ __all__ = [
     "PodRow",
     "RolloutStatus",
     "StatusTracker",
+    "activity_words",
     "format_age",
     "format_progress_line",
     "format_status_table",
@@ -103,6 +103,11 @@ _ACTIVITY = {
     "create-failed": "pods refused",
     "progress-deadline": "progress deadline passed",
 }
+
+
+def activity_words(kind: str) -> str | None:
+    """A diagnosis kind in the few words a progress line shows ("image pull failing"); None if unknown."""
+    return _ACTIVITY.get(kind)
 
 
 @dataclass(frozen=True)
@@ -577,111 +582,18 @@ class StatusTracker:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# text and HTML
+# text and HTML: their one home is views/status.py (one palette for every face); still importable here
 
 
-def _header(status: RolloutStatus) -> str:
-    if not status.observed_generation_current and status.desired == 0 and not status.pods:
-        return f"{status.name}: waiting for the Deployment controller, rollout {status.phase}"
-    # readyReplicas also counts old pods during a rolling update; show the new ones against the goal
-    # and the old ones apart, so the count never reads 3/2.
-    new_ready = min(status.ready, status.updated, status.desired) if not status.complete else status.ready
-    text = f"{status.name}: {new_ready}/{status.desired} ready"
-    if not status.complete and status.updated != status.desired:
-        text += f", {status.updated}/{status.desired} updated"
-    old = status.ready - new_ready
-    if old > 0:
-        text += f", {old} old still serving"
-    return f"{text}, rollout {status.phase}"
+_VIEWS = ("format_progress_line", "format_status_table", "status_html")
+if TYPE_CHECKING:
+    from .views.status import format_progress_line, format_status_table, status_html
 
 
-def format_status_table(status: RolloutStatus, *, show_events: bool = False) -> str:
-    """A kubectl-like plain-text table headed by one summary line; the reason in words when it failed."""
-    lines = [_header(status)]
-    if status.pods:
-        head = ("NAME", "READY", "STATUS", "RESTARTS", "NODE", "AGE")
-        body = [(p.name, p.ready_containers, p.status, str(p.restarts), p.node or "<none>",
-                 format_age(p.age_seconds)) for p in status.pods]
-        widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-        for r in [head, *body]:
-            lines.append("   ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
-    else:
-        lines.append("(no pods yet)")
-    d = status.diagnosis
-    if d is not None and status.phase != "complete":
-        lines.append(("FAILED: " if status.phase == "failed" else "Waiting: ") + d.summary)
-        if d.hint:
-            lines.append(f"  hint: {d.hint}")
-        if d.detail and status.phase == "failed":
-            lines.extend("  | " + line for line in d.detail.splitlines())
-    if show_events and status.events:
-        more = f", {status.events_omitted} older not shown" if status.events_omitted else ""
-        lines.append(f"Events (newest last{more}):")
-        for e in status.events:
-            lines.append(f"  {e.type:<7}  {e.reason:<18}  {e.object}  {e.message}"
-                         + (f" (x{e.count})" if e.count > 1 else ""))
-    return "\n".join(lines)
+def __getattr__(name: str) -> Any:
+    # Resolved on first use (PEP 562): views.status imports this module, so a plain import would loop.
+    if name in _VIEWS:
+        from .views import status as views
 
-
-def format_progress_line(status: RolloutStatus, width: int = 10) -> str:
-    """One short line for streaming progress, e.g. "churn  [######----] 2/3 ready  (1 pulling image)"."""
-    filled = int(status.progress * width)
-    if filled == width and not status.complete:
-        filled -= 1  # a full bar promises a finished rollout
-    bar = "#" * filled + "-" * (width - filled)
-    line = f"{status.name}  [{bar}] {status.ready}/{status.desired} ready"
-    counts: dict[str, int] = {}
-    for p in status.pods:
-        if p.activity and p.activity != "loading":
-            counts[p.activity] = counts.get(p.activity, 0) + 1
-    if counts:
-        line += "  (" + ", ".join(f"{n} {what}" for what, n in counts.items()) + ")"
-    loading = [p.loading for p in status.pods if p.loading is not None]
-    if loading:
-        elapsed, window = max(loading)  # the pod nearest the end of its window
-        many = f"{len(loading)} " if len(loading) > 1 else ""
-        line += f"  {many}loading ({loading_words(elapsed, window)})"
-    if status.phase == "complete":
-        line += "  rolled out"
-    elif status.phase == "failed" and status.diagnosis is not None:
-        # a pod's trouble already shows in the counts; a rollout-level one gets its words here
-        pod_level = status.diagnosis.pod is not None and counts
-        line += "  FAILED" if pod_level else f"  FAILED: {_ACTIVITY.get(status.diagnosis.kind, 'see status')}"
-    return line
-
-
-_COLOURS = {"ready": "#2e7d32", "pending": "#b26a00", "failing": "#c62828", "terminating": "#757575"}
-_PHASE_COLOURS = {"complete": "#2e7d32", "progressing": "#b26a00", "failed": "#c62828"}
-
-
-def status_html(status: RolloutStatus) -> str:
-    """An HTML table with colour cues (green ready, amber pending, red failing); every string is escaped."""
-    e = html.escape
-    out = [
-        '<div class="mldeploy-status">',
-        f'<div><b>{e(status.name)}</b>: {status.ready}/{status.desired} ready, '
-        f'<span style="color:{_PHASE_COLOURS[status.phase]}">rollout {e(status.phase)}</span></div>',
-    ]
-    if status.pods:
-        out.append('<table class="mldeploy-pods"><thead><tr>'
-                   + "".join(f"<th>{h}</th>" for h in ("Name", "Ready", "Status", "Restarts", "Node", "Age"))
-                   + "</tr></thead><tbody>")
-        for p in status.pods:
-            colour = _COLOURS[p.state]
-            title = f' title="{e(str(p.diagnosis))}"' if p.diagnosis is not None else ""
-            out.append(
-                f'<tr class="mldeploy-{p.state}"{title}><td>{e(p.name)}</td><td>{e(p.ready_containers)}</td>'
-                f'<td style="color:{colour}">&#9679; {e(p.status)}</td><td>{p.restarts}</td>'
-                f"<td>{e(p.node or '<none>')}</td><td>{e(format_age(p.age_seconds))}</td></tr>")
-        out.append("</tbody></table>")
-    d = status.diagnosis
-    if d is not None and status.phase != "complete":
-        colour = _PHASE_COLOURS["failed" if status.phase == "failed" else "progressing"]
-        out.append(f'<div class="mldeploy-diagnosis" style="color:{colour}">{e(d.summary)}')
-        if d.hint:
-            out.append(f"<br><i>Hint: {e(d.hint)}</i>")
-        if d.detail:
-            out.append(f"<pre>{e(d.detail)}</pre>")
-        out.append("</div>")
-    out.append("</div>")
-    return "\n".join(out)
+        return getattr(views, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

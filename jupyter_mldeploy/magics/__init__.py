@@ -13,7 +13,7 @@ __all__ = ["forget_settings", "load", "unload"]
 _PLAIN_TEXT = (("jupyter_mldeploy.api", "Deployment"), ("jupyter_mldeploy.api", "DryRun"),
                ("jupyter_mldeploy.api", "Revision"), ("jupyter_mldeploy.rollout", "Rollout"))
 
-_loaded: dict[int, tuple[Any, Any]] = {}  # id(shell) -> (magics, settings)
+_loaded: dict[int, tuple[tuple[Any, ...], Any]] = {}  # id(shell) -> (the Magics objects, settings)
 _kept: dict[int, Any] = {}  # id(shell) -> settings, so %reload_ext keeps what %config set
 
 
@@ -56,11 +56,15 @@ def load(ipython: Any) -> None:
     """Register the magics and the `MLDeploy` configurable with this shell."""
     from .. import config
     from .deploy import DeployMagics
+    from .rollouts import RolloutMagics
+    from .shadow import ShadowMagics
 
     unload(ipython)  # a reload replaces, never doubles
     settings = _kept.pop(id(ipython), None) or _new_settings(ipython)
-    magics = DeployMagics(ipython, settings)
-    ipython.register_magics(magics)
+    # One Magics class per concern, as IPython's own core/magics/, all sharing one MLDeploy.
+    magics = tuple(cls(ipython, settings) for cls in (DeployMagics, RolloutMagics, ShadowMagics))
+    for m in magics:
+        ipython.register_magics(m)
     # %config lists and updates the configurables the shell knows, as jupysql's SqlMagic does.
     ipython.configurables.append(settings)
     plain = ipython.display_formatter.formatters["text/plain"]
@@ -79,10 +83,11 @@ def unload(ipython: Any) -> None:
         return
     magics, settings = found
     _kept[id(ipython)] = settings
-    for kind, table in magics.magics.items():
-        for name in table:
-            ipython.magics_manager.magics[kind].pop(name, None)
-    ipython.magics_manager.registry.pop(type(magics).__name__, None)
+    for m in magics:
+        for kind, table in m.magics.items():
+            for name in table:
+                ipython.magics_manager.magics[kind].pop(name, None)
+        ipython.magics_manager.registry.pop(type(m).__name__, None)
     if settings in ipython.configurables:
         ipython.configurables.remove(settings)
     plain = ipython.display_formatter.formatters["text/plain"]

@@ -1,140 +1,42 @@
-"""The magics: %deploy / %%deploy, %undeploy, %rollout, %rollback, %mldeploy, and the rollout ones:
-%canary, %steps, %shadow, %promote, %release.
+"""The deploy magics: %deploy / %%deploy, %undeploy, %rollout, %rollback and %mldeploy.
 
 Each one is thin: parse the line (magics.args, where every mistake becomes one UsageError before any
-connection is made), call jupyter_mldeploy.api / rollout / shadow, show the result (magics.display, or a
-widget in a live frontend). The API, and with it the Kubernetes client, is imported on the first call,
-so `%load_ext` stays cheap.
+connection is made), call jupyter_mldeploy.api / rollout / outcomes, show the result (magics.display,
+or a widget in a live frontend). The API, and with it the Kubernetes client, is imported on the first
+call, so `%load_ext` stays cheap.
 """
 
 from __future__ import annotations
 
-import importlib
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
 
-from ..config import MLDeploy, Settings, describe_cluster
+from .. import outcomes
+from ..config import Settings, describe_cluster
 from ..errors import MLDeployError
 from . import args
 from . import display as views
+from ._base import MLDeployMagics, Recorder, help_of, one_line
 
 if TYPE_CHECKING:
-    from ..kube.client import Kube
+    from ..api import Kube
     from ..rollout import Rollout
-    from ..status import RolloutStatus
 
 __all__ = ["DeployMagics"]
 
 
-def _help(stub: Callable) -> Callable[[Callable], Callable]:
-    """Give a magic the help text @magic_arguments generated for its parser in magics.args."""
-    def set_doc(func: Callable) -> Callable:
-        func.__doc__ = stub.__doc__
-        return func
-    return set_doc
-
-
-def _one_line(text: object) -> str:
-    """Join a multi-line message into one line, leaving the spacing inside each line alone."""
-    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
-
-
-class _Recorder:
-    """Forwards a rollout operation's statuses to the view and keeps the last one: a Rollout (unlike a
-    Deployment handle) carries no status for the view's final table."""
-
-    def __init__(self, view: views.Progress | None) -> None:
-        self.view = view
-        self.last: RolloutStatus | None = None
-
-    def __call__(self, status: RolloutStatus) -> None:
-        self.last = status
-        if self.view is not None:
-            self.view(status)
-
-
-def _no_rollout(name: str, namespace: str) -> MLDeployError:
-    from ..errors import NoRollout
-
-    return NoRollout(f"{name} has no rollout in progress in namespace {namespace}: start one with "
-                         f"%deploy {name} --image ... --strategy canary (or blue-green, shadow).")
-
-
-def _rollout_of(name: str, namespace: str, kube: Kube) -> Rollout:
-    from .. import rollout
-
-    found = rollout.read(name, namespace=namespace, kube=kube)
-    if found is None:
-        raise _no_rollout(name, namespace)
-    return found
-
-
-def _version(v: str | None) -> str:
-    return f"version {v}" if v else "the candidate"
-
-
 @magics_class
-class DeployMagics(Magics):
-    """Deploy models to Kubernetes from a notebook; settings live in the `MLDeploy` configurable."""
-
-    def __init__(self, shell: Any, settings: MLDeploy) -> None:
-        super().__init__(shell)
-        self.settings = settings
-        self._told: str | None = None  # the cluster the last deploy in this kernel said it used
-
-    # -- plumbing ----------------------------------------------------------------------------------
-
-    @contextmanager
-    def _reporting(self) -> Iterator[dict]:
-        """Turn our errors into one line: a UsageError in a live frontend, MLDeployFailed headless.
-
-        Yields a dict the magic fills with the resolved settings ("settings"), so the mode follows
-        MLDeploy.interactive even when it comes from pyproject.toml.
-        """
-        ctx: dict[str, Any] = {}
-        try:
-            yield ctx
-        except (UsageError, MLDeployError) as e:
-            if isinstance(e, views.MLDeployFailed):
-                raise
-            settings: Settings | None = ctx.get("settings")
-            setting = settings.interactive if settings is not None else self.settings.interactive
-            message = _one_line(e)
-            kind = UsageError if views.is_live(setting, self.shell) else views.MLDeployFailed
-            failed = kind(message)
-            failed.error = e  # the original, with its diagnosis or status, for code that wants it
-            raise failed from None
-
-    def _resolve(self, ctx: dict) -> Settings:
-        ctx["settings"] = self.settings.resolve()
-        return ctx["settings"]
-
-    def _kube(self, settings: Settings, context: str | None) -> Kube:
-        from ..connection import connect
-
-        return connect(settings.kubeconfig, context or settings.context)
-
-    def _say_cluster(self, settings: Settings, kube: Kube, flag: str | None) -> None:
-        """The first deploy in a kernel (and the first after the cluster changed) says where the
-        cluster came from, so a project file or $KUBECONFIG never picks it unseen."""
-        told = f"Cluster: {describe_cluster(settings, kube.context, flag=bool(flag))} ({kube.server})."
-        if told != self._told:
-            self._told = told
-            views.say(self._live(settings), told)
-
-    def _live(self, settings: Settings) -> bool:
-        return views.is_live(settings.interactive, self.shell)
+class DeployMagics(MLDeployMagics):
+    """Deploy models to Kubernetes from a notebook: %deploy, %undeploy, %rollout, %rollback, %mldeploy."""
 
     # -- %deploy -----------------------------------------------------------------------------------
 
     @no_var_expand  # {var} is substituted by magics.args, which evaluates nothing
     @line_cell_magic
-    @_help(args.deploy)
+    @help_of(args.deploy)
     def deploy(self, line: str, cell: str | None = None) -> Any:
         with self._reporting() as ctx:
             req = args.parse_deploy(line, cell, self.shell.user_ns)
@@ -170,35 +72,6 @@ class DeployMagics(Magics):
                 spec, namespace=namespace, kube=kube, wait=req.wait, timeout=timeout, atomic=req.atomic,
                 on_status=view, create_namespace=req.create_namespace)))
 
-    def _follow(self, view: views.Progress | None, call: Callable[[], Any],
-                recorder: _Recorder | None = None) -> Any:
-        """Run a deploy, rollback or rollout operation with `view` as on_status (through `recorder` when
-        the result carries no status); show its final state either way."""
-        try:
-            handle = call()
-        except MLDeployError as e:
-            if view is not None:
-                from ..status import RolloutStatus
-
-                # RolloutFailed and WaitTimeout carry the last status (ClusterError's .status is HTTP's)
-                status = getattr(e, "status", None)
-                if not isinstance(status, RolloutStatus):
-                    status = getattr(getattr(e, "deployment", None), "last_status", None)
-                if not isinstance(status, RolloutStatus) and recorder is not None:
-                    status = recorder.last
-                if isinstance(status, RolloutStatus):
-                    view.finish(status)
-                else:
-                    view.close()
-            raise
-        except BaseException:
-            if view is not None:
-                view.close()
-            raise
-        if view is not None:
-            last = getattr(handle, "last_status", None)
-            view.finish(last if last is not None else recorder.last if recorder is not None else None)
-        return handle
 
     def _knative_deploy(self, req: args.DeployRequest, settings: Settings, namespace: str | None,
                         timeout: float) -> Any:
@@ -259,28 +132,16 @@ class DeployMagics(Magics):
                                        f"Starting a {req.rollout} rollout of {spec.name}: {spec.image} "
                                        f"beside the stable model in namespace {namespace}, context "
                                        f"{kube.context}")
-        recorder = _Recorder(view)
+        recorder = Recorder(view)
         return self._follow(view, lambda: rollout.start(
             req.changes, **how, wait=req.wait, timeout=timeout, on_status=recorder), recorder)
 
-    def _widget(self, module: str, name: str, instead: str) -> Any:
-        """A widget class, or one sentence saying what to use instead when widgets cannot load."""
-        try:
-            return getattr(importlib.import_module(f"..widgets.{module}", __package__), name)
-        except Exception as e:  # noqa: BLE001 - any failure to import means the same thing to the user
-            raise UsageError(f"The {name} widget is not available ({type(e).__name__}: {_one_line(e)}); "
-                             f"use {instead}.") from None
-
-    def _where(self, req: Any, ctx: dict) -> tuple[Settings, Kube, str]:
-        settings = self._resolve(ctx)
-        kube = self._kube(settings, req.context)
-        return settings, kube, req.namespace or settings.namespace or kube.namespace
 
     def _panel(self, req: args.DeployRequest, settings: Settings) -> Any:
         try:
             from ..widgets import DeployPanel
         except Exception as e:  # noqa: BLE001 - any failure to import means the same thing to the user
-            raise UsageError(f"The deploy panel is not available ({type(e).__name__}: {_one_line(e)}); "
+            raise UsageError(f"The deploy panel is not available ({type(e).__name__}: {one_line(e)}); "
                              f"use %deploy without --panel.") from None
         try:
             kube = self._kube(settings, req.context)
@@ -292,29 +153,27 @@ class DeployMagics(Magics):
 
     @no_var_expand
     @line_magic
-    @_help(args.undeploy)
+    @help_of(args.undeploy)
     def undeploy(self, line: str) -> views.Undeployed:
         with self._reporting() as ctx:
             req = args.parse_target("undeploy", line, self.shell.user_ns)
             settings = self._resolve(ctx)
             from .. import api
 
-            kube = self._kube(settings, req.context)
-            namespace = req.namespace or settings.namespace or kube.namespace
+            kube, namespace = self._connect(settings, req)
             gone = api.undeploy(req.name, namespace=namespace, kube=kube)
             return views.Undeployed(req.name, namespace, gone)
 
     @no_var_expand
     @line_magic
-    @_help(args.rollout)
+    @help_of(args.rollout)
     def rollout(self, line: str) -> views.RolloutReport:
         with self._reporting() as ctx:
             req = args.parse_target("rollout", line, self.shell.user_ns)
             settings = self._resolve(ctx)
             from .. import api
 
-            kube = self._kube(settings, req.context)
-            namespace = req.namespace or settings.namespace or kube.namespace
+            kube, namespace = self._connect(settings, req)
             knative = _knative_status(req.name, namespace, kube)
             if knative is not None:
                 return knative
@@ -333,28 +192,18 @@ class DeployMagics(Magics):
 
     @no_var_expand
     @line_magic
-    @_help(args.rollback)
+    @help_of(args.rollback)
     def rollback(self, line: str) -> Any:
         with self._reporting() as ctx:
             req = args.parse_target("rollback", line, self.shell.user_ns)
             settings = self._resolve(ctx)
-            from .. import api, rollout
+            from .. import api
 
-            kube = self._kube(settings, req.context)
-            namespace = req.namespace or settings.namespace or kube.namespace
+            kube, namespace = self._connect(settings, req)
             if req.revision is None:  # --to N always means a revision of the stable model
-                found = rollout.read(req.name, namespace=namespace, kube=kube)
-                if found is not None:
-                    rollout.abort(req.name, namespace=namespace, kube=kube)
-                    back = "back on the old stable model" if found.weight == 100 else "on the stable model"
-                    stable = f" ({found.stable_version})" if found.stable_version else ""
-                    if found.router == "knative":
-                        return views.RolloutChange(
-                            req.name, namespace, f"Rolled back the {found.strategy} rollout of {req.name}: "
-                            f"all traffic is {back}{stable}; the candidate revision keeps no traffic.")
-                    return views.RolloutChange(
-                        req.name, namespace, f"Rolled back the {found.strategy} rollout of {req.name}: all "
-                        f"traffic is {back}{stable} and {found.candidate_name} was removed.")
+                change = outcomes.rollback_rollout(req.name, namespace=namespace, kube=kube)
+                if change is not None:
+                    return change
             target = f"revision {req.revision}" if req.revision else "the previous revision"
             from .. import rollout_knative as rk
 
@@ -371,16 +220,16 @@ class DeployMagics(Magics):
 
     @no_var_expand
     @line_magic
-    @_help(args.mldeploy)
+    @help_of(args.mldeploy)
     def mldeploy(self, line: str) -> views.Overview:
         with self._reporting() as ctx:
             req = args.parse_target("mldeploy", line, self.shell.user_ns)
             settings = self._resolve(ctx)
-            from .. import labels as L
+            from ..overview import list_models, rollouts_in_progress
 
             kube = self._kube(settings, req.context)
             if req.all_namespaces:
-                namespace, source, path = None, "", "/apis/apps/v1/deployments"
+                namespace, source = None, ""
             else:
                 namespace = req.namespace or settings.namespace or kube.namespace
                 if req.namespace:
@@ -389,193 +238,19 @@ class DeployMagics(Magics):
                     source = settings.sources["namespace"]
                 else:
                     source = f"kube context {kube.context}"
-                path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
-            selector = f"{L.APP_MANAGED_BY}={L.MANAGED_BY}"
-            _, body = kube.request("GET", path, query={"labelSelector": selector})
-            # A Knative revision's Deployment carries our labels (Knative copies them): listed below instead.
-            models = [_model_row(d) for d in body.get("items", [])
-                      if "serving.knative.dev/revision" not in d.get("metadata", {}).get("labels", {})]
+            models = list_models(namespace, kube=kube)
             from .. import rollout_knative as rk
             from ..rollout import offered_routers
 
             offered = frozenset(offered_routers(kube))
             knative = "knative" in offered
             return views.Overview(kube.context, kube.server, namespace, source,
-                                  sorted(models, key=lambda m: (m.namespace, m.name, m.track)),
-                                  offered, settings.router,
-                                  rollouts=_rollouts_in_progress(kube, models),
+                                  models, offered, settings.router,
+                                  rollouts=rollouts_in_progress(models, kube=kube),
                                   knative_models=rk.models(kube, namespace) if knative else (),
                                   knative_health=rk.health_sentence(kube) if knative else None,
                                   cluster=describe_cluster(settings, kube.context,
                                                            flag=bool(req.context)))
-
-    # -- rollouts ----------------------------------------------------------------------------------
-
-    @no_var_expand
-    @line_magic
-    @_help(args.canary)
-    def canary(self, line: str) -> Any:
-        with self._reporting() as ctx:
-            req = args.parse_canary(line, self.shell.user_ns)
-            settings, kube, namespace = self._where(req, ctx)
-            from .. import rollout
-
-            if req.weight is not None:
-                return rollout.set_weight(req.name, req.weight, namespace=namespace, kube=kube)
-            if self._live(settings):
-                slider = self._widget("canary", "CanarySlider", f"%canary {req.name} PERCENT")
-                return slider(req.name, namespace=namespace, kube=kube)
-            found = _rollout_of(req.name, namespace, kube)
-            if found.strategy == "canary":  # headless, the slider's picture as text
-                from ..split_reads import read_split
-
-                print(read_split(found).text(), flush=True)
-            return found
-
-    @no_var_expand
-    @line_magic
-    @_help(args.mirror)
-    def mirror(self, line: str) -> Any:
-        with self._reporting() as ctx:
-            req = args.parse_mirror(line, self.shell.user_ns)
-            _settings, kube, namespace = self._where(req, ctx)
-            from .. import rollout
-
-            if req.weight is not None:
-                return rollout.set_mirror(req.name, req.weight, namespace=namespace, kube=kube)
-            return _rollout_of(req.name, namespace, kube)
-
-    @no_var_expand
-    @line_magic
-    @_help(args.promote)
-    def promote(self, line: str) -> views.RolloutChange:
-        with self._reporting() as ctx:
-            req = args.parse_target("promote", line, self.shell.user_ns)
-            settings, kube, namespace = self._where(req, ctx)
-            from .. import rollout
-
-            name = req.name
-            before = rollout.read(name, namespace=namespace, kube=kube)
-            if before is None:
-                return self._finish_interrupted(name, namespace, kube, "promotion")
-            if before.strategy == "blue-green" and before.weight == 0 and before.phase != "promoting":
-                after = rollout.promote(name, namespace=namespace, kube=kube)
-                return views.RolloutChange(
-                    name, namespace, f"Switched {name}: all traffic now goes to {before.candidate_name} "
-                    f"({_version(before.candidate_version)}); the old stable model keeps running until "
-                    f"%release {name}, and %rollback {name} switches back.", after)
-            return self._finish(name, namespace, kube, settings, req.timeout, rollout.promote, before)
-
-    @no_var_expand
-    @line_magic
-    @_help(args.release)
-    def release(self, line: str) -> views.RolloutChange:
-        with self._reporting() as ctx:
-            req = args.parse_target("release", line, self.shell.user_ns)
-            settings, kube, namespace = self._where(req, ctx)
-            from .. import rollout
-
-            before = rollout.read(req.name, namespace=namespace, kube=kube)
-            if before is None:
-                return self._finish_interrupted(req.name, namespace, kube, "release")
-            return self._finish(req.name, namespace, kube, settings, req.timeout, rollout.release, before)
-
-    def _finish_interrupted(self, name: str, namespace: str, kube: Kube, what: str) -> views.RolloutChange:
-        """No rollout in progress: finish the cleanup a stopped promotion left, or say there is none."""
-        from .. import rollout
-
-        gone = rollout.finish_interrupted(name, namespace=namespace, kube=kube)
-        if not gone:
-            raise _no_rollout(name, namespace)
-        return views.RolloutChange(name, namespace, f"Finished the {what} of {name} that had stopped after "
-                                   f"its switch: removed {', '.join(gone)}.")
-
-    def _finish(self, name: str, namespace: str, kube: Kube, settings: Settings, timeout: float | None,
-                operation: Callable[..., Any], before: Rollout) -> views.RolloutChange:
-        """promote (canary, shadow) or release (blue-green): the stable rolls to the candidate, followed."""
-        view = views.progress_view(self._live(settings),
-                                   f"Promoting {name} in namespace {namespace}: the stable model takes "
-                                   f"{_version(before.candidate_version)}, then {before.candidate_name} goes")
-        recorder = _Recorder(view)
-        self._follow(view, lambda: operation(name, namespace=namespace, kube=kube,
-                                             timeout=timeout or settings.timeout, on_status=recorder),
-                     recorder)
-        if before.router == "knative":  # revisions stay: Knative keeps them, with no traffic, until its GC
-            return views.RolloutChange(name, namespace, f"Promoted {name}: the revision of "
-                                       f"{_version(before.candidate_version)} now answers every request; the "
-                                       f"old stable revision keeps no traffic (%rollback {name} goes back).")
-        return views.RolloutChange(name, namespace, f"Promoted {name}: {_version(before.candidate_version)} "
-                                   f"is now the stable model and answers every request; "
-                                   f"{before.candidate_name} was removed.")
-
-    @no_var_expand
-    @line_magic
-    @_help(args.steps)
-    def steps(self, line: str) -> views.RolloutChange:
-        with self._reporting() as ctx:
-            req = args.parse_steps(line, self.shell.user_ns)
-            settings, kube, namespace = self._where(req, ctx)
-            from .. import rollout
-
-            plan = ", ".join(f"{w}%" for w in req.schedule)
-            if not req.once:  # the cell blocks for a while: say what it is doing
-                print(f"Stepping the canary of {req.name} through {plan}, watching each step for "
-                      f"{req.every:g} s; an unhealthy canary is rolled back.", flush=True)
-
-            def report(r: Rollout) -> None:
-                if not req.once:
-                    print(f"  {time.strftime('%H:%M:%S')}  {r.weight:>3}% to the canary (step {r.step + 1} "
-                          f"of {len(r.steps)}); the next step in {req.every:g} s if it stays healthy",
-                          flush=True)
-
-            after = rollout.steps(req.name, req.schedule, every=req.every, once=req.once, namespace=namespace,
-                                  kube=kube, timeout=req.timeout or settings.timeout, on_step=report)
-            if after is None:
-                return views.RolloutChange(req.name, namespace, f"The canary of {req.name} went through "
-                                           f"{plan} and was promoted: it is now the stable model.")
-            left = len(after.steps) - after.step - 1
-            return views.RolloutChange(req.name, namespace, f"The canary of {req.name} now answers "
-                                       f"{after.weight}% of requests (step {after.step + 1} of "
-                                       f"{len(after.steps)}; {left} to go).", after)
-
-    @no_var_expand
-    @line_magic
-    @_help(args.shadow)
-    def shadow(self, line: str) -> Any:
-        with self._reporting() as ctx:
-            req = args.parse_shadow(line, self.shell.user_ns)
-            settings = self._resolve(ctx)
-            from .. import shadow
-
-            if req.live:
-                return self._shadow_live(req, settings)
-            kube, namespace = None, None
-            if req.primary_url is None:  # through the API server's service proxy
-                kube = self._kube(settings, req.context)
-                namespace = req.namespace or settings.namespace or kube.namespace
-            how = dict(primary_url=req.primary_url, shadow_url=req.shadow_url, namespace=namespace, kube=kube,
-                       mode=req.mode, tolerance=req.tolerance, model=req.model, timeout=req.timeout or 10.0)
-            report = shadow.compare(req.name, req.data, **how)
-            if self._live(settings):
-                view = self._widget("shadow_view", "ShadowView",
-                                    "%config MLDeploy.interactive = 'no' for the text report")
-                return view(report, data=req.data, **how)
-            return report
-
-    def _shadow_live(self, req: args.ShadowRequest, settings: Settings) -> Any:
-        """%shadow NAME --live: the stable and shadow pods' prediction logs joined, nothing sent."""
-        from .. import shadow
-
-        kube = self._kube(settings, req.context)
-        namespace = req.namespace or settings.namespace or kube.namespace
-        report = shadow.live_from_pods(kube, namespace, req.name, since=req.since, mode=req.mode,
-                                       tolerance=req.tolerance, timeout=req.timeout or 30.0)
-        if self._live(settings):
-            # Without data the view only shows the report (its Refresh, which re-sends rows, stays off).
-            view = self._widget("shadow_view", "ShadowView",
-                                "%config MLDeploy.interactive = 'no' for the text report")
-            return view(report)
-        return report
 
 
 def _unless_knative(name: str, namespace: str, kube: Kube, call: Callable[[], Any]) -> Any:
@@ -609,28 +284,3 @@ def _knative_status(name: str, namespace: str, kube: Kube) -> Any:
     except MLDeployError:
         return None
     return rk.status(name, namespace=namespace, kube=kube)
-
-
-def _rollouts_in_progress(kube: Kube, models: list[views.ModelRow]) -> list[Rollout]:
-    """The rollout of each model that has a candidate track running (only those can have one)."""
-    candidates = sorted({(m.namespace, m.name) for m in models if m.track != "stable"})
-    if not candidates:
-        return []
-    from .. import rollout
-
-    # One concurrent round of reads per model; sequential over models (rarely more than a few).
-    found = [rollout.read(name, namespace=ns, kube=kube) for ns, name in candidates]
-    return [r for r in found if r is not None]
-
-
-def _model_row(dep: dict) -> views.ModelRow:
-    from .. import labels as L
-
-    meta, spec, status = dep.get("metadata", {}), dep.get("spec", {}), dep.get("status", {})
-    labels = meta.get("labels", {})
-    containers = spec.get("template", {}).get("spec", {}).get("containers") or [{}]
-    return views.ModelRow(name=labels.get(L.APP_INSTANCE, meta.get("name", "?")),
-                          namespace=meta.get("namespace", ""), track=labels.get(L.TRACK, "stable"),
-                          version=labels.get(L.APP_VERSION, "-"), image=containers[0].get("image", "?"),
-                          ready=int(status.get("readyReplicas") or 0),
-                          desired=int(spec.get("replicas") or 0))

@@ -19,11 +19,15 @@ from typing import Any, Protocol
 
 from IPython.core.error import UsageError
 
-from ..status import RolloutStatus, format_progress_line, format_status_table, status_html
+from ..outcomes import Change
+from ..overview import ModelRow
+from ..status import RolloutStatus
+from ..traffic import NGINX_INGRESS_CLASS, ROUTER_APIS, ROUTERS
+from ..views.status import format_progress_line, format_status_table, progress_bar, status_html
 
-__all__ = ["LiveProgress", "MLDeployFailed", "ModelRow", "Overview", "Progress", "RolloutChange",
-           "RolloutReport", "TextProgress", "TrafficLayer", "Undeployed", "is_live", "progress_view",
-           "TRAFFIC_LAYERS"]
+__all__ = ["LazyProgress", "LiveProgress", "MLDeployFailed", "ModelRow", "Overview", "Progress",
+           "RolloutChange", "RolloutReport", "TextProgress", "TrafficLayer", "Undeployed", "is_live",
+           "progress_view", "TRAFFIC_LAYERS"]
 
 
 class MLDeployFailed(UsageError):
@@ -145,11 +149,9 @@ class LiveProgress:
     def _render(self, status: RolloutStatus) -> None:
         self.pending = None
         self.updates += 1
-        self.bar.max = max(status.desired, 1)
-        done = min(status.ready, status.updated, status.desired)
-        self.bar.value = self.bar.max if status.complete else done
-        self.bar.description = f"{status.ready}/{status.desired} ready"
-        self.bar.bar_style = {"complete": "success", "failed": "danger"}.get(status.phase, "info")
+        bar = progress_bar(status)  # the same bar, colours and table as widgets.PodStatusView
+        self.bar.max, self.bar.value = bar.max, bar.value
+        self.bar.description, self.bar.bar_style = bar.description, bar.style
         self.table.value = status_html(status)
 
     def finish(self, status: RolloutStatus | None) -> None:
@@ -167,6 +169,30 @@ class LiveProgress:
         if self.handle is not None:
             self.handle.update(_Static("", ""))
         self.box.close()
+
+
+class LazyProgress:
+    """A progress view opened by the first status (or a final one): an operation that reports none, such
+    as a blue-green switch, shows no view at all. `open()` makes the real view."""
+
+    def __init__(self, open: Callable[[], Progress]) -> None:
+        self._open = open
+        self.view: Progress | None = None
+
+    def __call__(self, status: RolloutStatus) -> None:
+        if self.view is None:
+            self.view = self._open()
+        self.view(status)
+
+    def finish(self, status: RolloutStatus | None) -> None:
+        if self.view is None and status is not None:
+            self.view = self._open()
+        if self.view is not None:
+            self.view.finish(status)
+
+    def close(self) -> None:
+        if self.view is not None:
+            self.view.close()
 
 
 def say(live: bool, text: str) -> None:
@@ -263,24 +289,8 @@ class Undeployed(_Text):
                 f"<code>{html.escape(self.namespace)}</code>:<ul>{items}</ul></div>")
 
 
-@dataclass(frozen=True, repr=False)
-class RolloutChange(_Text):
-    """What `%promote`, `%release`, `%rollback` (of a rollout) and `%steps` did, in one sentence, and the
-    rollout as it stands afterwards (None when it is over)."""
-
-    name: str
-    namespace: str
-    message: str
-    rollout: Any = None  # rollout.Rollout
-
-    def __str__(self) -> str:
-        return self.message if self.rollout is None else f"{self.message}\n{self.rollout}"
-
-    def _repr_html_(self) -> str:
-        out = f"<div>{html.escape(self.message)}"
-        if self.rollout is not None:
-            out += f"<br><code>{html.escape(str(self.rollout))}</code>"
-        return out + "</div>"
+# What %promote, %release, %rollback (of a rollout) and %steps return: its home is outcomes.Change.
+RolloutChange = Change
 
 
 @dataclass(frozen=True)
@@ -290,28 +300,26 @@ class TrafficLayer:
     needs: str  # what the cluster must have for it to be offered
 
 
-# In rollout.ROUTERS order. With MLDeploy.router = "auto" a rollout takes the Gateway API when a parent
+# What each router is, in words (the cluster's side, `needs`, is read from traffic's tables), in
+# traffic.ROUTERS order. With MLDeploy.router = "auto" a rollout takes the Gateway API when a parent
 # Gateway is given, then Istio, then ingress-nginx, then the replica split (rollout.choose_router).
-TRAFFIC_LAYERS = (
-    TrafficLayer("gateway", "Gateway API HTTPRoute weights and mirroring", "gateway.networking.k8s.io/v1"),
-    TrafficLayer("istio", "Istio VirtualService", "networking.istio.io/v1"),
-    TrafficLayer("knative", "Knative Service traffic split between named revisions, driven by %deploy "
-                 "--router knative and the rollouts (canary, blue-green; no shadow: Knative cannot mirror)",
-                 "serving.knative.dev/v1"),
-    TrafficLayer("nginx", "Ingress with ingress-nginx canary annotations", "an IngressClass named nginx"),
-    TrafficLayer("replicas", "plain replica ratio behind one Service (always available)", "nothing"),
-)
+_WHAT = {
+    "gateway": "Gateway API HTTPRoute weights and mirroring",
+    "istio": "Istio VirtualService",
+    "knative": "Knative Service traffic split between named revisions, driven by %deploy --router knative "
+               "and the rollouts (canary, blue-green; no shadow: Knative cannot mirror)",
+    "nginx": "Ingress with ingress-nginx canary annotations",
+    "replicas": "plain replica ratio behind one Service (always available)",
+}
 
 
-@dataclass(frozen=True)
-class ModelRow:
-    name: str
-    namespace: str
-    track: str
-    version: str
-    image: str
-    ready: int
-    desired: int
+def _needs(router: str) -> str:
+    if router == "nginx":  # the Ingress API is served everywhere: the controller's class is the sign
+        return f"an IngressClass named {NGINX_INGRESS_CLASS}"
+    return ROUTER_APIS.get(router, "nothing")
+
+
+TRAFFIC_LAYERS = tuple(TrafficLayer(r, _WHAT[r], _needs(r)) for r in ROUTERS)
 
 
 @dataclass(frozen=True, repr=False)

@@ -29,10 +29,9 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import traitlets
 
-from .. import api, rollout
-from ..connection import connect
+from .. import api, outcomes, rollout
+from ..connection import resolve
 from ..errors import MLDeployError, NoRollout, StaleRollout
-from ..kube.client import Kube
 from ..split import Split, TrackPods, Weights, pods_from_deployment
 from ..split_reads import read_pods, read_weights
 from .loop import HandOff, NamespaceWatches, running_loop
@@ -41,6 +40,7 @@ from .messages import capture, error_sentence
 if TYPE_CHECKING:
     import asyncio
 
+    from ..api import Kube
     from ..rollout import Rollout
 
 __all__ = ["CanarySlider", "Weights", "read_weights"]
@@ -85,7 +85,7 @@ class CanarySlider(widgets.VBox):
                  refresh: bool = True, **kwargs: Any) -> None:
         self.name = name
         self._kube = kube
-        self.namespace = namespace or (kube.namespace if kube is not None else None)
+        self.namespace = namespace  # None: resolved with the connection (see `kube`)
         self.debounce = debounce
         self.recheck = recheck
         self._write_fn = write_fn or rollout.set_weight
@@ -162,10 +162,9 @@ class CanarySlider(widgets.VBox):
 
     @property
     def kube(self) -> Kube:
-        if self._kube is None:
-            self._kube = connect()
-        if self.namespace is None:
-            self.namespace = self._kube.namespace
+        if self._kube is None or self.namespace is None:
+            # as the magics resolve them: %config MLDeploy (kubeconfig, context, namespace), then the context
+            self._kube, self.namespace = resolve(self.namespace, kube=self._kube)
         return self._kube
 
     def _where(self) -> dict[str, Any]:
@@ -302,8 +301,7 @@ class CanarySlider(widgets.VBox):
         self.error = ""
         if found is None:
             self.ready = False
-            self.error = (f"{self.name} has no rollout in progress in namespace {self.namespace}: start one "
-                          f"with %deploy {self.name} --image ... --strategy canary.")
+            self.error = str(outcomes.no_rollout(self.name, self.namespace))
         elif found.strategy != "canary":
             self.ready = False
             self.error = (f"{self.name} is a {found.strategy} rollout; the slider moves a canary's weight "
@@ -356,21 +354,14 @@ class CanarySlider(widgets.VBox):
 
     def promote(self, _button: widgets.Button | None = None) -> None:
         """The canary becomes the stable model (waits for the stable Deployment to roll)."""
-        self._finish("Promoting", self._promote_fn,
-                     lambda: f"Promoted: {self._candidate()} is now the stable model; the canary was "
-                             f"removed.")
+        self._finish("Promoting", self._promote_fn, outcomes.promoted)
 
     def abort(self, _button: widgets.Button | None = None) -> None:
         """Roll the canary back: all traffic to stable first, then the canary removed."""
-        self._finish("Rolling back", self._abort_fn,
-                     lambda: f"Rolled back: all traffic is on the stable model; {self.name}-canary was "
-                             f"removed.")
+        self._finish("Rolling back", self._abort_fn, outcomes.rolled_back)
 
-    def _candidate(self) -> str:
-        v = self.rollout.candidate_version if self.rollout is not None else None
-        return f"version {v}" if v else "the canary"
-
-    def _finish(self, doing: str, operation: Callable[..., Any], done: Callable[[], str]) -> None:
+    def _finish(self, doing: str, operation: Callable[..., Any],
+                done: Callable[[Rollout], outcomes.Change]) -> None:
         if self._busy or self.over:
             return
         self._cancel_timer()
@@ -395,7 +386,8 @@ class CanarySlider(widgets.VBox):
                 # the split and the slider showed the canary's old share; now every request is on stable
                 self.weights, self._applied = outcome[0], 0
                 self._set_quietly(0)
-                self._done_message = done()
+                # the same sentence %promote / %rollback print (the buttons are enabled with a rollout read)
+                self._done_message = done(before).sentence if before is not None else f"{doing} done."
             self._render()
 
         self._submit(job, after)

@@ -18,7 +18,8 @@ import traitlets
 from .. import api
 from ..api import Kube
 from ..capacity import Capacity
-from ..connection import connect
+from ..config import current
+from ..connection import resolve
 from ..errors import MLDeployError, SpecError
 from ..spec import Autoscale, DeploySpec
 from .image import ImageBuilder
@@ -124,13 +125,15 @@ class DeployPanel(widgets.VBox):
         """The connection (made on first use); None when no cluster is configured."""
         if self._kube is None and self._kube_error is None:
             try:
-                self._kube = connect()
+                self._kube = resolve()[0]  # as the magics do: %config MLDeploy's kubeconfig and context
             except MLDeployError as e:
                 self._kube_error = str(e)
         return self._kube
 
     def _default_namespace(self) -> str:
-        return self.kube.namespace if self.kube is not None else "default"
+        if self.kube is not None:
+            return resolve(kube=self.kube)[1]  # MLDeploy.namespace, else the kube context's
+        return current().resolve().namespace or "default"
 
     def _read_capacity(self) -> Capacity:
         if self.kube is None:

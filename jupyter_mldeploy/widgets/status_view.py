@@ -19,13 +19,15 @@ import ipywidgets as widgets
 import traitlets
 
 from ..errors import MLDeployError
-from ..status import (
-    EventRow,
-    PodRow,
-    RolloutStatus,
-    StatusTracker,
-    format_age,
+from ..status import RolloutStatus, StatusTracker
+from ..views.status import (
+    PALETTE,
+    diagnosis_box,
+    events_table,
     format_status_table,
+    phase_colour,
+    pods_table,
+    progress_bar,
     status_html,
 )
 from .loop import HandOff, NamespaceWatches, running_loop
@@ -34,82 +36,6 @@ if TYPE_CHECKING:
     from ..api import Deployment
 
 __all__ = ["PodStatusView", "events_table", "pods_table"]
-
-# The row colours (state -> text colour, background tint): green ready, amber pending, red failing.
-COLOURS: Mapping[str, tuple[str, str]] = {
-    "ready": ("#2e7d32", "#edf7ee"),
-    "pending": ("#b26a00", "#fff6e5"),
-    "failing": ("#c62828", "#fdecea"),
-    "terminating": ("#757575", "#f3f3f3"),
-}
-_BAR_STYLE = {"complete": "success", "failed": "danger", "progressing": "info"}
-_CELL = "padding:2px 8px;text-align:left;border-bottom:1px solid #e0e0e0"
-
-
-def pods_table(pods: tuple[PodRow, ...]) -> str:
-    """One row per pod: name, phase, ready, restarts, node, age, reason; coloured by the pod's state."""
-    if not pods:
-        return '<div class="mldeploy-pods" style="color:#757575">No pods yet.</div>'
-    e = html.escape
-    head = "".join(f'<th style="{_CELL}">{h}</th>'
-                   for h in ("Pod", "Phase", "Ready", "Restarts", "Node", "Age", "Reason"))
-    rows = []
-    for p in pods:
-        fg, bg = COLOURS[p.state]
-        title = f' title="{e(str(p.diagnosis))}"' if p.diagnosis is not None else ""
-        reason = p.reason or p.activity or ""
-        if p.diagnosis is not None and p.diagnosis.fatal:
-            reason = p.diagnosis.summary
-        rows.append(
-            f'<tr class="mldeploy-pod mldeploy-{p.state}" style="background:{bg}"{title}>'
-            f'<td style="{_CELL};border-left:4px solid {fg}"><code>{e(p.name)}</code></td>'
-            f'<td style="{_CELL};color:{fg}">&#9679; {e(p.phase)}</td>'
-            f'<td style="{_CELL}">{e(p.ready_containers)}</td>'
-            f'<td style="{_CELL}{";color:#c62828;font-weight:bold" if p.restarts else ""}">{p.restarts}</td>'
-            f'<td style="{_CELL}">{e(p.node or "-")}</td>'
-            f'<td style="{_CELL}">{e(format_age(p.age_seconds))}</td>'
-            f'<td style="{_CELL};color:{fg}">{e(reason)}</td></tr>')
-    return (f'<table class="mldeploy-pods" style="border-collapse:collapse;font-size:12px">'
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
-
-
-def events_table(events: tuple[EventRow, ...], omitted: int = 0, now: float | None = None) -> str:
-    """Recent events, newest last; warnings in red."""
-    if not events:
-        return ""
-    e = html.escape
-    now = time.time() if now is None else now
-    rows = []
-    for ev in events:
-        colour = "#c62828" if ev.type == "Warning" else "#555"
-        count = f" (x{ev.count})" if ev.count > 1 else ""
-        age = format_age(now - ev.last_seen) if ev.last_seen is not None else ""
-        rows.append(f'<tr style="color:{colour}"><td style="{_CELL}">{e(age)}</td>'
-                    f'<td style="{_CELL}">{e(ev.reason)}</td><td style="{_CELL}"><code>{e(ev.object)}</code>'
-                    f'</td><td style="{_CELL}">{e(ev.message)}{count}</td></tr>')
-    more = f", {omitted} older not shown" if omitted else ""
-    return (f'<details class="mldeploy-events"><summary style="font-size:12px">Recent events '
-            f"({len(events)}{more})</summary>"
-            f'<table style="border-collapse:collapse;font-size:11px">{"".join(rows)}</table></details>')
-
-
-def diagnosis_box(status: RolloutStatus) -> str:
-    d = status.diagnosis
-    if d is None or status.phase == "complete":
-        return ""
-    e = html.escape
-    failed = status.phase == "failed"
-    fg, bg = COLOURS["failing" if failed else "pending"]
-    head = "Rollout failed: " if failed else "Waiting: "
-    out = [f'<div class="mldeploy-diagnosis" style="color:{fg};background:{bg};padding:6px 10px;'
-           f'border-left:4px solid {fg};margin:4px 0"><b>{head}</b>{e(d.summary)}']
-    if d.hint:
-        out.append(f"<br><i>Hint: {e(d.hint)}</i>")
-    if d.detail and failed:
-        out.append(f'<pre style="white-space:pre-wrap;font-size:11px;margin:4px 0 0">{e(d.detail)}</pre>')
-    out.append("</div>")
-    return "".join(out)
-
 
 class PodStatusView(widgets.VBox):
     """A live view of one Deployment's rollout; `PodStatusView(deploy(spec, wait=False))`.
@@ -252,13 +178,13 @@ class PodStatusView(widgets.VBox):
 
     def _fetch_logs(self, pod: str) -> None:
         """In a thread: the crashed container's previous log, handed back to the loop like an event."""
+        from ..follow import previous_logs
+
         kube = self.deployment.kube
         if kube is None:
             return
-        try:
-            text = kube.text(f"/api/v1/namespaces/{self.deployment.namespace}/pods/{pod}/log",
-                             query={"previous": "true", "tailLines": 50}, timeout=3)
-        except MLDeployError:  # logs are a nicety (not every node serves them); the diagnosis stands
+        text = previous_logs(kube, self.deployment.namespace, pod)  # None: the node serves no log
+        if text is None:
             return
         self._handoff.put(("LOGS", {"pod": pod, "text": text}, None))
 
@@ -283,12 +209,12 @@ class PodStatusView(widgets.VBox):
         self.renders += 1
         if status is not None:
             self.phase = status.phase
+            bar = progress_bar(status)
             with self.progress.hold_sync():
-                done = round(status.progress * status.desired)
-                self.progress.max = max(status.desired, 1)
-                self.progress.value = min(done, self.progress.max)
-                self.progress.description = f"{status.ready}/{status.desired} ready"
-                self.progress.bar_style = _BAR_STYLE[status.phase]
+                self.progress.max = bar.max
+                self.progress.value = bar.value
+                self.progress.description = bar.description
+                self.progress.bar_style = bar.style
             self.pods.value = pods_table(status.pods)
             self.diagnosis.value = diagnosis_box(status)
             self.events.value = events_table(status.events, status.events_omitted)
@@ -309,13 +235,14 @@ class PodStatusView(widgets.VBox):
         elif st is None:
             text = f"<b>{e(self.name)}</b> in <code>{e(ns)}</code>: waiting for the first status..."
         else:
-            fg = COLOURS[{"complete": "ready", "failed": "failing"}.get(st.phase, "pending")][0]
+            fg = phase_colour(st.phase)
             text = (f"<b>{e(self.name)}</b> in <code>{e(ns)}</code>: {st.ready}/{st.desired} ready, "
                     f'<span style="color:{fg}">rollout {e(st.phase)}</span>')
             if self.stopped_reason:
                 text += f" <i>({e(self.stopped_reason)})</i>"
         if self.watch_errors:
-            text += "".join(f'<div style="color:#c62828">{e(m)}</div>' for m in self.watch_errors[-3:])
+            red = PALETTE["failing"][0]
+            text += "".join(f'<div style="color:{red}">{e(m)}</div>' for m in self.watch_errors[-3:])
         self.header.value = f'<div class="mldeploy-status-header">{text}</div>'
 
     # -- without a frontend --------------------------------------------------------------------------

@@ -232,7 +232,7 @@ def test_the_slider_writes_the_settled_weight_to_the_virtual_service(ip, kube, n
     assert isinstance(shown, CanarySlider) and shown.value == 35
 
     slider.promote()
-    assert slider.over and "Promoted: version 2.0 is now the stable model" in slider.message.value
+    assert slider.over and "Promoted fraud: version 2.0 is now the stable model" in slider.message.value
     assert deployments(kube, namespace) == ["fraud"] and image(kube, namespace) == V2
 
 

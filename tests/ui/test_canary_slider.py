@@ -103,7 +103,9 @@ def test_canary_slider_moves_the_http_route_and_rolls_back(notebook, screenshot,
         assert any(c == rgb for _, c in colours), f"no {rgb} in the picture of the split"
 
     widget.locator("button", has_text="Roll back").click()
-    widget.get_by_text("Rolled back: all traffic is on the stable model").wait_for(timeout=60_000)
+    # the sentence %rollback prints (outcomes.rolled_back)
+    back = f"Rolled back the canary rollout of {NAME}: all traffic is on the stable model"
+    widget.get_by_text(back).wait_for(timeout=60_000)
     until("the HTTPRoute's weights", lambda: route_weights(kube, namespace), lambda w: w == [(NAME, 100)])
     until("Deployments", lambda: sorted(d["metadata"]["name"] for d in listed(
         kube, namespace, "apps/v1", "Deployment", L.selector_for(NAME))), lambda names: names == [NAME])

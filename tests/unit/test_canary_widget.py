@@ -166,7 +166,9 @@ def test_promote_ends_the_rollout_and_disables_everything():
     frontend_clicks(s.promote_button)
     assert fake.promoted == 1 and fake.writes == [] and s.over
     assert all(w.disabled for w in (s.slider, s.promote_button, s.abort_button, s.refresh_button))
-    assert "Promoted: version 2.0 is now the stable model" in s.message.value
+    # the sentence %promote prints (outcomes.promoted), escaped into the message
+    assert ("Promoted fraud: version 2.0 is now the stable model and answers every request; fraud-canary "
+            "was removed.") in s.message.value
     assert "stable 100% / canary 0%" in s.split.value and s.value == 0  # not the canary's old share
     s.value = 50
     s.flush()
@@ -288,7 +290,7 @@ def test_promote_runs_off_the_loop_and_reports_back_on_it():
 
     s = asyncio.run(main())
     assert threads[0].startswith("mldeploy-canary-fraud") and s.over
-    assert "Promoted: version 2.0" in s.message.value
+    assert "Promoted fraud: version 2.0 is now the stable model" in s.message.value
 
 
 def test_closing_stops_the_timer_so_nothing_is_written():

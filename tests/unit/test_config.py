@@ -70,7 +70,7 @@ def test_nearest_pyproject_is_found_upward_and_kubeconfig_is_relative_to_it(tmp_
     ("timeout = -5", "must be more than zero seconds"),
     ("timeout = true", "must be a number of seconds, got the boolean true"),
     ("namespace = 'Prod'", "is not a valid name"),
-    ("router = 'traefik'", "'traefik' is not one of auto, replicas, gateway, istio, nginx, knative"),
+    ("router = 'traefik'", "'traefik' is not one of auto, gateway, istio, knative, nginx, replicas"),
     ("interactive = 'maybe'", "'maybe' is not one of auto, yes, no"),
     ("context = 3", "must be a non-empty string, got 3"),
     ("price_table = {cpu = 'cheap', memory_gib = 0.01}", "the price for 'cpu' must be a number of 0 or more"),
@@ -109,12 +109,13 @@ def test_pyproject_is_reread_when_it_changes(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "seconds"), [(600, 600.0), (1.5, 1.5), ("90", 90.0), ("90s", 90.0),
-                                               ("10m", 600.0), ("1.5h", 5400.0), (" 2m ", 120.0)])
+                                               ("10m", 600.0), ("1.5h", 5400.0), (" 2m ", 120.0),
+                                               ("500ms", 0.5)])
 def test_parse_seconds(text, seconds):
     assert parse_seconds(text, "timeout") == seconds
 
 
-@pytest.mark.parametrize("text", ["", "-1", "1d", "m", "nan", float("inf"), None, [1]])
+@pytest.mark.parametrize("text", ["", "-1", "1d", "m", "ms", "0ms", "nan", float("inf"), None, [1]])
 def test_parse_seconds_refuses(text):
     with pytest.raises(SpecError):
         parse_seconds(text, "timeout")

@@ -139,6 +139,25 @@ def test_every_strategy_the_traffic_layer_knows_is_offered_by_the_magic():
         "(did you mean canary?).")
 
 
+def test_the_router_list_is_the_traffic_layers_one():
+    from jupyter_mldeploy.config import ROUTERS as SETTING
+    from jupyter_mldeploy.traffic import ROUTERS
+
+    # one list: what %config MLDeploy.router accepts, the --router flag offers, in the same order
+    assert args.ROLLOUT_ROUTERS == SETTING == ("auto", *ROUTERS)
+    routed = {deploy(f"churn --image {IMAGE} --strategy canary --router {r}").router for r in ROUTERS}
+    assert routed == set(ROUTERS)
+
+
+def test_a_duration_flag_reads_what_the_python_api_reads():
+    from jupyter_mldeploy.rollout import parse_every
+
+    # --timeout, --every and --since share config.parse_seconds, which takes ms like rollout.steps
+    assert deploy(f"churn --image {IMAGE} --timeout 500ms").timeout == parse_every("500ms") == 0.5
+    assert args.parse_steps("churn 10,100 --every 1500ms").every == parse_every("1500ms") == 1.5
+    assert args.parse_shadow("churn --live --since 250ms").since == 0.25
+
+
 @pytest.mark.parametrize(("line", "expected"), [
     ("--strategy canary --weight 10", {"rollout": "canary", "weight": 10, "mirror": None, "router": None}),
     ("--strategy canary", {"rollout": "canary", "weight": None}),

@@ -562,17 +562,21 @@ def test_html_colours_rows_and_escapes_a_hostile_pod_name():
     out = status_html(s)
     assert "<script>" not in out and "<b>node</b>" not in out
     assert html_escaped(evil) in out and "&lt;b&gt;node&lt;/b&gt;" in out
-    assert s.phase == "failed" and 'class="mldeploy-diagnosis" style="color:#c62828"' in out
-    assert re.search(r'<tr class="mldeploy-failing" title="[^"]*&lt;script&gt;[^"]*"><td>&lt;script', out)
-    assert '<tr class="mldeploy-ready"><td>churn-7d9f8c6b5-bbbbb</td>' in out
-    assert 'style="color:#2e7d32">&#9679; Running' in out
-    assert 'style="color:#c62828">&#9679; CrashLoopBackOff' in out
-    assert "rollout failed" in out
+    # one renderer (views.status): the widget's rows, colours from the one palette
+    assert s.phase == "failed" and 'class="mldeploy-diagnosis" style="color:#c62828;' in out
+    assert re.search(r'<tr class="mldeploy-pod mldeploy-failing" style="background:#fdecea" '
+                     r'title="[^"]*&lt;script&gt;[^"]*"><td style="[^"]*#c62828"><code>&lt;script', out)
+    assert re.search(r'<tr class="mldeploy-pod mldeploy-ready" style="background:#edf7ee"><td style="[^"]*">'
+                     r"<code>churn-7d9f8c6b5-bbbbb</code></td>", out)
+    assert 'color:#2e7d32">&#9679; Running' in out
+    assert re.search(r'color:#c62828">The container model keeps crashing[^<]*CrashLoopBackOff', out)
+    assert '<span style="color:#c62828">rollout failed</span>' in out
 
 
 def test_html_marks_pending_pods_amber():
     out = status_html(_status())
-    assert 'class="mldeploy-pending"' in out and 'style="color:#b26a00">&#9679; ContainerCreating' in out
+    assert 'class="mldeploy-pod mldeploy-pending" style="background:#fff6e5"' in out
+    assert 'color:#b26a00">&#9679; Pending' in out and 'color:#b26a00">ContainerCreating</td>' in out
     assert "mldeploy-diagnosis" not in out
 
 
@@ -580,3 +584,21 @@ def html_escaped(text):
     import html
 
     return html.escape(text)
+
+
+def test_one_bar_for_every_face():
+    from jupyter_mldeploy import status
+    from jupyter_mldeploy.views import status as views
+
+    # status.status_html stays importable, and is the one renderer
+    assert status.status_html is views.status_html and status.format_status_table is views.format_status_table
+    bar = views.progress_bar(_status())
+    assert (bar.value, bar.max, bar.description, bar.style) == (2, 3, "2/3 ready", "info")
+    # a rolling update: old ready pods do not fill the bar (ready 3, updated 1)
+    rolling = views.progress_bar(rollout_status(deployment(replicas=3, total=4, updated=1, ready=3,
+                                                           available=3)))
+    assert (rolling.value, rolling.max) == (1, 3)
+    # scaled to zero and complete: full, as LiveProgress always showed it
+    scaled = deployment(replicas=0, total=0, updated=0, ready=0, available=0)
+    zero = views.progress_bar(rollout_status(scaled))
+    assert (zero.value, zero.max, zero.description, zero.style) == (1, 1, "0/0 ready", "success")
