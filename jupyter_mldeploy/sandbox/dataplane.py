@@ -370,6 +370,11 @@ def _down(box: Sandbox, progress: Progress = print) -> dict[str, list[str]]:
     state = _load(box)
     if state is None:
         return {}
+    from .knative import Knative
+
+    knative = Knative(box)
+    if (knative.state() or {}).get("node_bridge"):  # its components sit on the bridge removed below
+        knative.down(progress)
     lay = node.Layout(box.dir, state["port_base"])
     procs = state.get("processes", {})
     alive = {n: p for n, p in procs.items() if _alive(p)}

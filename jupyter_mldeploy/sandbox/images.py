@@ -42,10 +42,12 @@ PAUSE_REF = f"{REGISTRY}/pause:3.10"
 TESTBOX_REF = f"{REGISTRY}/mldeploy/testbox:1.0"
 
 
-def serving_ref() -> str:
+def serving_ref(second: bool = False) -> str:
+    """The model server's image; `second`: the same image under a second tag, so that an upgrade and a
+    rollback on the real node (the notebooks') have two versions to move between."""
     from ..serving.server import SERVER_VERSION
 
-    return f"{REGISTRY}/mldeploy/serving:{SERVER_VERSION}"
+    return f"{REGISTRY}/mldeploy/serving:{SERVER_VERSION}{'-2' if second else ''}"
 
 
 def cache_dir() -> Path:
@@ -263,4 +265,8 @@ def publish(registry_port: int, log, progress: Callable[[str], None]) -> list[st
         _run([crane, "mutate", "--insecure", target, "--set-platform", "linux/amd64", *image.config,
               "-t", target], log, f"crane mutate ({image.ref})")
         done.append(image.ref)
+        if image.ref == serving_ref():
+            _run([crane, "tag", "--insecure", target, serving_ref(second=True).rsplit(":", 1)[1]], log,
+                 "crane tag (the model server's second tag)")
+            done.append(serving_ref(second=True))
     return done

@@ -31,16 +31,27 @@ def test_every_file_knative_adds_is_recorded_and_private(knative):
     assert unrecorded == set()
 
 
-def test_no_knative_component_listens_in_this_machines_namespace(knative):
+def test_no_knative_component_listens_in_this_machines_namespace(knative, networking):
     state = kn.Knative(knative).state()
-    pids = {str(p["pid"]) for p in state["processes"].values()}
+    layer = {"knative-traefik", "knative-kube-proxy"}  # the networking layer: host processes, loopback only
+    pids = {str(p["pid"]) for n, p in state["processes"].items() if n not in layer}
     try:
-        out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(["ss", "-ltnpuH"], capture_output=True, text=True, timeout=10).stdout
     except FileNotFoundError:
         pytest.skip("iproute2's ss is not installed")
     listening = [line for line in out.splitlines() if any(f"pid={pid}," in line for pid in pids)]
     assert listening == []  # the relay's sockets and the components' ports are inside their namespaces
+    assert (set(state["processes"]) >= layer) is networking
+    if networking:
+        from jupyter_mldeploy.sandbox import dataplane, knative_ingress
+
+        base = dataplane.layout(knative).port_base
+        layer_pids = {str(state["processes"][n]["pid"]) for n in layer}
+        sockets = {line.split()[4] for line in out.splitlines()
+                   if any(f"pid={p}," in line for p in layer_pids)}
+        assert sockets == {f"127.0.0.1:{knative_ingress.ingress_port(base)}", f"127.0.0.1:{base + 22}",
+                           f"127.0.0.1:{base + 23}"}
     for c in kn.COMPONENTS:
-        inside = subprocess.run(["ip", "netns", "exec", kn.Net(state["port"]).netns(c), "ss", "-ltnH"],
+        inside = subprocess.run(["ip", "netns", "exec", kn._net_of(state).netns(c), "ss", "-ltnH"],
                                 capture_output=True, text=True, timeout=10).stdout
         assert f"127.0.0.1:{state['port']}" in inside  # the API server, relayed at the same address

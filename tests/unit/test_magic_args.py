@@ -890,3 +890,27 @@ def test_overview_lists_the_offered_layers_and_what_the_others_need():
     assert ("Not served: gateway (needs gateway.networking.k8s.io/v1), knative (needs "
             "serving.knative.dev/v1), nginx (needs an IngressClass named nginx).") in text
     assert "nginx (needs an IngressClass named nginx)" in view._repr_html_()
+
+
+def test_node_selector_and_tolerations_on_the_line_reach_the_spec():
+    req = args.parse_deploy("churn --image ghcr.io/acme/churn:1.4 --node-selector pool=gpu zone=a "
+                       "--toleration nvidia.com/gpu:NoSchedule dedicated=ml:NoExecute")
+    assert req.spec.node_selector == {"pool": "gpu", "zone": "a"}
+    assert [(t.key, t.operator, t.value, t.effect) for t in req.spec.tolerations] == [
+        ("nvidia.com/gpu", "Exists", None, "NoSchedule"), ("dedicated", "Equal", "ml", "NoExecute")]
+
+
+@pytest.mark.parametrize("line, words", [
+    ("--node-selector pool", "node selector"),
+    ("--toleration dedicated=ml:Sometimes", "toleration effect"),
+    ("--toleration =ml:NoSchedule", "key=value:Effect"),
+])
+def test_a_bad_placement_flag_is_one_sentence(line, words):
+    with pytest.raises(UsageError, match=words):
+        args.parse_deploy(f"churn --image ghcr.io/acme/churn:1.4 {line}")
+
+
+def test_the_cell_body_and_the_line_may_not_both_give_tolerations():
+    with pytest.raises(UsageError, match=r"tolerations is given both on the %%deploy line \(--toleration\)"):
+        args.parse_deploy("churn --image ghcr.io/acme/churn:1.4 --toleration a:NoSchedule",
+                     "tolerations:\n- b:NoSchedule\n")

@@ -58,6 +58,11 @@ class DeployRequest:
           help="environment variables read from a Secret's key by the kubelet, never copied (repeatable)")
 @argument("--pvc", metavar="CLAIM:/path", help="mount a PersistentVolumeClaim with the model files")
 @argument("--label", metavar="K=V", nargs="+", action="extend", help="extra labels on the pods (repeatable)")
+@argument("--node-selector", metavar="K=V", nargs="+", action="extend", help="run only on nodes with these "
+          "labels, such as pool=gpu, or the sandbox's real node: mldeploy.io/sandbox-node=real (repeatable)")
+@argument("--toleration", metavar="KEY[=VALUE]:EFFECT", nargs="+", action="extend", help="tolerate a node's "
+          "taint, in kubectl's taint syntax: nvidia.com/gpu:NoSchedule, mldeploy.io/sandbox-node=real:"
+          "NoSchedule (repeatable)")
 @argument("--pull-secret", metavar="S", action="append", help="image pull secret name (repeatable)")
 @argument("--readiness", metavar="PATH", help="readiness probe path (default /v2/health/ready; 'none': off)")
 @argument("--liveness", metavar="PATH", help="liveness probe path (default /v2/health/live; 'none': off)")
@@ -143,6 +148,7 @@ def deploy(line: str = "", cell: str | None = None) -> None:
       %deploy churn --image ghcr.io/acme/churn:1.5 --dry-run -o yaml
       %deploy churn --image ghcr.io/acme/churn:1.4 --namespace ml --create-namespace
       %deploy llm --image vllm/vllm-openai:v0.6.3 --gpu 1 --startup /health --startup-timeout 15m
+      %deploy churn --image {image} --node-selector pool=batch --toleration dedicated=batch:NoSchedule
       %deploy churn --image {image} --expose ingress --host churn.example.com --ingress-class nginx
       %deploy churn --image {image} --expose ingress --host churn.example.com --tls-secret churn-tls
       %deploy churn --image {image} --expose ingress --service-type NodePort --ingress-annotation K=V
@@ -179,7 +185,8 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str] | None:
             return parse_env_secrets(items)
         if flag == "--env":
             return parse_env(items)
-        return parse_pairs(items, "ingress annotation" if flag == "--ingress-annotation" else "label", "KEY")
+        what = {"--ingress-annotation": "ingress annotation", "--node-selector": "node selector"}
+        return parse_pairs(items, what.get(flag, "label"), "KEY")
     except SpecError as e:
         raise UsageError(str(e)) from None
 
@@ -200,6 +207,7 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
         "autoscale": a.autoscale, "port": P.count(a.port, "--port"), "env": _pairs(a.env, "--env"),
         "env_from_secret": _pairs(a.env_secret, "--env-secret"),
         "pvc": a.pvc, "labels": _pairs(a.label, "--label"), "image_pull_secrets": a.pull_secret,
+        "node_selector": _pairs(a.node_selector, "--node-selector"), "tolerations": a.toleration,
         "expose": a.expose, "host": a.host, "gateway": a.gateway, "ingress_class": a.ingress_class,
         "tls_secret": a.tls_secret, "cert_issuer": a.cert_issuer, "service_type": a.service_type,
         "ingress_annotations": _pairs(a.ingress_annotation, "--ingress-annotation"),
@@ -215,7 +223,7 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
 
 
 _FLAG = {"image_pull_secrets": "--pull-secret", "labels": "--label", "env_from_secret": "--env-secret",
-         "ingress_annotations": "--ingress-annotation"}
+         "ingress_annotations": "--ingress-annotation", "tolerations": "--toleration"}
 
 
 def parse_deploy(line: str, cell: str | None = None,
