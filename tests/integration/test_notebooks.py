@@ -126,7 +126,8 @@ def test_quickstart_under_papermill_with_parameters(notebook_env, kube, namespac
     injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert f'namespace = "{namespace}"' in injected.source
     first = outputs(cell_with(nb, "d = %deploy iris --image {image} --replicas 2 --cpu 100m --memory 128Mi "
-                                  "--create-namespace"))
+                                  "--create-namespace --node-selector {node_selector} "
+                                  "--toleration {toleration}"))
     assert f"Deploying iris (ghcr.io/acme/iris:2.0) to namespace {namespace}" in first
     assert "iris  [##########] 2/2 ready  rolled out" in first
     assert "iris: 2/2 ready, rollout complete" in first

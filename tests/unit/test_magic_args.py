@@ -914,3 +914,13 @@ def test_the_cell_body_and_the_line_may_not_both_give_tolerations():
     with pytest.raises(UsageError, match=r"tolerations is given both on the %%deploy line \(--toleration\)"):
         args.parse_deploy("churn --image ghcr.io/acme/churn:1.4 --toleration a:NoSchedule",
                      "tolerations:\n- b:NoSchedule\n")
+
+
+def test_an_empty_placement_parameter_places_nothing_and_a_candidate_inherits():
+    ns = {"node_selector": "", "toleration": ""}
+    req = args.parse_deploy("churn --image ghcr.io/acme/churn:1.4 --node-selector {node_selector} "
+                            "--toleration {toleration}", None, ns)
+    assert req.spec.node_selector == {} and req.spec.tolerations == ()
+    canary = args.parse_deploy("churn --image ghcr.io/acme/churn:1.5 --strategy canary --node-selector "
+                               "{node_selector}", None, ns)
+    assert "node_selector" not in canary.changes  # not given: the stable's node selector carries over

@@ -59,10 +59,11 @@ class DeployRequest:
 @argument("--pvc", metavar="CLAIM:/path", help="mount a PersistentVolumeClaim with the model files")
 @argument("--label", metavar="K=V", nargs="+", action="extend", help="extra labels on the pods (repeatable)")
 @argument("--node-selector", metavar="K=V", nargs="+", action="extend", help="run only on nodes with these "
-          "labels, such as pool=gpu, or the sandbox's real node: mldeploy.io/sandbox-node=real (repeatable)")
+          "labels, such as pool=gpu, or the sandbox's real node: mldeploy.io/sandbox-node=real "
+          "(repeatable; an empty value adds none)")
 @argument("--toleration", metavar="KEY[=VALUE]:EFFECT", nargs="+", action="extend", help="tolerate a node's "
           "taint, in kubectl's taint syntax: nvidia.com/gpu:NoSchedule, mldeploy.io/sandbox-node=real:"
-          "NoSchedule (repeatable)")
+          "NoSchedule (repeatable; an empty value adds none)")
 @argument("--pull-secret", metavar="S", action="append", help="image pull secret name (repeatable)")
 @argument("--readiness", metavar="PATH", help="readiness probe path (default /v2/health/ready; 'none': off)")
 @argument("--liveness", metavar="PATH", help="liveness probe path (default /v2/health/live; 'none': off)")
@@ -191,6 +192,12 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str] | None:
         raise UsageError(str(e)) from None
 
 
+def _given(items: list[str] | None) -> list[str] | None:
+    """The non-empty items: an empty value (a notebook parameter left "") places nothing."""
+    kept = [i for i in items or () if i]
+    return kept or None
+
+
 def _probe(value: str | None) -> str | None | bool:
     """A probe path; 'none' turns the probe off (None); False: not given."""
     if value is None:
@@ -207,7 +214,8 @@ def _line_fields(a: argparse.Namespace) -> dict[str, Any]:
         "autoscale": a.autoscale, "port": P.count(a.port, "--port"), "env": _pairs(a.env, "--env"),
         "env_from_secret": _pairs(a.env_secret, "--env-secret"),
         "pvc": a.pvc, "labels": _pairs(a.label, "--label"), "image_pull_secrets": a.pull_secret,
-        "node_selector": _pairs(a.node_selector, "--node-selector"), "tolerations": a.toleration,
+        "node_selector": _pairs(_given(a.node_selector), "--node-selector"),
+        "tolerations": _given(a.toleration),
         "expose": a.expose, "host": a.host, "gateway": a.gateway, "ingress_class": a.ingress_class,
         "tls_secret": a.tls_secret, "cert_issuer": a.cert_issuer, "service_type": a.service_type,
         "ingress_annotations": _pairs(a.ingress_annotation, "--ingress-annotation"),
