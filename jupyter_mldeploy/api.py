@@ -98,7 +98,7 @@ class Deployment:
 
     @property
     def object_name(self) -> str:
-        return self.name if self.track == "stable" else f"{self.name}-{self.track}"
+        return L.track_name(self.name, self.track)
 
     @property
     def selector(self) -> str:
@@ -656,7 +656,7 @@ def history(name: str, *, namespace: str | None = None, track: str = "stable", k
     _, body = kube.request("GET", collection_path("apps/v1", "ReplicaSet", ns),
                            query={"labelSelector": selector})
     revisions = []
-    objname = name if track == "stable" else f"{name}-{track}"
+    objname = L.track_name(name, track)
     try:
         _, dep = kube.request("GET", named_path("apps/v1", "Deployment", ns, objname))
     except ClusterError as e:

@@ -64,32 +64,27 @@ from .kube.resources import collection_path, describe, object_path
 from .render import render
 from .render.routers import ROUTER, nginx, route_for
 from .render.workload import CHANGED
-from .spec import REDACTED, DeploySpec, changes_of, inherit, validate_namespace
+from .spec import REDACTED, DeploySpec, changes_of, inherit, validate_model_name, validate_namespace
 from .status import RolloutStatus
 
 __all__ = ["Rollout", "abort", "finish_interrupted", "forget_cache", "offered_routers", "promote", "read",
            "release", "set_mirror", "set_weight", "start", "steps"]
 
-STRATEGY = "mldeploy.io/strategy"
-STEPS = "mldeploy.io/steps"
-PHASE = "mldeploy.io/phase"  # "promoting" from a promotion's first write until its route switch
-ENDED = "mldeploy.io/ended"  # "promoted" or "rolled-back" once the rollout is over
-ENDED_STRATEGY = "mldeploy.io/ended-strategy"  # which candidate track the ended rollout had
+# The annotation keys live in labels.py; these names are kept for the modules that import them here.
+STRATEGY = L.STRATEGY
+STEPS = L.STEPS
+PHASE = L.PHASE
+ENDED = L.ENDED
+ENDED_STRATEGY = L.ENDED_STRATEGY
 PROMOTING = "promoting"
 CANDIDATE_TRACKS = {"canary": "canary", "blue-green": "preview", "shadow": "shadow"}
-ROLLOUT_ROUTERS = ("gateway", "istio", "nginx", "replicas")
+ROLLOUT_ROUTERS = traffic.ROLLOUT_ROUTERS
 
 # The objects each router writes, (apiVersion, kind, name suffix); the first one holds the state.
+# Knative's is probed only: rollout_knative writes it.
 _ROUTE_OBJECTS: Mapping[str, tuple[tuple[str, str, str], ...]] = {
-    "gateway": (("gateway.networking.k8s.io/v1", "HTTPRoute", ""),),
-    "istio": (("networking.istio.io/v1", "VirtualService", ""),
-              ("networking.istio.io/v1", "DestinationRule", "")),
-    "nginx": (("networking.k8s.io/v1", "Ingress", ""), ("networking.k8s.io/v1", "Ingress", "-canary")),
-    "replicas": (("v1", "Service", ""),),
-    "knative": (("serving.knative.dev/v1", "Service", ""),),  # probed only; rollout_knative writes it
-}
-_PROBED = (*ROLLOUT_ROUTERS, "knative")
-_NAME = re.compile(r"[a-z](?:[-a-z0-9]*[a-z0-9])?")
+    name: r.objects for name, r in traffic.ROUTER_INFO.items()}
+_PROBED = (*ROLLOUT_ROUTERS, *(r for r in traffic.ROUTERS if r not in ROLLOUT_ROUTERS))
 
 
 def _ref(api_version: str, kind: str, name: str, namespace: str) -> dict:
@@ -134,7 +129,7 @@ class Rollout:
 
     @property
     def candidate_name(self) -> str:
-        return f"{self.name}-{self.candidate_track}"
+        return L.track_name(self.name, self.candidate_track)
 
     def state(self) -> dict[str, str]:
         out = {STRATEGY: self.strategy, L.STEP: str(self.step), STEPS: ",".join(map(str, self.steps))}
@@ -192,9 +187,7 @@ def forget_cache() -> None:
 
 
 def _check_where(name: object, ns: object) -> None:
-    if not (isinstance(name, str) and len(name) <= 63 and _NAME.fullmatch(name)):
-        raise SpecError(f"{name!r} is not a model name: use lower-case letters, digits and '-', starting "
-                        f"with a letter and ending with a letter or digit.")
+    validate_model_name(name)
     validate_namespace(ns)
 
 
@@ -303,7 +296,7 @@ def _from_annotations(name: str, ns: str, router: str, ann: dict, obj: dict, see
         return cluster_values.whole_number(text, key=key, where=where)
 
     steps = cluster_values.whole_numbers(ann.get(STEPS, ""), key=STEPS, where=where)
-    mirror = ann.get("mldeploy.io/mirror-percent")
+    mirror = ann.get(L.MIRROR_PERCENT)
     spec = obj.get("spec", {})
     host = (spec.get("hostnames") or [None])[0] if router == "gateway" else None
     parents = spec.get("parentRefs") or []
@@ -321,7 +314,7 @@ def _from_annotations(name: str, ns: str, router: str, ann: dict, obj: dict, see
         gateway = gateways[0] if gateways else None
     stable = seen.stable
     r = Rollout(name, ns, ann[STRATEGY], router, weight=whole(L.WEIGHT, ann.get(L.WEIGHT, "0")),
-                mirror=whole("mldeploy.io/mirror-percent", mirror) if mirror is not None else None,
+                mirror=whole(L.MIRROR_PERCENT, mirror) if mirror is not None else None,
                 step=whole(L.STEP, ann.get(L.STEP, "-1")),
                 steps=steps, stable_version=ann.get(L.STABLE_VERSION),
                 candidate_version=ann.get(L.CANDIDATE_VERSION), host=host, gateway=gateway,
@@ -951,7 +944,7 @@ def _delete_canary_ingress(kube: Kube, ns: str, name: str) -> list[str]:
     """The nginx router's canary Ingress, which no state renders once a rollout ends: deleted by its
     recorded uid, so a same-named Ingress that is not ours stays."""
     anchor = owner.cached(kube, ns, name) or owner.read(kube, ns, name)
-    key = ("networking.k8s.io/v1", "Ingress", f"{name}-canary")
+    key = ("networking.k8s.io/v1", "Ingress", L.track_name(name, "canary"))
     if anchor is None or key not in anchor.objects:
         return []
     gone = kapply.delete_owned(kube, [anchor.objects[key]], ns)

@@ -63,9 +63,8 @@ __all__ = ["KnativeModel", "KnativeStatus", "RevisionRow", "Scale", "abort", "de
 
 Scale = kn.Scale
 API = "serving.knative.dev/v1"
-# The same keys as rollout.STRATEGY and rollout.STEPS (rollout imports this module, not the reverse).
-STRATEGY = "mldeploy.io/strategy"
-STEPS = "mldeploy.io/steps"
+STRATEGY = L.STRATEGY
+STEPS = L.STEPS
 SERVICE_LABEL = "serving.knative.dev/service"
 GENERATION_LABEL = "serving.knative.dev/configurationGeneration"
 SERVICE_UID_LABEL = "serving.knative.dev/serviceUID"  # on each Revision: the Knative Service that made it
@@ -178,7 +177,7 @@ def intent_of(ksvc: dict) -> dict:
     which a manager re-sending them would take over). An undo puts this back."""
     meta = ksvc["metadata"]
     state = {k: v for k, v in (meta.get("annotations") or {}).items()
-             if k.startswith("mldeploy.io/") and k != "mldeploy.io/router"}
+             if k.startswith(L.PREFIX) and k != L.ROUTER}
     block = [{k: t[k] for k in ("revisionName", "percent", "tag") if k in t}
              for t in ksvc.get("spec", {}).get("traffic") or []]
     return kn.service(meta["name"], meta["namespace"], template=_clean_template(ksvc["spec"]["template"]),
@@ -192,7 +191,7 @@ def only_knative_wrote(before: dict, now: dict) -> bool:
     b, n = before.get("metadata", {}), now.get("metadata", {})
 
     def ours(meta: dict) -> dict:
-        return {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("mldeploy.io/")}
+        return {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith(L.PREFIX)}
     return (b.get("uid") == n.get("uid") and b.get("generation") == n.get("generation")
             and b.get("labels") == n.get("labels") and ours(b) == ours(n)
             and b.get("ownerReferences") == n.get("ownerReferences"))

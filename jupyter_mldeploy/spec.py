@@ -1169,7 +1169,7 @@ class DeploySpec:
     @property
     def object_name(self) -> str:
         """`name` for the stable track, `<name>-<track>` for the others."""
-        return self.name if self.track == "stable" else f"{self.name}-{self.track}"
+        return L.track_name(self.name, self.track)
 
     @property
     def surge(self) -> int | str:

@@ -13,6 +13,7 @@ import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from . import labels as L
 from . import traffic
 from .cluster_values import number
 
@@ -74,7 +75,8 @@ def weights_from_route(router: str, name: str, namespace: str, obj: Mapping | No
         refs = ((obj.get("spec", {}).get("rules") or [{}])[0]).get("backendRefs") or []
         by = {b["name"]: b.get("weight", 1) for b in refs}  # Gateway API: weights are proportional, default 1
         total = sum(by.values()) or 1
-        return Weights(100 * by.get(name, 0) / total, 100 * by.get(f"{name}-canary", 0) / total, router)
+        canary = by.get(L.track_name(name, "canary"), 0)
+        return Weights(100 * by.get(name, 0) / total, 100 * canary / total, router)
     if router == "nginx":
         ann = obj.get("metadata", {}).get("annotations", {})
         prefix = "nginx.ingress.kubernetes.io/"

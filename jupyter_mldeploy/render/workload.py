@@ -27,6 +27,7 @@ import yaml
 
 from .. import labels as L
 from ..errors import SpecError
+from ..labels import track_name
 from ..spec import CLUSTER_ISSUER, ISSUER, REDACTED, DeploySpec, validate_namespace
 
 HTTP_PORT_NAME = "http"
@@ -34,11 +35,6 @@ SERVICE_PORT = 80
 CONTAINER_NAME = "model"
 MODEL_VOLUME = "model"
 LIVE_TRACKS = ("stable", "canary")  # tracks whose answers go back to callers
-
-
-def track_name(name: str, track: str) -> str:
-    """`name` for the stable track, `<name>-<track>` for canary, shadow and preview."""
-    return name if track == "stable" else f"{name}-{track}"
 
 
 def object_name(spec: DeploySpec) -> str:
