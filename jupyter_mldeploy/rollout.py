@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import email.utils
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +45,7 @@ from typing import Any
 from . import api, cluster_values, traffic
 from . import labels as L
 from .connection import connect
+from .duration import parse_seconds
 from .errors import (
     ClusterError,
     MLDeployError,
@@ -995,13 +995,8 @@ def abort(name: str, *, namespace: str | None = None, kube: Kube | None = None) 
 
 
 def parse_every(text: str | float | int) -> float:
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", str(text))
-    if not m:
-        raise SpecError(f"every={text!r} is not a duration: write 30s, 5m or 1h.")
-    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m[2]]
-    return float(m[1]) * scale
+    """The wait between steps in seconds (duration.parse_seconds; zero allowed)."""
+    return parse_seconds(text, "every", allow_zero=True)
 
 
 def steps(name: str, schedule: Sequence[int], *, every: str | float = "5m",
@@ -1011,10 +1006,7 @@ def steps(name: str, schedule: Sequence[int], *, every: str | float = "5m",
     """Advance the canary through `schedule` (e.g. [10, 25, 50, 100]) while its pods are Ready and
     `check()` passes; roll back when either fails. With once=True, one step and return (pipelines).
     `on_step(rollout)` is called after each weight is written, so a caller can show progress."""
-    sched = tuple(int(s) for s in schedule)
-    if not sched or any(not 0 < s <= 100 for s in sched) or list(sched) != sorted(sched):
-        raise SpecError(f"steps must be rising percents from 1 to 100, such as [10, 25, 50, 100], not "
-                        f"{list(schedule)!r}.")
+    sched = traffic.check_schedule(schedule)
     wait_s = parse_every(every)
     r = _current(name, namespace, kube)
     if r.strategy != "canary":

@@ -27,7 +27,7 @@ from .errors import SpecError
 __all__ = [
     "BLUE_GREEN_ROUTERS", "CANARY_ROUTERS", "GATEWAY_MIRROR_FEATURE", "GATEWAY_PERCENT_MIRROR_FEATURE",
     "MIRROR_ROUTERS", "ROLLOUT_ROUTERS", "ROUTERS", "ROUTER_APIS", "ROUTER_INFO", "STRATEGIES", "Router",
-    "Split", "achievable_split", "check_supported", "served_routers",
+    "Split", "achievable_split", "check_schedule", "check_supported", "served_routers",
 ]
 
 STRATEGIES = ("rolling", "recreate", "blue-green", "canary", "shadow")
@@ -225,6 +225,28 @@ def check_supported(strategy: str, router: str, *, weight: int | None = None, mi
                 raise SpecError(f"a {mirror}% mirror needs Gateway API v1.3 or later (RequestMirror "
                                 f"percent), but the HTTPRoute CRD is {gateway_version!r} and would drop the "
                                 f"percent and mirror every request; upgrade the CRDs or use 100.")
+
+
+def check_schedule(schedule: str | Iterable[int], what: str = "steps") -> tuple[int, ...]:
+    """A progressive rollout's weights: text like '10,25,50,100' (a '%' after each is fine) or whole
+    numbers, rising from 1 to at most 100 with each weight once. The one rule for %steps and steps()."""
+    shown = repr(schedule) if isinstance(schedule, str) else repr(list(schedule) if isinstance(
+        schedule, Iterable) else schedule)
+    if isinstance(schedule, str):
+        parts = [p.strip().rstrip("%") for p in schedule.split(",")]
+        if not all(p.isascii() and p.isdigit() for p in parts):
+            raise SpecError(f"{what} {shown} is not a list of whole percents: write rising weights separated "
+                            f"by commas, such as 10,25,50,100.")
+        values = tuple(int(p) for p in parts)
+    else:
+        values = tuple(schedule) if isinstance(schedule, Iterable) else ()
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise SpecError(f"{what} {shown} is not a list of whole percents: give rising weights such as "
+                            f"[10, 25, 50, 100].")
+    if not values or any(not 0 < v <= 100 for v in values) or list(values) != sorted(set(values)):
+        raise SpecError(f"{what} {shown} must rise from 1 to at most 100, each weight once, such as "
+                        f"10,25,50,100.")
+    return values
 
 
 @dataclass(frozen=True)
