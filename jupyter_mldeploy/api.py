@@ -243,14 +243,24 @@ def _server_diff(kube: Kube, manifests: Sequence[dict], show_values: bool = Fals
 # deploy
 
 
-def _preflight(kube: Kube, spec: DeploySpec, notes: list[str]) -> None:
+def rendered_pod_spec(spec: DeploySpec, manifests: Sequence[dict]) -> dict | None:
+    """The pod spec of `spec`'s Deployment among the manifests about to be written (None: none is)."""
+    name = object_name(spec)
+    return next((m["spec"]["template"]["spec"] for m in manifests
+                 if m.get("kind") == "Deployment" and m.get("metadata", {}).get("name") == name), None)
+
+
+def _preflight(kube: Kube, spec: DeploySpec, notes: list[str], manifests: Sequence[dict]) -> None:
+    # The pod spec checked is the one rendered for the write: rendered once, and what is checked is
+    # exactly what is sent (an `extra` Deployment of the same name included).
+    pod_spec = rendered_pod_spec(spec, manifests)
     nodes = inventory.nodes(kube)
     if nodes is None:
         notes.append("pre-flight skipped: this identity may not list nodes.")
         return
-    if any(f.fits for f in preflight.check(spec, nodes)):
+    if any(f.fits for f in preflight.check(spec if pod_spec is None else pod_spec, nodes)):
         return
-    raise PreflightFailed(preflight.refusal(spec, nodes, inventory.scheduled_pods(kube)))
+    raise PreflightFailed(preflight.refusal(spec, nodes, inventory.scheduled_pods(kube), pod_spec=pod_spec))
 
 
 def capacity(kube: Kube | None = None) -> Capacity:
@@ -420,7 +430,8 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
     handle = Deployment(spec.name, ns, kube, track=spec.track, spec=spec)
     if create_namespace and namespaces.ensure(kube, ns):
         handle.notes.append(f"Created namespace {ns}.")
-    _preflight(kube, spec, handle.notes)
+    _preflight(kube, spec, handle.notes, manifests)
+
     def then(report: kapply.ApplyReport) -> None:
         # Off the critical path; watch() (and anything that reads status) waits for it first.
         if spec.autoscale is not None and f"deployment/{object_name(spec)}" in report.created:
@@ -495,9 +506,9 @@ def deploy_many(specs: Iterable[DeploySpec], *, wait: bool = False, timeout: flo
         dup = next(n for n in names if names.count(n) > 1)
         raise SpecError(f"deploy_many got {dup[1]} twice in namespace {dup[0]}; each model once, please.")
     handles = []
-    for spec, ns, _ in prepared:
+    for spec, ns, manifests in prepared:
         handle = Deployment(spec.name, ns, kube, track=spec.track, spec=spec)
-        _preflight(kube, spec, handle.notes)
+        _preflight(kube, spec, handle.notes, manifests)
         handles.append(handle)
     pool = kapply.pool()
     jobs = [pool.submit(owner.claim, kube, ns, s.name, s.track) for s, ns, _ in prepared]

@@ -157,6 +157,11 @@ def _container(spec: DeploySpec) -> dict[str, Any]:
     return c
 
 
+def gpu_toleration_for(gpu_resource: str) -> dict[str, str]:
+    """The toleration every pod asking for GPUs gets: GPU nodes are commonly tainted with their resource."""
+    return {"key": gpu_resource, "operator": "Exists", "effect": "NoSchedule"}
+
+
 def _pod_spec(spec: DeploySpec) -> dict[str, Any]:
     pod: dict[str, Any] = {"containers": [_container(spec)]}
     if spec.service_account is not None:
@@ -179,7 +184,7 @@ def _pod_spec(spec: DeploySpec) -> dict[str, Any]:
     tolerations = [t.to_manifest() for t in spec.tolerations]
     if spec.resources.gpu:
         # GPU node pools are commonly tainted with the resource name (GKE, AKS, the GPU operator docs).
-        gpu_toleration = {"key": spec.resources.gpu_resource, "operator": "Exists", "effect": "NoSchedule"}
+        gpu_toleration = gpu_toleration_for(spec.resources.gpu_resource)
         if gpu_toleration not in tolerations:
             tolerations.append(gpu_toleration)
     if tolerations:
