@@ -30,7 +30,7 @@ entry, to rollout_knative (revisions and the Knative Service's traffic block, un
 the candidate inherits the stable revision's spec, every write is guarded, a stale view is refused).
 
 One module per concern: state (Rollout, keys, the route for a state, the cache), reads, writes (the
-guards), start, moves (set_weight, set_mirror, steps) and finish (promote, release, abort). Every
+guards), starting, moves (set_weight, set_mirror, steps) and finish (promote, release, abort). Every
 name importable from `jupyter_mldeploy.rollout` before still is.
 """
 
@@ -51,10 +51,10 @@ from .reads import _Seen as _Seen
 from .reads import candidate_spec as candidate_spec
 from .reads import read
 from .reads import stable_spec as stable_spec
-from .start import _changes as _changes
-from .start import _spec_diff as _spec_diff
-from .start import choose_router as choose_router
-from .start import offered_routers, start
+from .starting import _changes as _changes
+from .starting import _spec_diff as _spec_diff
+from .starting import choose_router as choose_router
+from .starting import offered_routers, start
 from .state import CANDIDATE_TRACKS as CANDIDATE_TRACKS
 from .state import ENDED as ENDED
 from .state import ENDED_STRATEGY as ENDED_STRATEGY
