@@ -53,12 +53,10 @@ class TrackPods:
         return f"{self.ready}/{self.desired} ready"
 
 
-# Where each router keeps the split: (apiVersion, kind, suffix of the object's name).
-ROUTE_OBJECTS = {
-    "istio": ("networking.istio.io/v1", "VirtualService", ""),
-    "gateway": ("gateway.networking.k8s.io/v1", "HTTPRoute", ""),
-    "nginx": ("networking.k8s.io/v1", "Ingress", "-canary"),
-}
+# Where each router with a route object keeps the split: (apiVersion, kind, suffix of the object's
+# name), from traffic.ROUTER_INFO (Knative's lives on its Service; the replica split has no object).
+ROUTE_OBJECTS = {name: r.objects[r.weights_in] for name, r in traffic.ROUTER_INFO.items()
+                 if r.weights_in is not None and r.driver == "rollout"}
 
 
 def weights_from_route(router: str, name: str, namespace: str, obj: Mapping | None) -> Weights:

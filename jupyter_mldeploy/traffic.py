@@ -54,6 +54,7 @@ class Router:
     mirror: bool = False
     partial_mirror: bool = False  # a mirror of less than 100% of requests
     driver: str = "rollout"
+    weights_in: int | None = 0  # which of `objects` holds the canary split (None: none, Pods decide)
 
     @property
     def kinds(self) -> tuple[tuple[str, str], ...]:
@@ -79,9 +80,9 @@ ROUTER_INFO: Mapping[str, Router] = MappingProxyType({r.name: r for r in (
            ((_KNATIVE_API, "Service", ""),), driver="knative"),
     Router("nginx", "ingress-nginx canary Ingress annotations: weights, and a mirror of every request",
            f"{_INGRESS_API} and an IngressClass named 'nginx'", _INGRESS_API,
-           ((_INGRESS_API, "Ingress", ""), (_INGRESS_API, "Ingress", "-canary")), mirror=True),
+           ((_INGRESS_API, "Ingress", ""), (_INGRESS_API, "Ingress", "-canary")), mirror=True, weights_in=1),
     Router("replicas", "no router: requests divide by ready replicas behind one Service; no mirroring",
-           "nothing", None, (("v1", "Service", ""),)),
+           "nothing", None, (("v1", "Service", ""),), weights_in=None),
 )})
 
 # Views of ROUTER_INFO under the names modules have always imported.
