@@ -12,9 +12,9 @@ quantity, resources, parts (autoscale, probes, tolerations), deploy (DeploySpec)
 from __future__ import annotations
 
 from .candidates import changes_of, inherit
-from .deploy import SPEC_FIELDS, STARTUP_MAX, STARTUP_PERIOD, STARTUP_TIMEOUT, DeploySpec, startup_probe
+from .deploy import SPEC_FIELDS, DeploySpec
 from .image import ImageRef
-from .parts import Autoscale, Probe, Toleration
+from .parts import STARTUP_MAX, STARTUP_PERIOD, STARTUP_TIMEOUT, Autoscale, Probe, Toleration, startup_probe
 from .quantity import parse_quantity, quantity_value, reported_amount
 from .resources import GPU_TYPE_LABELS, Resources
 from .rules import (

@@ -11,7 +11,15 @@ from .. import labels as L
 from ..duration import parse_seconds
 from ..errors import SpecError
 from .image import ImageRef
-from .parts import Autoscale, Probe, Toleration
+from .parts import (
+    STARTUP_MAX,
+    STARTUP_TIMEOUT,
+    Autoscale,
+    Probe,
+    Toleration,
+    _startup_value,
+    startup_probe,
+)
 from .resources import Resources
 from .rules import (
     _DNS1123_SUBDOMAIN,
@@ -61,32 +69,6 @@ SPEC_FIELDS = (
     "labels", "annotations", "expose", "host", "gateway", "ingress_class", "tls_secret", "cert_issuer",
     "ingress_annotations", "service_type",
 )
-
-
-STARTUP_TIMEOUT = 600.0  # seconds a startup probe allows when no startup_timeout is given
-STARTUP_MAX = 24 * 3600
-STARTUP_PERIOD = 10  # seconds between startup probes unless the probe says otherwise
-
-
-def startup_probe(value: object) -> Probe:
-    """The startup probe from a path or a mapping of Probe fields; probed every STARTUP_PERIOD s."""
-    if isinstance(value, Probe):
-        return value
-    if isinstance(value, str):
-        return Probe(path=value, period=STARTUP_PERIOD)
-    if isinstance(value, Mapping):
-        return Probe.from_value({"period": STARTUP_PERIOD, **value}, READY_PATH, "startup")
-    raise SpecError(f"startup must be a path string such as /v2/health/ready, or a mapping, got "
-                    f"{_describe(value)}.")
-
-
-def _startup_value(probe: Probe) -> str | dict[str, Any]:
-    if probe == Probe(path=probe.path, period=STARTUP_PERIOD):
-        return probe.path
-    value = probe.to_value(READY_PATH)
-    out = {"path": probe.path} if isinstance(value, str) else {"path": probe.path, **value}
-    out["period"] = probe.period
-    return out
 
 
 def _whole(seconds: float | None) -> float | int | None:

@@ -183,3 +183,31 @@ class Toleration:
 
 
 # ---------------------------------------------------------------------------------------------------------
+
+
+# Startup probes: a path or Probe fields, probed every STARTUP_PERIOD seconds over a window.
+
+STARTUP_TIMEOUT = 600.0  # seconds a startup probe allows when no startup_timeout is given
+STARTUP_MAX = 24 * 3600
+STARTUP_PERIOD = 10  # seconds between startup probes unless the probe says otherwise
+
+
+def startup_probe(value: object) -> Probe:
+    """The startup probe from a path or a mapping of Probe fields; probed every STARTUP_PERIOD s."""
+    if isinstance(value, Probe):
+        return value
+    if isinstance(value, str):
+        return Probe(path=value, period=STARTUP_PERIOD)
+    if isinstance(value, Mapping):
+        return Probe.from_value({"period": STARTUP_PERIOD, **value}, READY_PATH, "startup")
+    raise SpecError(f"startup must be a path string such as /v2/health/ready, or a mapping, got "
+                    f"{_describe(value)}.")
+
+
+def _startup_value(probe: Probe) -> str | dict[str, Any]:
+    if probe == Probe(path=probe.path, period=STARTUP_PERIOD):
+        return probe.path
+    value = probe.to_value(READY_PATH)
+    out = {"path": probe.path} if isinstance(value, str) else {"path": probe.path, **value}
+    out["period"] = probe.period
+    return out
