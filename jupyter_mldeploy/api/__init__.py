@@ -27,6 +27,11 @@ from .releases import release_records as release_records
 from .releases import write_release as write_release
 from .removal import undeploy
 
+# Classes name their public home, where IPython's for_type_by_name (the magics' text views), reprs
+# and pickles look for them.
+for _cls in (Deployment, DryRun, Revision):
+    _cls.__module__ = __name__
+
 # PreflightFailed and WaitTimeout live in errors.py; named here too, their old home.
 # Kube is the connection type the faces type against (they never import kube/ themselves).
 # The `X as X` imports keep importable what was before, beside __all__.

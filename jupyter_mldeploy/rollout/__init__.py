@@ -69,6 +69,10 @@ from .state import _remember as _remember
 from .writes import _guarded as _guarded
 from .writes import _what_changed as _what_changed
 
+# Classes name their public home, where IPython's for_type_by_name (the magics' text views), reprs
+# and pickles look for them.
+Rollout.__module__ = __name__
+
 # The `X as X` imports keep importable what was before, beside __all__: errors, annotation keys, and
 # the helpers other modules and tests use.
 __all__ = ["Rollout", "abort", "finish_interrupted", "forget_cache", "offered_routers", "promote", "read",

@@ -65,6 +65,11 @@ from .service import read_service as read_service
 from .service import spec_of as spec_of
 from .service import template as template
 
+# Classes name their public home, where IPython's for_type_by_name (the magics' text views), reprs
+# and pickles look for them.
+for _cls in (KnativeModel, KnativeStatus, RevisionRow):
+    _cls.__module__ = __name__
+
 # The `X as X` imports keep importable what was before, beside __all__: keys, helpers other modules
 # and tests use.
 __all__ = ["KnativeModel", "KnativeStatus", "RevisionRow", "Scale", "abort", "deploy", "explain_revision",

@@ -34,6 +34,11 @@ from .tensors import SERVER_VERSION as SERVER_VERSION
 from .tensors import ServingError, decode_inputs, decode_tensor, encode_tensor, to_plain
 from .tensors import _stderr as _stderr
 
+# Classes name their public home, where IPython's for_type_by_name (the magics' text views), reprs
+# and pickles look for them.
+for _cls in (ModelAdapter, PredictionLog, RunningServer, ServingError):
+    _cls.__module__ = __name__
+
 # The `X as X` imports keep importable what was before, beside __all__.
 __all__ = [
     "ModelAdapter", "PredictionLog", "RunningServer", "ServingError", "decode_inputs", "decode_tensor",
