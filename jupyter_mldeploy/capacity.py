@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from .preflight import blocking_taint, node_ready
+from .render.workload import gpu_toleration_for
 from .spec import GPU_TYPE_LABELS, quantity_value
 
 __all__ = ["Capacity", "NodeOffer", "PodRoom", "gib", "is_gpu_resource"]
@@ -28,11 +30,6 @@ def gib(amount: Decimal) -> float:
 def is_gpu_resource(name: str) -> bool:
     """Extended resources that are GPUs: the known vendors' '<domain>/gpu' and Intel's 'gpu.intel.com/*'."""
     return name in GPU_TYPE_LABELS or name.endswith("/gpu") or name.startswith("gpu.intel.com/")
-
-
-def _ready(node: Mapping) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or [])
 
 
 @dataclass(frozen=True)
@@ -62,10 +59,10 @@ class NodeOffer:
 
     def admits(self, gpu: int, gpu_type: str | None, gpu_resource: str) -> bool:
         """Could a pod with this GPU request land here (taints, GPU count, GPU type)?"""
-        for taint in self.taints:
-            # our rendered pods tolerate exactly "<gpu_resource> Exists NoSchedule" when they ask for GPUs
-            if not (gpu and taint.get("key") == gpu_resource and taint.get("effect") == "NoSchedule"):
-                return False
+        # The pre-flight's taint rule, with the tolerations render gives a pod asking for GPUs.
+        tolerations = [gpu_toleration_for(gpu_resource)] if gpu else []
+        if blocking_taint({"spec": {"taints": list(self.taints)}}, tolerations) is not None:
+            return False
         if gpu and self.gpus.get(gpu_resource, 0) < gpu:
             return False
         return not (gpu_type is not None and self.gpu_type.get(gpu_resource) != gpu_type)
@@ -93,7 +90,7 @@ class Capacity:
         """From the node list; None (the identity may not list nodes) gives an unknown capacity."""
         if nodes is None:
             return cls.unknown("This identity may not list the cluster's nodes.")
-        usable = [n for n in nodes if not (n.get("spec") or {}).get("unschedulable") and _ready(n)]
+        usable = [n for n in nodes if not (n.get("spec") or {}).get("unschedulable") and node_ready(n)]
         return cls(tuple(NodeOffer.from_node(n) for n in usable))
 
     @classmethod

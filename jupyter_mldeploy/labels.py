@@ -45,6 +45,41 @@ ROLLOUT_STATE = (WEIGHT, STABLE_VERSION, CANDIDATE_VERSION, STEP)
 
 TRACKS = ("stable", "canary", "shadow", "preview")
 
+# Rollout state annotations on the route object (or the Knative Service), beside the four above.
+STRATEGY = "mldeploy.io/strategy"
+STEPS = "mldeploy.io/steps"
+PHASE = "mldeploy.io/phase"  # "promoting" from a promotion's first write until its route switch
+ENDED = "mldeploy.io/ended"  # "promoted" or "rolled-back" once the rollout is over
+ENDED_STRATEGY = "mldeploy.io/ended-strategy"  # which candidate track the ended rollout had
+# Which router wrote a route object and what it was asked, so another kernel can read the traffic
+# state from the cluster without knowing the router's format.
+ROUTER = "mldeploy.io/router"
+CANDIDATE_TRACK = "mldeploy.io/candidate-track"
+MIRROR_PERCENT = "mldeploy.io/mirror-percent"
+MIRROR_TRACK = "mldeploy.io/mirror-track"
+
+# Knative revisions: each template carries the DeploySpec and Scale it runs, so any revision can be
+# rolled back to from the cluster alone (a Revision keeps its template's annotations).
+KNATIVE_SPEC = "mldeploy.io/spec"
+KNATIVE_SCALE = "mldeploy.io/knative-scale"
+STABLE_REVISION = "mldeploy.io/stable-revision"
+CANDIDATE_REVISION = "mldeploy.io/candidate-revision"
+
+# Release records (Secrets of this type, one per revision, labelled with the revision number).
+RECORD = "mldeploy.io/record"
+REVISION = "mldeploy.io/revision"
+RELEASE_SECRET_TYPE = "mldeploy.io/release.v1"
+
+# The owner anchor: a label carrying the model's name, and an annotation saying what it is for.
+ANCHOR = "mldeploy.io/anchor"
+ABOUT = "mldeploy.io/about"
+
+
+def track_name(name: str, track: str) -> str:
+    """`name` for the stable track, `<name>-<track>` for canary, shadow and preview: the one place
+    an object name is derived from a model name (spec.NAME_MAX leaves room for the longest suffix)."""
+    return name if track == "stable" else f"{name}-{track}"
+
 
 def selector_for(name: str, track: str | None = None) -> str:
     """The label selector matching every object of model `name` that we manage (one track if given)."""

@@ -3,6 +3,10 @@
 Checks what the scheduler would: the node is Ready and schedulable, its NoSchedule/NoExecute taints
 are tolerated, the node selector matches, and the pod's requests fit the node's allocatable. A spec
 no node could ever hold is refused before any write, naming the largest free capacity.
+
+This is the one node-fit rule: capacity.py (what a form offers) asks `node_ready` and `admits` too.
+The checks take the pod spec that was rendered for the write (api.deploy renders once); a DeploySpec
+is rendered here only when no pod spec is given.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ def pod_requests(pod_spec: Mapping) -> dict[str, Decimal]:
     return total
 
 
-def _tolerates(tolerations: Iterable[Mapping], taint: Mapping) -> bool:
+def tolerates(tolerations: Iterable[Mapping], taint: Mapping) -> bool:
+    """Whether one of `tolerations` tolerates `taint` (the scheduler's matching: effect, key, operator)."""
     for t in tolerations:
         if t.get("effect") and t["effect"] != taint.get("effect"):
             continue
@@ -48,9 +53,37 @@ def _tolerates(tolerations: Iterable[Mapping], taint: Mapping) -> bool:
     return False
 
 
-def _ready(node: Mapping) -> bool:
+def node_ready(node: Mapping) -> bool:
+    """The node's Ready condition is True."""
     return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in node.get("status", {}).get("conditions") or [])
+               for c in (node.get("status") or {}).get("conditions") or [])
+
+
+def blocking_taint(node: Mapping, tolerations: Iterable[Mapping]) -> Mapping | None:
+    """The first NoSchedule/NoExecute taint of `node` that `tolerations` do not tolerate, else None."""
+    tolerations = list(tolerations)
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
+            return taint
+    return None
+
+
+def admits(node: Mapping, pod_spec: Mapping) -> str | None:
+    """Why the scheduler would keep this pod off `node` before counting resources (cordoned, not Ready,
+    an untolerated taint, a missing label), or None when it may land there."""
+    if (node.get("spec") or {}).get("unschedulable"):
+        return "is cordoned"
+    if not node_ready(node):
+        return "is not Ready"
+    taint = blocking_taint(node, pod_spec.get("tolerations") or [])
+    if taint is not None:
+        shown = f"{taint['key']}={taint['value']}" if taint.get("value") else taint["key"]
+        return f"has the taint {shown}:{taint['effect']}, which the pod does not tolerate"
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    for key, want in (pod_spec.get("nodeSelector") or {}).items():
+        if labels.get(key) != want:
+            return f"lacks the label {key}={want}"
+    return None
 
 
 def node_fit(pod_spec: Mapping, node: Mapping, used: Mapping[str, Decimal] | None = None) -> NodeFit:
@@ -61,19 +94,9 @@ def node_fit(pod_spec: Mapping, node: Mapping, used: Mapping[str, Decimal] | Non
     def verdict(why: str | None) -> NodeFit:
         return NodeFit(name, why is None, why, free)
 
-    if node.get("spec", {}).get("unschedulable"):
-        return verdict("is cordoned")
-    if not _ready(node):
-        return verdict("is not Ready")
-    for taint in node.get("spec", {}).get("taints") or []:
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(
-                pod_spec.get("tolerations") or [], taint):
-            shown = f"{taint['key']}={taint['value']}" if taint.get("value") else taint["key"]
-            return verdict(f"has the taint {shown}:{taint['effect']}, which the pod does not tolerate")
-    labels = node["metadata"].get("labels") or {}
-    for key, want in (pod_spec.get("nodeSelector") or {}).items():
-        if labels.get(key) != want:
-            return verdict(f"lacks the label {key}={want}")
+    why = admits(node, pod_spec)
+    if why is not None:
+        return verdict(why)
     for resource, amount in pod_requests(pod_spec).items():
         if amount > alloc.get(resource, Decimal(0)):
             have = alloc.get(resource, Decimal(0))
@@ -93,15 +116,22 @@ def used_by_node(pods: Iterable[Mapping]) -> dict[str, dict[str, Decimal]]:
     return used
 
 
-def check(spec: DeploySpec, nodes: list[Mapping]) -> list[NodeFit]:
-    """Fit of one pod of `spec` on each node, by capacity (what the node could ever hold)."""
-    pod_spec = pod_template(spec)["spec"]
+def _pod_spec(spec: DeploySpec | Mapping) -> Mapping:
+    return pod_template(spec)["spec"] if isinstance(spec, DeploySpec) else spec
+
+
+def check(spec: DeploySpec | Mapping, nodes: list[Mapping]) -> list[NodeFit]:
+    """Fit of one pod on each node, by capacity (what the node could ever hold). `spec` is the
+    rendered pod spec (a pod template's "spec"), or a DeploySpec to render it from."""
+    pod_spec = _pod_spec(spec)
     return [node_fit(pod_spec, n) for n in nodes]
 
 
-def refusal(spec: DeploySpec, nodes: list[Mapping], pods: Iterable[Mapping] | None) -> str:
-    """The sentence for a spec no node can hold, naming the largest free capacity."""
-    pod_spec = pod_template(spec)["spec"]
+def refusal(spec: DeploySpec, nodes: list[Mapping], pods: Iterable[Mapping] | None, *,
+            pod_spec: Mapping | None = None) -> str:
+    """The sentence for a spec no node can hold, naming the largest free capacity. `pod_spec` is the
+    one rendered for the write (rendered from `spec` when not given)."""
+    pod_spec = _pod_spec(spec) if pod_spec is None else pod_spec
     asked = pod_requests(pod_spec)
     used = used_by_node(pods) if pods is not None else {}
     fits = [node_fit(pod_spec, n, used.get(n["metadata"]["name"])) for n in nodes]

@@ -13,6 +13,7 @@ import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from . import labels as L
 from . import traffic
 from .cluster_values import number
 
@@ -52,12 +53,10 @@ class TrackPods:
         return f"{self.ready}/{self.desired} ready"
 
 
-# Where each router keeps the split: (apiVersion, kind, suffix of the object's name).
-ROUTE_OBJECTS = {
-    "istio": ("networking.istio.io/v1", "VirtualService", ""),
-    "gateway": ("gateway.networking.k8s.io/v1", "HTTPRoute", ""),
-    "nginx": ("networking.k8s.io/v1", "Ingress", "-canary"),
-}
+# Where each router with a route object keeps the split: (apiVersion, kind, suffix of the object's
+# name), from traffic.ROUTER_INFO (Knative's lives on its Service; the replica split has no object).
+ROUTE_OBJECTS = {name: r.objects[r.weights_in] for name, r in traffic.ROUTER_INFO.items()
+                 if r.weights_in is not None and r.driver == "rollout"}
 
 
 def weights_from_route(router: str, name: str, namespace: str, obj: Mapping | None) -> Weights:
@@ -74,7 +73,8 @@ def weights_from_route(router: str, name: str, namespace: str, obj: Mapping | No
         refs = ((obj.get("spec", {}).get("rules") or [{}])[0]).get("backendRefs") or []
         by = {b["name"]: b.get("weight", 1) for b in refs}  # Gateway API: weights are proportional, default 1
         total = sum(by.values()) or 1
-        return Weights(100 * by.get(name, 0) / total, 100 * by.get(f"{name}-canary", 0) / total, router)
+        canary = by.get(L.track_name(name, "canary"), 0)
+        return Weights(100 * by.get(name, 0) / total, 100 * canary / total, router)
     if router == "nginx":
         ann = obj.get("metadata", {}).get("annotations", {})
         prefix = "nginx.ingress.kubernetes.io/"

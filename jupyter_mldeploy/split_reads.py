@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from . import labels as L
 from .kube.resources import collection_path
 from .split import (
     ROUTE_OBJECTS,
@@ -39,7 +40,7 @@ def read_weights(r: Rollout) -> Weights:
         return weights_from_route(r.router, name, ns, obj)
     # replicas: requests divide by pods, so the split is what the Deployments ask for
     deployments = collection_path("apps/v1", "Deployment", ns)
-    stable, canary = (kube.get_or_none(f"{deployments}/{n}") for n in (name, f"{name}-canary"))
+    stable, canary = (kube.get_or_none(f"{deployments}/{n}") for n in (name, L.track_name(name, "canary")))
     return weights_from_replicas(stable, canary, r.weight, r.split_sentence, router=r.router)
 
 
@@ -47,7 +48,7 @@ def read_pods(name: str, *, namespace: str, kube: Kube) -> dict[str, TrackPods]:
     """Each track's ready pods, from the stable and canary Deployments (two reads)."""
     deployments = collection_path("apps/v1", "Deployment", namespace)
     return {track: pods_from_deployment(kube.get_or_none(f"{deployments}/{n}"))
-            for track, n in (("stable", name), ("canary", f"{name}-canary"))}
+            for track, n in (("stable", name), ("canary", L.track_name(name, "canary")))}
 
 
 def read_split(r: Rollout, *, pods: Mapping[str, TrackPods] | None = None) -> Split:

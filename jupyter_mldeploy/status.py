@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from . import labels as L
 from .diagnosis import (
     Diagnosis,
     diagnose_deployment,
@@ -39,8 +40,6 @@ __all__ = [
 
 Obj = Mapping[str, Any]
 
-VERSION_LABEL = "app.kubernetes.io/version"
-TRACK_LABEL = "mldeploy.io/track"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 
 
@@ -174,8 +173,8 @@ class PodRow:
             # creation time, like kubectl's AGE: startTime would make the age jump back once scheduled
             age_seconds=None if created is None else max(0.0, now - created),
             reason=reason,
-            version=labels.get(VERSION_LABEL),
-            track=labels.get(TRACK_LABEL),
+            version=labels.get(L.APP_VERSION),
+            track=labels.get(L.TRACK),
             diagnosis=diagnosis,
             replica_set=owner,
             activity="loading" if loading is not None else _activity(pod, reason, ready, diagnosis, events),

@@ -18,31 +18,85 @@ replicas router by switching the stable Service's selector); canary moves a weig
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from .errors import SpecError
 
 __all__ = [
-    "GATEWAY_MIRROR_FEATURE", "GATEWAY_PERCENT_MIRROR_FEATURE", "MIRROR_ROUTERS", "ROUTERS", "ROUTER_APIS",
-    "STRATEGIES", "Split", "achievable_split", "check_supported", "served_routers",
+    "BLUE_GREEN_ROUTERS", "CANARY_ROUTERS", "GATEWAY_MIRROR_FEATURE", "GATEWAY_PERCENT_MIRROR_FEATURE",
+    "MIRROR_ROUTERS", "ROLLOUT_ROUTERS", "ROUTERS", "ROUTER_APIS", "ROUTER_INFO", "STRATEGIES", "Router",
+    "Split", "achievable_split", "check_schedule", "check_supported", "served_routers",
 ]
 
-ROUTERS = ("gateway", "istio", "knative", "nginx", "replicas")
 STRATEGIES = ("rolling", "recreate", "blue-green", "canary", "shadow")
 
+
+@dataclass(frozen=True)
+class Router:
+    """What one router can do, and what it writes: the one table every module reads.
+
+    `needs` is what a cluster must serve to offer it, as the refusal says it;
+    `api` is the group/version it writes (None: only the core API, so every cluster offers it);
+    `objects` are (apiVersion, kind, name suffix) of each object it writes, the first holding the
+    rollout state; `driver` says which module drives its rollouts (rollout.py itself, or
+    rollout_knative, which replaces the Deployments with revisions).
+    """
+
+    name: str
+    what: str
+    needs: str
+    api: str | None
+    objects: tuple[tuple[str, str, str], ...]
+    canary: bool = True
+    blue_green: bool = True
+    mirror: bool = False
+    partial_mirror: bool = False  # a mirror of less than 100% of requests
+    driver: str = "rollout"
+    weights_in: int | None = 0  # which of `objects` holds the canary split (None: none, Pods decide)
+
+    @property
+    def kinds(self) -> tuple[tuple[str, str], ...]:
+        """(apiVersion, kind) of each object, each once, for undeploy and discovery."""
+        return tuple(dict.fromkeys((v, k) for v, k, _ in self.objects))
+
+
+_GATEWAY_API = "gateway.networking.k8s.io/v1"
+_ISTIO_API = "networking.istio.io/v1"
+_KNATIVE_API = "serving.knative.dev/v1"
+_INGRESS_API = "networking.k8s.io/v1"
+
+ROUTER_INFO: Mapping[str, Router] = MappingProxyType({r.name: r for r in (
+    Router("gateway", "Gateway API HTTPRoute: weights, and RequestMirror with a percent",
+           _GATEWAY_API, _GATEWAY_API,
+           ((_GATEWAY_API, "HTTPRoute", ""),), mirror=True, partial_mirror=True),
+    Router("istio", "Istio VirtualService and DestinationRule: weights, mirror with mirrorPercentage",
+           _ISTIO_API, _ISTIO_API,
+           ((_ISTIO_API, "VirtualService", ""), (_ISTIO_API, "DestinationRule", "")),
+           mirror=True, partial_mirror=True),
+    Router("knative", "Knative Service: percent per revision; no mirroring",
+           _KNATIVE_API, _KNATIVE_API,
+           ((_KNATIVE_API, "Service", ""),), driver="knative"),
+    Router("nginx", "ingress-nginx canary Ingress annotations: weights, and a mirror of every request",
+           f"{_INGRESS_API} and an IngressClass named 'nginx'", _INGRESS_API,
+           ((_INGRESS_API, "Ingress", ""), (_INGRESS_API, "Ingress", "-canary")), mirror=True, weights_in=1),
+    Router("replicas", "no router: requests divide by ready replicas behind one Service; no mirroring",
+           "nothing", None, (("v1", "Service", ""),), weights_in=None),
+)})
+
+# Views of ROUTER_INFO under the names modules have always imported.
+ROUTERS = tuple(ROUTER_INFO)
+MIRROR_ROUTERS = tuple(r.name for r in ROUTER_INFO.values() if r.mirror)
+CANARY_ROUTERS = tuple(r.name for r in ROUTER_INFO.values() if r.canary)
+BLUE_GREEN_ROUTERS = tuple(r.name for r in ROUTER_INFO.values() if r.blue_green)
+# The routers whose rollouts rollout.py writes itself (knative's go through rollout_knative).
+ROLLOUT_ROUTERS = tuple(r.name for r in ROUTER_INFO.values() if r.driver == "rollout")
 # The group/version each router writes; a cluster that serves it may offer the router.
-ROUTER_APIS = {
-    "gateway": "gateway.networking.k8s.io/v1",
-    "istio": "networking.istio.io/v1",
-    "knative": "serving.knative.dev/v1",
-    "nginx": "networking.k8s.io/v1",
-}
+ROUTER_APIS = {r.name: r.api for r in ROUTER_INFO.values() if r.api is not None}
 # Served by every cluster: the Ingress API alone says nothing about the controller, so nginx also
 # needs an IngressClass of this name (what the ingress-nginx chart installs).
 NGINX_INGRESS_CLASS = "nginx"
-
-MIRROR_ROUTERS = ("gateway", "istio", "nginx")
 
 # GatewayClass status.supportedFeatures names (sigs.k8s.io/gateway-api pkg/features). Mirroring is an
 # Extended feature that implementations lag on, so when the class says what it supports we believe it.
@@ -127,8 +181,7 @@ def check_supported(strategy: str, router: str, *, weight: int | None = None, mi
     if offered is not None:
         offered = _strings(offered, "offered")
         if router not in offered:
-            need = ("networking.k8s.io/v1 and an IngressClass named 'nginx'" if router == "nginx"
-                    else ROUTER_APIS.get(router, ""))
+            need = ROUTER_INFO[router].needs
             raise SpecError(f"router {router!r} is not offered by this cluster (it needs {need}); the "
                             f"cluster offers: {', '.join(offered) or 'nothing'}.")
     if weight is not None and strategy not in ("canary", "blue-green"):
@@ -173,6 +226,28 @@ def check_supported(strategy: str, router: str, *, weight: int | None = None, mi
                 raise SpecError(f"a {mirror}% mirror needs Gateway API v1.3 or later (RequestMirror "
                                 f"percent), but the HTTPRoute CRD is {gateway_version!r} and would drop the "
                                 f"percent and mirror every request; upgrade the CRDs or use 100.")
+
+
+def check_schedule(schedule: str | Iterable[int], what: str = "steps") -> tuple[int, ...]:
+    """A progressive rollout's weights: text like '10,25,50,100' (a '%' after each is fine) or whole
+    numbers, rising from 1 to at most 100 with each weight once. The one rule for %steps and steps()."""
+    shown = repr(schedule) if isinstance(schedule, str) else repr(list(schedule) if isinstance(
+        schedule, Iterable) else schedule)
+    if isinstance(schedule, str):
+        parts = [p.strip().rstrip("%") for p in schedule.split(",")]
+        if not all(p.isascii() and p.isdigit() for p in parts):
+            raise SpecError(f"{what} {shown} is not a list of whole percents: write rising weights separated "
+                            f"by commas, such as 10,25,50,100.")
+        values = tuple(int(p) for p in parts)
+    else:
+        values = tuple(schedule) if isinstance(schedule, Iterable) else ()
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise SpecError(f"{what} {shown} is not a list of whole percents: give rising weights such as "
+                            f"[10, 25, 50, 100].")
+    if not values or any(not 0 < v <= 100 for v in values) or list(values) != sorted(set(values)):
+        raise SpecError(f"{what} {shown} must rise from 1 to at most 100, each weight once, such as "
+                        f"10,25,50,100.")
+    return values
 
 
 @dataclass(frozen=True)

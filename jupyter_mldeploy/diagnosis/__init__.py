@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .containers import log_tail
 from .model import KINDS, LOG_TAIL_LINES, Diagnosis, most_relevant
-from .objects import format_age, parse_quantity, parse_time
+from .objects import format_age, parse_time, reported_amount
 from .pods import diagnose_pod
 from .scheduling import parse_scheduler_message
 from .workload import diagnose_deployment, diagnose_events
@@ -28,7 +28,7 @@ __all__ = [
     "format_age",
     "log_tail",
     "most_relevant",
-    "parse_quantity",
     "parse_scheduler_message",
     "parse_time",
+    "reported_amount",
 ]

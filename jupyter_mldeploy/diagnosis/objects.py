@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
+from ..spec.quantity import reported_amount
 from .model import Obj
 
 
@@ -54,28 +54,6 @@ def format_age(seconds: float | None) -> str:
         days = hours // 24 % 365
         return f"{hours // 24 // 365}y" if days == 0 else f"{hours // 24 // 365}y{days}d"
     return f"{hours // 24 // 365}y"
-
-
-_QTY = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?")
-_MULT = {
-    None: 1, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-}
-
-
-def parse_quantity(value: Any) -> float | None:
-    """A resource quantity ("500m", "4Gi", "1e3", 2) -> a number in base units; None if unreadable."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    m = _QTY.fullmatch(str(value).strip())
-    if not m:
-        return None
-    number = float(m.group(1))
-    if m.group(2):
-        return number * 10 ** int(m.group(2)[1:])
-    return number * _MULT[m.group(3)]
 
 
 def number_text(x: float) -> str:
@@ -171,7 +149,7 @@ def pod_request(pod: Obj, resource: str) -> float | None:
         res = c.get("resources") or {}
         # extended resources may be given as limits only; the API server then copies them to requests
         limit = (res.get("limits") or {}).get(resource)
-        return parse_quantity((res.get("requests") or {}).get(resource, limit))
+        return reported_amount((res.get("requests") or {}).get(resource, limit))
 
     main = [q for q in (one(c) for c in spec.get("containers") or []) if q is not None]
     init = [q for q in (one(c) for c in spec.get("initContainers") or []) if q is not None]

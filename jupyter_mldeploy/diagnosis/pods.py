@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from .containers import diagnose_container
 from .model import Diagnosis, Obj, most_relevant
-from .objects import event_count, event_message, is_about, metadata, newest_event, parse_quantity
+from .objects import event_count, event_message, is_about, metadata, newest_event, reported_amount
 from .readiness import never_ready
 from .scheduling import unschedulable
 
@@ -75,7 +75,7 @@ def _failed_pod(pod: Obj, name: str | None, status: Obj) -> Diagnosis:
             why, hint = "the node ran low on resources", "deploy again; if it repeats, ask your platform team"
         if used:
             c, usage, request = used.groups()
-            asked = "nothing" if parse_quantity(request) == 0 else request
+            asked = "nothing" if reported_amount(request) == 0 else request
             why += f", and its container {c} used {usage} while it asked for {asked}"
         return Diagnosis("evicted", name, f"Pod {name} was evicted{where}: {why} (Evicted).",
                          message or None, hint, fatal=False)

@@ -31,7 +31,7 @@ from .client import Kube
 from .resources import collection_path, named_path
 
 SUFFIX = ".mldeploy"
-ANCHOR = "mldeploy.io/anchor"  # label on the anchor: the model's name
+ANCHOR = L.ANCHOR  # label on the anchor: the model's name
 # A lease older than this (by the server's clock) belongs to a kernel that died while writing.
 LEASE_SECONDS = 120.0
 
@@ -95,7 +95,7 @@ class Anchor:
 def _body(a: Anchor, *, create: bool = False) -> dict:
     meta: dict = {"name": a.name, "namespace": a.namespace,
                   "labels": {L.APP_INSTANCE: a.model, L.APP_MANAGED_BY: L.MANAGED_BY, ANCHOR: a.model},
-                  "annotations": {"mldeploy.io/about": "Owner of every object jupyter-mldeploy wrote for "
+                  "annotations": {L.ABOUT: "Owner of every object jupyter-mldeploy wrote for "
                                   f"{a.model}; deleting it deletes them."}}
     if not create:
         meta["resourceVersion"] = a.resource_version

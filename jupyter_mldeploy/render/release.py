@@ -19,9 +19,9 @@ from .. import labels as L
 from ..spec import DeploySpec
 from .workload import labels_for, object_name, track_name
 
-RECORD = "mldeploy.io/record"
-REVISION = "mldeploy.io/revision"
-SECRET_TYPE = "mldeploy.io/release.v1"
+RECORD = L.RECORD
+REVISION = L.REVISION
+SECRET_TYPE = L.RELEASE_SECRET_TYPE
 KEEP = 10
 
 

@@ -27,6 +27,7 @@ import yaml
 
 from .. import labels as L
 from ..errors import SpecError
+from ..labels import track_name
 from ..spec import CLUSTER_ISSUER, ISSUER, REDACTED, DeploySpec, validate_namespace
 
 HTTP_PORT_NAME = "http"
@@ -34,11 +35,6 @@ SERVICE_PORT = 80
 CONTAINER_NAME = "model"
 MODEL_VOLUME = "model"
 LIVE_TRACKS = ("stable", "canary")  # tracks whose answers go back to callers
-
-
-def track_name(name: str, track: str) -> str:
-    """`name` for the stable track, `<name>-<track>` for canary, shadow and preview."""
-    return name if track == "stable" else f"{name}-{track}"
 
 
 def object_name(spec: DeploySpec) -> str:
@@ -161,6 +157,11 @@ def _container(spec: DeploySpec) -> dict[str, Any]:
     return c
 
 
+def gpu_toleration_for(gpu_resource: str) -> dict[str, str]:
+    """The toleration every pod asking for GPUs gets: GPU nodes are commonly tainted with their resource."""
+    return {"key": gpu_resource, "operator": "Exists", "effect": "NoSchedule"}
+
+
 def _pod_spec(spec: DeploySpec) -> dict[str, Any]:
     pod: dict[str, Any] = {"containers": [_container(spec)]}
     if spec.service_account is not None:
@@ -183,7 +184,7 @@ def _pod_spec(spec: DeploySpec) -> dict[str, Any]:
     tolerations = [t.to_manifest() for t in spec.tolerations]
     if spec.resources.gpu:
         # GPU node pools are commonly tainted with the resource name (GKE, AKS, the GPU operator docs).
-        gpu_toleration = {"key": spec.resources.gpu_resource, "operator": "Exists", "effect": "NoSchedule"}
+        gpu_toleration = gpu_toleration_for(spec.resources.gpu_resource)
         if gpu_toleration not in tolerations:
             tolerations.append(gpu_toleration)
     if tolerations:

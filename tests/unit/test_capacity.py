@@ -130,3 +130,34 @@ def test_capacity_agrees_with_the_preflight_check(cpu, memory, gpu):
     fits = any(f.fits for f in preflight.check(spec, SANDBOX))
     cap = Capacity.from_nodes(SANDBOX)
     assert (cap.problem(quantity_value(cpu), quantity_value(memory), gpu) is None) == fits
+
+
+def test_preflight_checks_the_rendered_pod_spec_without_rendering_again(monkeypatch):
+    """api.deploy renders once: the pre-flight takes the pod spec of the Deployment about to be written."""
+    from jupyter_mldeploy import api
+    from jupyter_mldeploy.render import render
+
+    spec = DeploySpec.from_dict({"name": "churn", "image": "ghcr.io/acme/churn:1.4", "cpu": "4", "gpu": 1})
+    manifests = render(spec, "ml")
+    pod_spec = api.rendered_pod_spec(spec, manifests)
+    assert pod_spec == next(m for m in manifests if m["kind"] == "Deployment")["spec"]["template"]["spec"]
+
+    def no_render(_spec):
+        raise AssertionError("rendered again")
+    monkeypatch.setattr(preflight, "pod_template", no_render)
+    assert any(f.fits for f in preflight.check(pod_spec, SANDBOX))
+    too_big = api.rendered_pod_spec(spec.with_(cpu="64"), render(spec.with_(cpu="64"), "ml"))
+    assert not any(f.fits for f in preflight.check(too_big, SANDBOX))
+    assert "asks for 64 cpu" in preflight.refusal(spec, SANDBOX, None, pod_spec=too_big)
+    assert api.rendered_pod_spec(spec, [m for m in manifests if m["kind"] != "Deployment"]) is None
+
+
+def test_capacity_takes_the_preflight_taint_rule():
+    """One node-fit rule: a tainted node admits a pod exactly when preflight.blocking_taint says so."""
+    taint = {"key": "nvidia.com/gpu", "effect": "NoSchedule"}
+    offer = NodeOffer.from_node(node("g", "8", "32Gi", gpus=2, product=A100, taints=[taint]))
+    assert offer.admits(1, None, "nvidia.com/gpu") and not offer.admits(0, None, "nvidia.com/gpu")
+    assert not offer.admits(1, None, "amd.com/gpu")  # the NVIDIA taint is not the AMD pod's to tolerate
+    no_execute = NodeOffer.from_node(node("x", "8", "32Gi", gpus=2, product=A100,
+                                          taints=[{**taint, "effect": "NoExecute"}]))
+    assert not no_execute.admits(1, None, "nvidia.com/gpu")  # the rendered toleration is NoSchedule only

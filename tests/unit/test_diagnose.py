@@ -18,9 +18,9 @@ from jupyter_mldeploy.diagnosis import (
     format_age,
     log_tail,
     most_relevant,
-    parse_quantity,
     parse_scheduler_message,
     parse_time,
+    reported_amount,
 )
 
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=timezone.utc).timestamp()
@@ -645,8 +645,8 @@ def test_format_age_is_always_a_short_kubectl_duration(seconds):
     ("500m", 0.5), ("2", 2.0), ("4Gi", 4 * 2**30), ("512Mi", 512 * 2**20), ("1G", 1e9), ("1e3", 1000.0),
     ("0.5", 0.5), (3, 3.0), ("abc", None), (None, None),
 ])
-def test_parse_quantity(text, value):
-    assert parse_quantity(text) == value
+def test_reported_amount(text, value):
+    assert reported_amount(text) == value
 
 
 def test_parse_time_reads_rfc3339_and_microtime():

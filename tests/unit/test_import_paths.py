@@ -50,3 +50,13 @@ def test_no_module_of_the_split_packages_is_over_500_lines():
         for path in Path(package.__file__).parent.glob("*.py"):
             lines = len(path.read_text().splitlines())
             assert lines <= 500, f"{path.name} has {lines} lines"
+
+
+def test_the_magics_text_views_find_the_classes_they_name():
+    """IPython's for_type_by_name matches a class's __module__: a class moved into a submodule must still
+    name its public home, or %deploy shows a dataclass repr instead of the handle's text."""
+    from jupyter_mldeploy.magics import _PLAIN_TEXT
+
+    for module, name in _PLAIN_TEXT:
+        cls = getattr(importlib.import_module(module), name)
+        assert (cls.__module__, cls.__name__) == (module, name)

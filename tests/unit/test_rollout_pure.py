@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jupyter_mldeploy import rollout as ro
+from jupyter_mldeploy import traffic
 from jupyter_mldeploy.errors import SpecError
 from jupyter_mldeploy.render import redact, redact_pair, render
 from jupyter_mldeploy.render.routers import route_for
@@ -222,3 +223,39 @@ def test_a_spec_printed_in_a_notebook_shows_no_env_value():
     spec = DeploySpec("churn", V1, env={"DB_PASSWORD": "hunter2"})
     assert "hunter2" not in repr(spec) and "'DB_PASSWORD': '<redacted>'" in repr(spec)
     assert spec.env["DB_PASSWORD"] == "hunter2"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [(0, 0.0), ("500ms", 0.5), ("30s", 30.0), ("5m", 300.0),
+                                               ("1h", 3600.0), ("2", 2.0), (1.5, 1.5)])
+def test_every_is_the_one_duration_rule(text, seconds):
+    assert ro.parse_every(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-1s", "1d", True, None])
+def test_every_refuses(text):
+    with pytest.raises(SpecError, match="^every "):
+        ro.parse_every(text)
+
+
+@pytest.mark.parametrize(("schedule", "weights"), [("10,25,50,100", (10, 25, 50, 100)),
+                                                   ("10%, 50%", (10, 50)), ([10, 30, 100], (10, 30, 100)),
+                                                   ((100,), (100,))])
+def test_schedule_rule(schedule, weights):
+    assert traffic.check_schedule(schedule) == weights
+
+
+@pytest.mark.parametrize(("schedule", "message"), [
+    ("10,x,100", "steps '10,x,100' is not a list of whole percents: write rising weights separated by "
+                 "commas, such as 10,25,50,100."),
+    ([10, 10, 100], "steps [10, 10, 100] must rise from 1 to at most 100, each weight once, such as "
+                    "10,25,50,100."),
+    ([50, 25], "steps [50, 25] must rise from 1 to at most 100, each weight once, such as 10,25,50,100."),
+    ([0, 50], "steps [0, 50] must rise from 1 to at most 100, each weight once, such as 10,25,50,100."),
+    ([], "steps [] must rise from 1 to at most 100, each weight once, such as 10,25,50,100."),
+    ([10, True], "steps [10, True] is not a list of whole percents: give rising weights such as "
+                 "[10, 25, 50, 100]."),
+])
+def test_schedule_refusals(schedule, message):
+    with pytest.raises(SpecError) as e:
+        traffic.check_schedule(schedule)
+    assert str(e.value) == message

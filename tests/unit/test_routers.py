@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jupyter_mldeploy import labels as L
+from jupyter_mldeploy import traffic
 from jupyter_mldeploy.errors import SpecError
 from jupyter_mldeploy.render import pod_template, render
 from jupyter_mldeploy.render.routers import (
@@ -340,7 +341,7 @@ def test_every_router_refuses_bad_inputs(router, kw):
 
 @pytest.mark.parametrize("router", ROUTERS)
 def test_bad_name_refused_not_mangled(router):
-    with pytest.raises(SpecError, match="not a valid model name"):
+    with pytest.raises(SpecError, match="model name .Churn_Model. is not a valid name"):
         _route(router, name="Churn_Model")
 
 
@@ -712,3 +713,19 @@ def test_replicas_plan():
                            candidate_track="preview", labels=LABELS)
     assert switch.split is None and switch.stable_replicas is None
     assert switch.service["spec"]["selector"][L.TRACK] == "preview"
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+def test_router_table_agrees_with_the_rules(router):
+    """traffic.ROUTER_INFO is the one table: check_supported refuses just what it says a router can't do."""
+    info = traffic.ROUTER_INFO[router]
+    for strategy, can, kw in (("shadow", info.mirror, {}), ("shadow", info.partial_mirror, {"mirror": 10}),
+                              ("canary", info.canary, {"weight": 10}),
+                              ("blue-green", info.blue_green, {"weight": 0})):
+        if can:
+            traffic.check_supported(strategy, router, **kw)
+        else:
+            with pytest.raises(SpecError):
+                traffic.check_supported(strategy, router, **kw)
+    assert ROUTER_KINDS[router] == info.kinds
+    assert (router in traffic.MIRROR_ROUTERS) == info.mirror

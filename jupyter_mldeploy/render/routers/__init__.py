@@ -31,7 +31,8 @@ from typing import Any
 
 from ... import labels as L
 from ...errors import SpecError
-from ...spec import NAME_MAX, validate_namespace
+from ...spec import validate_model_name, validate_namespace
+from ...traffic import ROUTER_INFO
 from ..workload import track_name
 
 __all__ = [
@@ -39,23 +40,17 @@ __all__ = [
     "service_host",
 ]
 
-# Annotations beside labels.py's rollout state: which router wrote the object and what it was asked,
-# so another kernel can read the traffic state from the cluster without knowing the router's format.
-ROUTER = "mldeploy.io/router"
-CANDIDATE_TRACK = "mldeploy.io/candidate-track"
-MIRROR_PERCENT = "mldeploy.io/mirror-percent"
-MIRROR_TRACK = "mldeploy.io/mirror-track"
+# The annotation keys live in labels.py; these names are kept for the modules that import them here.
+ROUTER = L.ROUTER
+CANDIDATE_TRACK = L.CANDIDATE_TRACK
+MIRROR_PERCENT = L.MIRROR_PERCENT
+MIRROR_TRACK = L.MIRROR_TRACK
 
-# (apiVersion, kind) of every object each router writes, for undeploy and discovery.
-ROUTER_KINDS: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType({
-    "gateway": (("gateway.networking.k8s.io/v1", "HTTPRoute"),),
-    "istio": (("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "DestinationRule")),
-    "knative": (("serving.knative.dev/v1", "Service"),),
-    "nginx": (("networking.k8s.io/v1", "Ingress"),),
-    "replicas": (("v1", "Service"),),
-})
+# (apiVersion, kind) of every object each router writes, for undeploy and discovery (traffic.ROUTER_INFO).
+ROUTER_KINDS: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType(
+    {name: r.kinds for name, r in ROUTER_INFO.items()})
 
-_NAME = re.compile(r"[a-z](?:[-a-z0-9]*[a-z0-9])?")
+_NAME = re.compile(r"[a-z](?:[-a-z0-9]*[a-z0-9])?")  # a gateway's namespace (DNS-1035 label)
 _HOST = re.compile(r"(?:\*\.)?[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*")
 _CANDIDATES = ("canary", "preview")
 
@@ -90,10 +85,7 @@ class Traffic:
     annotations: Mapping[str, str] | None = None  # the spec's own; ours win on a clash (none: prefixed)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.name, str) and len(self.name) <= NAME_MAX and _NAME.fullmatch(self.name)):
-            raise SpecError(f"name {self.name!r} is not a valid model name: use at most {NAME_MAX} "
-                            f"lower-case letters, digits and '-', starting with a letter and ending with a "
-                            f"letter or digit.")
+        validate_model_name(self.name, "model name")
         validate_namespace(self.namespace)
         _weight(self.stable_weight, "stable weight")
         _weight(self.candidate_weight, "candidate weight")

@@ -41,7 +41,7 @@ def destination_rule(t: Traffic) -> dict[str, Any]:
     subsets = [{"name": track, "labels": {L.TRACK: track}} for track in LIVE_SUBSETS]
     # The rollout state lives on the VirtualService only, so a weight move rewrites one object.
     meta = {"name": t.name, "namespace": t.namespace, "labels": dict(t.labels),
-            "annotations": {**(t.annotations or {}), "mldeploy.io/router": ROUTER}}
+            "annotations": {**(t.annotations or {}), L.ROUTER: ROUTER}}
     return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": meta,
             "spec": {"host": service_host(t.name, t.namespace), "subsets": subsets}}
 

@@ -163,10 +163,10 @@ MAX_SCALE = "autoscaling.knative.dev/max-scale"
 TARGET = "autoscaling.knative.dev/target"
 # On each revision template: the DeploySpec and Scale it runs, so any revision can be rolled back to
 # from the cluster alone (a Revision keeps its template's annotations).
-SPEC = "mldeploy.io/spec"
-SCALE = "mldeploy.io/knative-scale"
-STABLE_REVISION = "mldeploy.io/stable-revision"
-CANDIDATE_REVISION = "mldeploy.io/candidate-revision"
+SPEC = L.KNATIVE_SPEC
+SCALE = L.KNATIVE_SCALE
+STABLE_REVISION = L.STABLE_REVISION
+CANDIDATE_REVISION = L.CANDIDATE_REVISION
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,7 @@ def service(name: str, namespace: str, *, template: Mapping[str, Any], traffic: 
     if total != 100:
         raise SpecError(f"the traffic percents add up to {total}, not 100.")
     meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels),
-                            "annotations": {"mldeploy.io/router": ROUTER, **state}}
+                            "annotations": {L.ROUTER: ROUTER, **state}}
     if resource_version:
         meta["resourceVersion"] = resource_version
     return {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": meta,
