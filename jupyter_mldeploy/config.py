@@ -20,9 +20,7 @@ naming where it came from.
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from typing import Any
 from traitlets import All, Dict, Enum, Float, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
+from .duration import parse_seconds  # the one duration rule, re-exported for the settings and magics
 from .errors import SpecError
 from .traffic import ROUTERS as _TRAFFIC_ROUTERS
 
@@ -44,26 +43,6 @@ ENV_VARS = {"namespace": "MLDEPLOY_NAMESPACE", "context": "MLDEPLOY_CONTEXT", "t
 PYPROJECT_TABLE = "jupyter-mldeploy"
 CLUSTER = ("kubeconfig", "context")  # chosen together, from one source
 
-# The one duration rule (the magics' flags, MLDeploy.timeout, the spec's startup_timeout): ms as well,
-# as rollout.steps(every="500ms") takes.
-_SECONDS = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?\s*")
-_UNIT = {None: 1, "ms": 0.001, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_seconds(value: object, where: str) -> float:
-    """A positive duration: a number of seconds, or text like '90', '90s', '500ms', '10m', '1.5h'."""
-    if isinstance(value, bool):
-        raise SpecError(f"{where} must be a number of seconds, got the boolean {str(value).lower()}.")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _SECONDS.fullmatch(value)):
-        seconds = float(m[1]) * _UNIT[m[2]]
-    else:
-        shown = repr(value) if isinstance(value, str) else f"a {type(value).__name__}"
-        raise SpecError(f"{where} {shown} is not a duration: write seconds such as 600, or 90s, 10m, 1h.")
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise SpecError(f"{where} must be more than zero seconds, got {value!r}.")
-    return seconds
 
 
 class MLDeploy(Configurable):

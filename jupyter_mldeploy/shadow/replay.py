@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import SpecError
+from ..labels import track_name
 from ..spec import validate_model_name, validate_namespace
 from .comparison import Mode, check_mode
 from .report import Row, ShadowReport, build_report
@@ -19,7 +20,7 @@ from .wire import Protocol, RowError, as_rows
 if TYPE_CHECKING:
     from ..kube.client import Kube
 
-SHADOW_SUFFIX = "-shadow"
+SHADOW_SUFFIX = track_name("", "shadow")  # kept for importers; names come from track_name
 
 
 def compare(name: str | None = None, data: Any = None, *, primary_url: str | None = None,
@@ -91,7 +92,7 @@ def compare(name: str | None = None, data: Any = None, *, primary_url: str | Non
         ns = validate_namespace(namespace or kube.namespace)
         proto = Protocol(protocol, model_name or name, output)
         sides = [ProxySide("primary", kube, ns, name, proto, timeout),
-                 ProxySide("shadow", kube, ns, name + SHADOW_SUFFIX, proto, timeout)]
+                 ProxySide("shadow", kube, ns, track_name(name, "shadow"), proto, timeout)]
     else:
         raise SpecError(f"via must be 'proxy' or 'urls', not {via!r}.")
 

@@ -32,6 +32,7 @@ import traitlets
 from .. import api, outcomes, rollout
 from ..connection import resolve
 from ..errors import MLDeployError, NoRollout, StaleRollout
+from ..labels import track_name
 from ..split import Split, TrackPods, Weights, pods_from_deployment
 from ..split_reads import read_pods, read_weights
 from .loop import HandOff, NamespaceWatches, running_loop
@@ -326,7 +327,7 @@ class CanarySlider(widgets.VBox):
 
     def _on_watch(self, items: list[tuple[str, Any, Any]]) -> None:
         """On the loop: a Deployment of either track changed; redraw its pods (and enable the slider)."""
-        tracks = {self.name: "stable", f"{self.name}-canary": "canary"}
+        tracks = {self.name: "stable", track_name(self.name, "canary"): "canary"}
         changed = False
         for etype, obj, _error in items:
             if (obj or {}).get("kind") != "Deployment":

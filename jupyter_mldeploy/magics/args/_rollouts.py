@@ -12,6 +12,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ...config import parse_seconds
 from ...errors import SpecError
+from ...traffic import check_schedule
 from . import _parser as P
 
 __all__ = ["CanaryRequest", "StepsRequest", "canary", "mirror", "parse_canary", "parse_mirror", "parse_steps",
@@ -131,15 +132,10 @@ def _name_and_percent(func: Callable, magic: str, field: str, line: str,
 def _schedule(text: str | None, name: str) -> tuple[int, ...]:
     if text is None:
         raise UsageError(f"%steps needs the weights to go through, such as %steps {name} 10,25,50,100.")
-    parts = [p.strip().rstrip("%") for p in text.split(",")]
-    if not all(p.isascii() and p.isdigit() for p in parts):
-        raise UsageError(f"%steps {text!r} is not a list of whole percents: write rising weights separated "
-                         f"by commas, such as 10,25,50,100.")
-    values = tuple(int(p) for p in parts)
-    if any(not 0 < v <= 100 for v in values) or list(values) != sorted(set(values)):
-        raise UsageError(f"%steps {text!r} must rise from 1 to at most 100, each weight once, such as "
-                         f"10,25,50,100.")
-    return values
+    try:
+        return check_schedule(text, "%steps")  # the one schedule rule, the same as rollout.steps()
+    except SpecError as e:
+        raise UsageError(str(e)) from None
 
 
 def parse_steps(line: str, user_ns: Mapping[str, Any] | None = None) -> StepsRequest:
