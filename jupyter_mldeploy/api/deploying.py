@@ -120,7 +120,7 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
     handle.pruned = [describe(o.manifest(ns)) for o in report.pruned]
     handle.seconds_to_write = report.seconds
     if c.revision % rel.KEEP == 0:
-        kapply.pool().submit(_trim_records, kube, ns, spec.name, spec.track)
+        kapply.records().submit(_trim_records, kube, ns, spec.name, spec.track)
     if not wait:
         return handle
     try:
@@ -225,9 +225,9 @@ def deploy_many(specs: Iterable[DeploySpec], *, wait: bool = False, timeout: flo
         h.changed = [a.name for a in mine if not a.created]
         written = [owner.Owned(*owner.key_of(a.manifest), a.uid, s.track) for a in mine]
         part = kapply.ApplyReport(mine)
-        owner.later(kube, ns, s.name, pool.submit(_record, kube, c, part, written, []))
+        owner.later(kube, ns, s.name, kapply.records().submit(_record, kube, c, part, written, []))
     if wait:
-        futures = [pool.submit(h.watch, timeout) for h in handles]
+        futures = [kapply.waits().submit(h.watch, timeout) for h in handles]
         for f in futures:
             f.result()
     return handles

@@ -101,7 +101,8 @@ def write_release(kube: Kube, ns: str, spec: DeploySpec, manifests: list[dict], 
                       or a.manifest["metadata"]["name"] != record["metadata"]["name"]]
     written = report.owned(_track_of(c, rendered))
     removed = [o.key for o in report.pruned]
-    owner.later(kube, ns, spec.name, kapply.pool().submit(_record, kube, c, report, written, removed, then))
+    job = kapply.records().submit(_record, kube, c, report, written, removed, then)
+    owner.later(kube, ns, spec.name, job)
     return c, report
 
 

@@ -31,12 +31,30 @@ from .resources import collection_path, describe, object_path
 
 APPLY = "application/apply-patch+yaml"
 
+# Three pools in a strict order, so that no job ever waits for a job queued behind it on its own pool
+# (with one shared pool, 40 models' release records, each waiting for its adopt() writes, took every
+# worker and waited for ever): requests wait on nothing; records wait only on requests; waits (following
+# a rollout) wait on records and requests.
 _pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="mldeploy-write")
+_records = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mldeploy-record")
+_waits = ThreadPoolExecutor(max_workers=32, thread_name_prefix="mldeploy-wait")
 
 
 def pool() -> ThreadPoolExecutor:
-    """The shared thread pool for concurrent writes (I/O bound; threads wait on sockets)."""
+    """The shared pool for single requests (I/O bound; threads wait on sockets). A job here must not
+    wait on another job of this pool: submit those from records() or waits() instead."""
     return _pool
+
+
+def records() -> ThreadPoolExecutor:
+    """The pool for the background work after a release (records, adoption, trimming), whose jobs
+    wait on requests of pool()."""
+    return _records
+
+
+def waits() -> ThreadPoolExecutor:
+    """The pool for following rollouts to their end, whose jobs wait on records and requests."""
+    return _waits
 
 
 @dataclass(frozen=True)

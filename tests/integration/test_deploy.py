@@ -255,6 +255,29 @@ def test_deploy_many_writes_all_at_once(kube, namespace):
     assert all(h.last_status.complete for h in handles)
 
 
+@pytest.mark.parametrize("wait", [False, True])
+def test_deploy_many_of_more_models_than_writer_threads_finishes(kube, namespace, wait):
+    """40 models (the writer pool has 32 threads): every release record is written and every handle
+    answers. With one shared pool the records, each waiting on its own writes, took every thread."""
+    import threading
+
+    specs = [spec(name=f"m{i:02d}") for i in range(40)]
+    out: dict = {}
+
+    def run() -> None:
+        handles = mld.deploy_many(specs, namespace=namespace, kube=kube, wait=wait, timeout=300)
+        out["ready"] = [h.status().ready for h in handles]
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=400)  # a bound on a deadlock, not a speed: 40 small models take seconds
+    assert not worker.is_alive(), "deploy_many never returned: its background jobs wait on each other"
+    assert len(out["ready"]) == 40
+    managed = {"labelSelector": "app.kubernetes.io/managed-by=jupyter-mldeploy"}
+    records = kube.request("GET", f"/api/v1/namespaces/{namespace}/secrets", query=managed)[1]["items"]
+    assert len(records) == 40  # one release record per model
+
+
 def test_watch_relists_after_410_gone(cluster, kube, namespace):
     kube.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body={
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seen"}})
