@@ -234,6 +234,9 @@ def kubelet_config(layout: Layout) -> dict:
         "address": layout.node_ip,
         "port": layout.kubelet_port,
         "readOnlyPort": 0,
+        # kubelet leaves the machine's iptables alone: its hint and canary chains and KUBE-FIREWALL
+        # (a guard for route_localnet, which nothing here turns on) would outlive `sandbox down`.
+        "makeIPTablesUtilChains": False,
         "healthzBindAddress": "127.0.0.1",
         "healthzPort": layout.kubelet_healthz_port,
         # Sandbox only: the API server connects without a client certificate.

@@ -33,6 +33,7 @@ def test_kubelet_runs_on_this_hosts_cgroup_v1_and_registers_tainted():
     assert cfg["registerWithTaints"] == [node.TAINT]
     assert cfg["address"] == _layout().node_ip and cfg["healthzBindAddress"] == "127.0.0.1"
     assert cfg["readOnlyPort"] == 0
+    assert cfg["makeIPTablesUtilChains"] is False  # the machine's iptables are not the kubelet's to change
     assert all(str(Path(cfg[k])).startswith("/tmp/sb-x/") for k in ("podLogsDir", "resolvConf"))
     assert "clusterDNS" not in cfg
     cmd = node.kubelet_command(_layout(), Path("/k"), Path("/c"))
