@@ -468,6 +468,8 @@ class Knative:
         with open_private_append(self.log_dir / "knative-images.log") as raw, io.TextIOWrapper(raw) as log:
             ingress.publish_queue(bin_dir() / "queue", lay.registry_port, log)
         traefik_file, proxy_file = ingress.write_configs(self.box.folder, lay, kubeconfig, NAMESPACE)
+        state["firewall_before"] = ingress.firewall_chains()  # kube-proxy adds one; down removes only that
+        self._save(state)
         ingress.route_services(lay)
         for name, cmd in ingress.commands(traefik_file, proxy_file).items():
             self._start(name, cmd, state, env={"KUBECONFIG": kubeconfig})
@@ -584,7 +586,7 @@ class Knative:
         _stop(procs)
         net_down(_net_of(state))
         if state.get("networking"):
-            ingress.cleanup(state.get("node_bridge"))
+            ingress.cleanup(state.get("node_bridge"), state.get("firewall_before"))
         self.state_file.unlink(missing_ok=True)
         progress(f"Knative Serving stopped ({len(procs)} processes).")
         return True

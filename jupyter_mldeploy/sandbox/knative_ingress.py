@@ -128,13 +128,32 @@ def route_services(lay: node.Layout) -> None:
     _ip("route", "replace", SERVICE_RANGE, "dev", lay.bridge, "src", lay.node_ip)
 
 
-def cleanup(lay_bridge: str | None) -> None:
-    """Remove kube-proxy's rules and the service route; safe to call when neither is there."""
+# kube-proxy also writes kubelet's KUBE-FIREWALL chain (its anti-martian rule, jumped to from INPUT and
+# OUTPUT) and, by design, leaves it in `--cleanup`: removed here unless it was there before we started.
+FIREWALL_CHAIN = "KUBE-FIREWALL"
+IPTABLES = ("iptables", "ip6tables")
+
+
+def firewall_chains() -> list[str]:
+    """The iptables tools (iptables, ip6tables) whose filter table holds KUBE-FIREWALL now."""
+    return [tool for tool in IPTABLES if subprocess.run(
+        [tool, "-t", "filter", "-n", "-L", FIREWALL_CHAIN], capture_output=True).returncode == 0]
+
+
+def cleanup(lay_bridge: str | None, firewall_before: list[str] | None = None) -> None:
+    """Remove kube-proxy's rules, the KUBE-FIREWALL chain it added (not one that was there before it,
+    listed in `firewall_before`) and the service route; safe to call when none is there."""
     binary = parts.KUBELET.path("kube-proxy")
     if binary.is_file():
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run([str(binary), "--cleanup", "--proxy-mode=iptables"], capture_output=True,
                            timeout=60)
+    if firewall_before is not None:
+        for tool in set(firewall_chains()) - set(firewall_before):
+            for hook in ("INPUT", "OUTPUT"):
+                subprocess.run([tool, "-t", "filter", "-D", hook, "-j", FIREWALL_CHAIN], capture_output=True)
+            subprocess.run([tool, "-t", "filter", "-F", FIREWALL_CHAIN], capture_output=True)
+            subprocess.run([tool, "-t", "filter", "-X", FIREWALL_CHAIN], capture_output=True)
     if lay_bridge:
         _ip("route", "del", SERVICE_RANGE, "dev", lay_bridge, check=False)
 

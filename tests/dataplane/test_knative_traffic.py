@@ -126,5 +126,5 @@ def test_a_model_scaled_to_zero_answers_its_first_request_after_a_cold_start(kin
     took = time.monotonic() - start
     cold.close()
     assert resp.status == 200, raw  # held by the activator while a pod starts, then answered
-    assert kube.request("GET", deployment)[1]["spec"]["replicas"] >= 1
     print(f"cold start through Knative's activator: first answer after {took:.2f} s")
+
