@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .kube.client import Kube
 
-__all__ = ["SANDBOX_CONTEXT", "connect", "resolve", "sandbox_target"]
+__all__ = ["SANDBOX_CONTEXT", "cluster", "connect", "resolve", "sandbox_target"]
 
 SANDBOX_CONTEXT = "sandbox"
 
@@ -90,6 +90,13 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
         if hint is not None:
             raise MLDeployError(hint)
     return client.connect(kubeconfig, context)
+
+
+def cluster(kube: Kube | None = None, kubeconfig: str | None = None, context: str | None = None) -> Kube:
+    """The cluster a public function talks to, one rule for `api`, `rollout`, `rollout_knative` and
+    `shadow`: `kube` when given, else `connect(kubeconfig, context)` (MLDeploy's settings fill in what
+    is not given)."""
+    return kube if kube is not None else connect(kubeconfig, context)
 
 
 def resolve(namespace: str | None = None, *, kube: Kube | None = None, context: str | None = None,

@@ -23,14 +23,21 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from .errors import SpecError
+from .spec.rules import IN_PLACE_STRATEGIES
 
 __all__ = [
-    "BLUE_GREEN_ROUTERS", "CANARY_ROUTERS", "GATEWAY_MIRROR_FEATURE", "GATEWAY_PERCENT_MIRROR_FEATURE",
-    "MIRROR_ROUTERS", "ROLLOUT_ROUTERS", "ROUTERS", "ROUTER_APIS", "ROUTER_INFO", "STRATEGIES", "Router",
-    "Split", "achievable_split", "check_schedule", "check_supported", "served_routers",
+    "BLUE_GREEN_ROUTERS", "CANARY_ROUTERS", "CANDIDATE_TRACKS", "GATEWAY_MIRROR_FEATURE",
+    "GATEWAY_PERCENT_MIRROR_FEATURE", "MIRROR_ROUTERS", "ROLLOUT_ROUTERS", "ROLLOUT_STRATEGIES", "ROUTERS",
+    "ROUTER_APIS", "ROUTER_INFO", "STRATEGIES", "Router", "Split", "achievable_split", "check_percent",
+    "check_schedule", "check_supported", "served_routers",
 ]
 
-STRATEGIES = ("rolling", "recreate", "blue-green", "canary", "shadow")
+# rolling and recreate update the model in place (a DeploySpec strategy); the rollout strategies start a
+# candidate beside the stable model (jupyter_mldeploy.rollout). The one list of both.
+# Each rollout strategy's candidate track (`<name>-<track>`, labels.track_name).
+CANDIDATE_TRACKS = MappingProxyType({"canary": "canary", "blue-green": "preview", "shadow": "shadow"})
+ROLLOUT_STRATEGIES = tuple(CANDIDATE_TRACKS)
+STRATEGIES = (*IN_PLACE_STRATEGIES, *ROLLOUT_STRATEGIES)
 
 
 @dataclass(frozen=True)
@@ -138,14 +145,16 @@ def _strings(values: Iterable[str], what: str) -> tuple[str, ...]:
     return items
 
 
-def _percent(value: object, what: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{what} must be a whole number from 0 to 100, got {value!r}.")
-    if not 0 <= value <= 100:
-        raise SpecError(f"{what} {value} is out of range: it must be from 0 to 100.")
+def check_percent(value: object, what: str) -> int:
+    """A share of requests: a whole number from 0 to 100 (not a bool), returned unchanged. The one rule
+    for weights and mirror percents, in the API, the routers and the magics."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise SpecError(f"{what} must be a whole number from 0 to 100, not {value!r}.")
     return value
+
+
+def _percent(value: object, what: str) -> int | None:
+    return None if value is None else check_percent(value, what)
 
 
 def _choice(value: object, what: str, choices: tuple[str, ...]) -> str:

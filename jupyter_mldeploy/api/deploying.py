@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from .. import labels as L
 from .. import preflight
 from ..capacity import Capacity
-from ..connection import connect
+from ..connection import cluster
 from ..errors import (
     ClusterError,
     MLDeployError,
@@ -26,7 +26,7 @@ from ..render import release as rel
 from ..render import render
 from ..render.workload import object_name
 from ..spec import DeploySpec, validate_model_name, validate_namespace
-from .handle import Deployment, DryRun, _kube, _server_diff
+from .handle import Deployment, DryRun, _server_diff
 from .releases import _give_back, _record, _trim_records, newest_spec_at, release_manifests, write_release
 from .removal import undeploy
 
@@ -51,12 +51,13 @@ def _preflight(kube: Kube, spec: DeploySpec, notes: list[str], manifests: Sequen
     raise PreflightFailed(preflight.refusal(spec, nodes, inventory.scheduled_pods(kube), pod_spec=pod_spec))
 
 
-def capacity(kube: Kube | None = None) -> Capacity:
+def capacity(kube: Kube | None = None, *, kubeconfig: str | None = None,
+             context: str | None = None) -> Capacity:
     """What the cluster's nodes can hold, from the same cached node read the pre-flight uses; an unknown
     capacity (with the reason) when there is no connection or this identity may not list nodes."""
     if kube is None:
         try:
-            kube = connect()
+            kube = cluster(None, kubeconfig, context)
         except MLDeployError as e:
             return Capacity.unknown(str(e))
     try:
@@ -65,11 +66,19 @@ def capacity(kube: Kube | None = None) -> Capacity:
         return Capacity.unknown(str(e))
 
 
-def _prepare(spec: DeploySpec, kube: Kube, namespace: str | None, state: dict | None,
+def _merged(manifests: Sequence[dict], extra: Sequence[dict]) -> list[dict]:
+    """The rendered objects with the extra ones: an extra object (a traffic route) replaces a rendered
+    one of the same kind and name."""
+    by_name = {describe(m): m for m in manifests}
+    by_name.update({describe(m): dict(m) for m in extra})
+    return list(by_name.values())
+
+
+def _prepare(spec: DeploySpec, kube: Kube | None, namespace: str | None, state: dict | None,
              replica_split: bool) -> tuple[str, list[dict]]:
     if not isinstance(spec, DeploySpec):
         raise SpecError(f"deploy needs a DeploySpec, got a {type(spec).__name__}.")
-    ns = validate_namespace(spec.namespace or namespace or kube.namespace)
+    ns = validate_namespace(spec.namespace or namespace or (kube.namespace if kube else None))
     return ns, render(spec, ns, replica_split=replica_split, state=state)
 
 
@@ -89,13 +98,14 @@ def deploy(spec: DeploySpec, *, wait: bool = True, timeout: float = 600, namespa
     are deleted (prune), ours only. create_namespace=True (Helm's --create-namespace) makes the
     namespace when it is missing, and waits for its default ServiceAccount; a dry run creates nothing.
     """
-    kube = _kube(kube, kubeconfig, context)
+    if dry_run in (True, "client") and isinstance(spec, DeploySpec) and (spec.namespace or namespace):
+        # Rendering reads nothing from the cluster once the namespace is known: no connection at all.
+        return DryRun(_merged(_prepare(spec, None, namespace, state, replica_split)[1], extra),
+                      show_values=show_values)
+    kube = cluster(kube, kubeconfig, context)
     ns, manifests = _prepare(spec, kube, namespace, state, replica_split)
     rendered = {owner.key_of(m) for m in manifests}
-    # An extra object (a traffic route) replaces a rendered one of the same kind and name.
-    by_name = {describe(m): m for m in manifests}
-    by_name.update({describe(m): dict(m) for m in extra})
-    manifests = list(by_name.values())
+    manifests = _merged(manifests, extra)
     if dry_run in (True, "client"):
         return DryRun(manifests, show_values=show_values)
     if dry_run == "server":
@@ -169,7 +179,7 @@ def deploy_many(specs: Iterable[DeploySpec], *, wait: bool = False, timeout: flo
     "None" holds for updates too: when any write is refused, every model's created objects are deleted
     and its changed ones get their previous release back; the error says, per model, what happened.
     """
-    kube = _kube(kube, kubeconfig, context)
+    kube = cluster(kube, kubeconfig, context)
     specs = list(specs)
     prepared = [(s, *_prepare(s, kube, namespace, None, False)) for s in specs]
     names = [(ns, object_name(s)) for s, ns, _ in prepared]
@@ -236,7 +246,7 @@ def deploy_many(specs: Iterable[DeploySpec], *, wait: bool = False, timeout: flo
 def get(name: str, *, namespace: str | None = None, track: str = "stable", kubeconfig: str | None = None,
         context: str | None = None, kube: Kube | None = None) -> Deployment:
     """A handle on a model deployed earlier (by this kernel or any other)."""
-    kube = _kube(kube, kubeconfig, context)
+    kube = cluster(kube, kubeconfig, context)
     handle = Deployment(validate_model_name(name), validate_namespace(namespace or kube.namespace), kube,
                         track=track)
     handle.status()

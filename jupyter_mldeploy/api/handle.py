@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 import yaml
 
 from .. import labels as L
-from ..connection import connect
 from ..errors import (
     ClusterError,
     NotDeployed,
@@ -43,10 +42,6 @@ OUR_KINDS: tuple[tuple[str, str], ...] = (
 
 def _selector(d: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in d.items())
-
-
-def _kube(kube: Kube | None, kubeconfig: str | None, context: str | None) -> Kube:
-    return kube or connect(kubeconfig, context)
 
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .. import cluster_values
 from .. import labels as L
+from ..connection import cluster
 from ..errors import (
     ClusterError,
     MLDeployError,
@@ -17,7 +18,7 @@ from ..kube.resources import collection_path, named_path
 from ..render import release as rel
 from ..spec import validate_model_name, validate_namespace
 from .deploying import deploy
-from .handle import Deployment, _kube, _selector
+from .handle import Deployment, _selector
 from .releases import release_records
 
 
@@ -39,7 +40,7 @@ class Revision:
 def history(name: str, *, namespace: str | None = None, track: str = "stable", kubeconfig: str | None = None,
             context: str | None = None, kube: Kube | None = None) -> list[Revision]:
     """The Deployment's revisions (its ReplicaSets), oldest first; the live one is marked current."""
-    kube = _kube(kube, kubeconfig, context)
+    kube = cluster(kube, kubeconfig, context)
     name = validate_model_name(name)
     ns = validate_namespace(namespace or kube.namespace)
     selector = _selector({L.APP_INSTANCE: name, L.TRACK: track})
@@ -74,7 +75,7 @@ def rollback(name: str, revision: int | None = None, *, namespace: str | None = 
              kubeconfig: str | None = None, context: str | None = None, kube: Kube | None = None,
              wait: bool = True, timeout: float = 600, on_status: StatusCallback | None = None) -> Deployment:
     """Go back to an earlier revision (the previous one by default), every object as it was then."""
-    kube = _kube(kube, kubeconfig, context)
+    kube = cluster(kube, kubeconfig, context)
     ns = validate_namespace(namespace or kube.namespace)
     revs = history(name, namespace=ns, track=track, kube=kube)
     current = next((r for r in revs if r.current), None)

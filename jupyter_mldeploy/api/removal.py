@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from .. import labels as L
+from ..connection import cluster
 from ..errors import (
     ClusterError,
     NotDeployed,
@@ -17,7 +18,6 @@ from ..kube import owner
 from ..kube.client import Kube
 from ..kube.resources import describe
 from ..spec import validate_model_name, validate_namespace
-from .handle import _kube
 from .releases import release_records
 
 
@@ -31,7 +31,7 @@ def undeploy(name: str, *, namespace: str | None = None, kubeconfig: str | None 
     returns once they are gone. With a track, exactly that track's recorded objects go (uid
     preconditions), in one concurrent round.
     """
-    kube = _kube(kube, kubeconfig, context)
+    kube = cluster(kube, kubeconfig, context)
     name = validate_model_name(name)
     ns = validate_namespace(namespace or kube.namespace)
     if track is not None and track not in L.TRACKS:

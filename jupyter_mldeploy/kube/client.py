@@ -69,8 +69,9 @@ class Kube:
             self.namespace = chosen["context"].get("namespace") or "default"
         except (ConfigException, FileNotFoundError, TypeError) as e:
             if kubeconfig or context:
-                raise MLDeployError(f"Could not load the kube context {context or ''} from "
-                                    f"{kubeconfig or 'the default kubeconfig'}: {e}") from None
+                which = f"the kube context {context}" if context else "a kube context"
+                raise MLDeployError(f"Could not load {which} from {kubeconfig or 'the default kubeconfig'}: "
+                                    f"{e}") from None
             try:
                 config.load_incluster_config(client_configuration=cfg)
             except ConfigException:

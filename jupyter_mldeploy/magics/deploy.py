@@ -51,9 +51,8 @@ class DeployMagics(MLDeployMagics):
             if req.rollout is None and (req.router or settings.router) == "knative":
                 return self._knative_deploy(req, settings, namespace, timeout)
             if req.dry_run == "client" and namespace is not None and req.rollout is None:
-                from ..render import render  # no cluster needed to show what would be written
-
-                return api.DryRun(render(spec, namespace), show_values=req.show_values)
+                # The namespace known, api.deploy renders without connecting: no cluster needed.
+                return api.deploy(spec, namespace=namespace, dry_run="client", show_values=req.show_values)
             kube = self._kube(settings, req.context)
             self._say_cluster(settings, kube, req.context)
             namespace = namespace or kube.namespace

@@ -46,8 +46,8 @@ class ShadowMagics(MLDeployMagics):
         from .. import shadow
 
         kube, namespace = self._connect(settings, req)
-        report = shadow.live_from_pods(kube, namespace, req.name, since=req.since, mode=req.mode,
-                                       tolerance=req.tolerance, timeout=req.timeout or 30.0)
+        report = shadow.live_from_pods(req.name, since=req.since, namespace=namespace, kube=kube,
+                                       mode=req.mode, tolerance=req.tolerance, timeout=req.timeout or 30.0)
         if self._live(settings):
             # Without data the view only shows the report (its Refresh, which re-sends rows, stays off).
             view = self._widget("shadow_view", "ShadowView",

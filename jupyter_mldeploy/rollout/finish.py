@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from .. import api
 from .. import labels as L
-from ..connection import connect
+from ..connection import cluster
 from ..errors import (
     MLDeployError,
     NotDeployed,
@@ -52,7 +52,8 @@ from .writes import _apply, _write, _write_state
 Phase = Callable[[str], None]
 
 
-def promote(name: str, *, namespace: str | None = None, kube: Kube | None = None, wait: bool = True,
+def promote(name: str, *, namespace: str | None = None, kube: Kube | None = None,
+            kubeconfig: str | None = None, context: str | None = None, wait: bool = True,
             timeout: float = 600, on_status: Callable[[RolloutStatus], None] | None = None,
             on_phase: Phase | None = None) -> Rollout | None:
     """The candidate becomes stable.
@@ -68,7 +69,7 @@ def promote(name: str, *, namespace: str | None = None, kube: Kube | None = None
     raises RolloutInterrupted saying where; `promote` again, from any kernel, carries on.
     `on_phase(name)` is called as each round begins: "claim", "roll", "switch", "cleanup".
     """
-    r = _current(name, namespace, kube)
+    r = _current(name, namespace, cluster(kube, kubeconfig, context))
     if r.router == "knative":
         from .. import rollout_knative
 
@@ -79,11 +80,12 @@ def promote(name: str, *, namespace: str | None = None, kube: Kube | None = None
     return _finish(r, timeout=timeout, on_status=on_status, on_phase=on_phase)
 
 
-def release(name: str, *, namespace: str | None = None, kube: Kube | None = None, wait: bool = True,
+def release(name: str, *, namespace: str | None = None, kube: Kube | None = None,
+            kubeconfig: str | None = None, context: str | None = None, wait: bool = True,
             timeout: float = 600, on_status: Callable[[RolloutStatus], None] | None = None,
             on_phase: Phase | None = None) -> Rollout | None:
     """After a blue-green switch: make the preview the stable track and remove the preview."""
-    r = _current(name, namespace, kube)
+    r = _current(name, namespace, cluster(kube, kubeconfig, context))
     if r.strategy != "blue-green" or (r.weight != 100 and r.phase != PROMOTING):
         raise MLDeployError(f"{name} has no switched blue-green rollout to release; promote it first.")
     if r.router == "knative":
@@ -188,10 +190,11 @@ def _delete_canary_ingress(kube: Kube, ns: str, name: str) -> list[str]:
     return gone
 
 
-def finish_interrupted(name: str, *, namespace: str | None = None, kube: Kube | None = None) -> list[str]:
+def finish_interrupted(name: str, *, namespace: str | None = None, kube: Kube | None = None,
+                       kubeconfig: str | None = None, context: str | None = None) -> list[str]:
     """After a promotion or rollback stopped between its switch and its cleanup: remove the candidate
     track it left. Returns what was removed ([] when there was nothing to finish)."""
-    kube = kube or connect()
+    kube = cluster(kube, kubeconfig, context)
     ns = namespace or kube.namespace
     _check_where(name, ns)
     seen = _probe(kube, ns, name)
@@ -211,9 +214,10 @@ def finish_interrupted(name: str, *, namespace: str | None = None, kube: Kube | 
     return []
 
 
-def abort(name: str, *, namespace: str | None = None, kube: Kube | None = None) -> None:
+def abort(name: str, *, namespace: str | None = None, kube: Kube | None = None, kubeconfig: str | None = None,
+          context: str | None = None) -> None:
     """Roll the rollout back: all traffic to stable first (a guarded write), then the candidate removed."""
-    r = _current(name, namespace, kube)
+    r = _current(name, namespace, cluster(kube, kubeconfig, context))
     if r.router == "knative":
         from .. import rollout_knative
 

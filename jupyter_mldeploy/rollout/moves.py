@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from .. import api, traffic
+from ..connection import cluster
 from ..duration import parse_seconds
 from ..errors import (
     MLDeployError,
@@ -27,12 +28,12 @@ def _not_promoting(r: Rollout, doing: str) -> None:
                             f"was written. Finish it with %promote {r.name} (from any kernel).")
 
 
-def set_weight(name: str, percent: int, *, namespace: str | None = None, kube: Kube | None = None) -> Rollout:
+def set_weight(name: str, percent: int, *, namespace: str | None = None, kube: Kube | None = None,
+               kubeconfig: str | None = None, context: str | None = None) -> Rollout:
     """Send `percent` of requests to the canary: one write to the route object, carrying the
     resourceVersion it is based on (StaleRollout when the rollout changed elsewhere; nothing written)."""
-    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
-        raise SpecError(f"the canary weight must be a whole number from 0 to 100, not {percent!r}.")
-    r = _current(name, namespace, kube)
+    traffic.check_percent(percent, "the canary weight")
+    r = _current(name, namespace, cluster(kube, kubeconfig, context))
     if r.router == "knative":
         from .. import rollout_knative
 
@@ -54,9 +55,10 @@ def set_weight(name: str, percent: int, *, namespace: str | None = None, kube: K
     return _write_state(r, new, then=then)
 
 
-def set_mirror(name: str, percent: int, *, namespace: str | None = None, kube: Kube | None = None) -> Rollout:
+def set_mirror(name: str, percent: int, *, namespace: str | None = None, kube: Kube | None = None,
+               kubeconfig: str | None = None, context: str | None = None) -> Rollout:
     """Copy `percent` of requests to the shadow (its answers are discarded by the router)."""
-    r = _current(name, namespace, kube)
+    r = _current(name, namespace, cluster(kube, kubeconfig, context))
     if r.strategy != "shadow":
         raise SpecError(f"{name} is a {r.strategy} rollout; a mirror applies to shadow rollouts.")
     traffic.check_supported("shadow", r.router, mirror=percent)
@@ -74,14 +76,14 @@ def parse_every(text: str | float | int) -> float:
 
 def steps(name: str, schedule: Sequence[int], *, every: str | float = "5m",
           check: Callable[[], bool] | None = None, once: bool = False, namespace: str | None = None,
-          kube: Kube | None = None, timeout: float = 600,
-          on_step: Callable[[Rollout], None] | None = None) -> Rollout | None:
+          kube: Kube | None = None, kubeconfig: str | None = None, context: str | None = None,
+          timeout: float = 600, on_step: Callable[[Rollout], None] | None = None) -> Rollout | None:
     """Advance the canary through `schedule` (e.g. [10, 25, 50, 100]) while its pods are Ready and
     `check()` passes; roll back when either fails. With once=True, one step and return (pipelines).
     `on_step(rollout)` is called after each weight is written, so a caller can show progress."""
     sched = traffic.check_schedule(schedule)
     wait_s = parse_every(every)
-    r = _current(name, namespace, kube)
+    r = _current(name, namespace, cluster(kube, kubeconfig, context))
     if r.strategy != "canary":
         raise SpecError(f"steps apply to canary rollouts; {name} is a {r.strategy} rollout.")
     if r.router == "knative":

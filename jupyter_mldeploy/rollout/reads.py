@@ -9,7 +9,7 @@ from datetime import datetime
 
 from .. import api, cluster_values, traffic
 from .. import labels as L
-from ..connection import connect
+from ..connection import cluster
 from ..errors import (
     ClusterError,
     MLDeployError,
@@ -116,11 +116,12 @@ def _rollout_from(seen: _Seen, name: str, ns: str, kube: Kube) -> Rollout | None
     return None
 
 
-def read(name: str, *, namespace: str | None = None, kube: Kube | None = None) -> Rollout | None:
+def read(name: str, *, namespace: str | None = None, kube: Kube | None = None, kubeconfig: str | None = None,
+         context: str | None = None) -> Rollout | None:
     """The rollout in progress for `name`, read from its route objects now; None when there is none.
 
     What it read is also kept as this process's latest view (the next weight move needs no read)."""
-    kube = kube or connect()
+    kube = cluster(kube, kubeconfig, context)
     ns = namespace or kube.namespace
     _check_where(name, ns)
     found = _rollout_from(_probe(kube, ns, name), name, ns, kube)
@@ -176,8 +177,7 @@ def _from_annotations(name: str, ns: str, router: str, ann: dict, obj: dict, see
     return r
 
 
-def _current(name: str, namespace: str | None, kube: Kube | None) -> Rollout:
-    kube = kube or connect()
+def _current(name: str, namespace: str | None, kube: Kube) -> Rollout:
     ns = namespace or kube.namespace
     _check_where(name, ns)
     with _lock:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import api, traffic
-from ..connection import connect
+from ..connection import cluster
 from ..errors import (
     ClusterError,
     MLDeployError,
@@ -19,7 +19,7 @@ from ..kube.client import Kube
 from ..render import render
 from ..render.routers import nginx
 from ..render.workload import CHANGED
-from ..spec import REDACTED, DeploySpec, changes_of, inherit
+from ..spec import REDACTED, DeploySpec, changes_of, inherit, validate_gateway
 from ..status import RolloutStatus
 from .reads import read, stable_spec
 from .state import CANDIDATE_TRACKS, Rollout, _check_where, _remember, _route
@@ -104,7 +104,8 @@ def _spec_diff(stable: DeploySpec, cand: DeploySpec, *, show_values: bool) -> st
 
 def start(candidate: DeploySpec | Mapping[str, Any], *, strategy: str, router: str = "auto",
           weight: int | None = None, mirror: int | None = None, gateway: str | None = None,
-          namespace: str | None = None, kube: Kube | None = None, wait: bool = True, timeout: float = 600,
+          namespace: str | None = None, kube: Kube | None = None, kubeconfig: str | None = None,
+          context: str | None = None, wait: bool = True, timeout: float = 600,
           on_status: Callable[[RolloutStatus], None] | None = None, dry_run: bool | str = False,
           show_values: bool = False) -> Rollout | api.DryRun:
     """Deploy a candidate beside the stable track and route traffic to it as the strategy says.
@@ -125,7 +126,9 @@ def start(candidate: DeploySpec | Mapping[str, Any], *, strategy: str, router: s
     has the API server check the candidate's objects.
     """
     name, own_ns, changes = _changes(candidate)
-    kube = kube or connect()
+    if gateway is not None:
+        validate_gateway(gateway)  # it goes into the route's parentRefs: refused here, before a request
+    kube = cluster(kube, kubeconfig, context)
     ns = own_ns or namespace or kube.namespace
     _check_where(name, ns)
     if strategy not in CANDIDATE_TRACKS:

@@ -21,7 +21,7 @@ PHASE = L.PHASE
 ENDED = L.ENDED
 ENDED_STRATEGY = L.ENDED_STRATEGY
 PROMOTING = "promoting"
-CANDIDATE_TRACKS = {"canary": "canary", "blue-green": "preview", "shadow": "shadow"}
+CANDIDATE_TRACKS = traffic.CANDIDATE_TRACKS
 ROLLOUT_ROUTERS = traffic.ROLLOUT_ROUTERS
 
 # The objects each router writes, (apiVersion, kind, name suffix); the first one holds the state.

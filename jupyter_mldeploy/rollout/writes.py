@@ -14,7 +14,7 @@ from ..kube import apply as kapply
 from ..kube import owner
 from ..kube.resources import describe
 from .reads import _ago, _ended, _probe, _rollout_from, _Seen
-from .state import PROMOTING, Rollout, _forget, _objects_of, _remember, _route
+from .state import CANDIDATE_TRACKS, PROMOTING, Rollout, _forget, _objects_of, _remember, _route
 
 
 def _apply(r: Rollout, manifests: list[dict]) -> kapply.ApplyReport:
@@ -121,7 +121,7 @@ def _what_changed(r: Rollout, fresh: Rollout | None, seen: _Seen) -> str | None:
                     f"was written; if that kernel stopped, %promote {name} again carries the promotion on.")
         return f"{name}'s rollout moved on from another kernel{since}{nothing}"
     if fresh.weight != r.weight:
-        what = "preview" if r.strategy == "blue-green" else "canary"
+        what = CANDIDATE_TRACKS[r.strategy]
         return (f"the {what} weight of {name} was moved from {r.weight}% to {fresh.weight}% from another "
                 f"kernel{since}{nothing}")
     if fresh.mirror != r.mirror:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from .. import api
 from .. import labels as L
-from ..connection import connect
+from ..connection import cluster
 from ..errors import (
     MLDeployError,
     NotOurs,
@@ -54,8 +54,8 @@ def _plain_refusal(name: str, ns: str, plain: dict | None, anchor: owner.Anchor)
 
 
 def deploy(spec: DeploySpec, *, scale: Scale | None = None, namespace: str | None = None,
-           kube: Kube | None = None, wait: bool = True, timeout: float = 600,
-           on_status: Callable[[KnativeStatus], None] | None = None,
+           kube: Kube | None = None, kubeconfig: str | None = None, context: str | None = None,
+           wait: bool = True, timeout: float = 600, on_status: Callable[[KnativeStatus], None] | None = None,
            create_namespace: bool = False) -> KnativeModel:
     """Serve `spec` as the Knative Service `<name>`, all traffic on its revision once it is Ready.
 
@@ -69,7 +69,7 @@ def deploy(spec: DeploySpec, *, scale: Scale | None = None, namespace: str | Non
     _check_spec(spec)
     if scale is not None and not isinstance(scale, Scale):
         raise SpecError(f"scale must be a rollout_knative.Scale, got {type(scale).__name__}.")
-    kube = kube or connect()
+    kube = cluster(kube, kubeconfig, context)
     ns = validate_namespace(spec.namespace or namespace or kube.namespace)
     _controller_or_refuse(kube)
     made = create_namespace and namespaces.ensure(kube, ns)

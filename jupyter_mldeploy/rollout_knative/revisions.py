@@ -8,12 +8,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .. import labels as L
-from ..connection import connect
+from ..connection import cluster
 from ..errors import (
     RolloutFailed,
 )
 from ..follow import WaitTimeout
 from ..kube import apply as kapply
+from ..kube import owner
 from ..kube.client import Kube
 from ..kube.resources import collection_path
 from ..spec import validate_namespace
@@ -166,15 +167,21 @@ def revisions_of(ksvc: dict, revs: Sequence[dict]) -> list[dict]:
     return [r for r in revs if r.get("metadata", {}).get("labels", {}).get(SERVICE_UID_LABEL) == uid]
 
 
-def status(name: str, *, namespace: str | None = None, kube: Kube | None = None) -> KnativeStatus:
-    """One snapshot: the Service (ours only) and its revisions, read at once."""
-    kube = kube or connect()
-    ns = validate_namespace(namespace or kube.namespace)
+def read_with_revisions(kube: Kube, ns: str, name: str) -> tuple[dict, owner.Anchor, list[dict]]:
+    """The model's Knative Service (ours only, with its anchor) and every revision, read at once."""
     revs_f = kapply.pool().submit(_revisions, kube, ns, name)
     try:
-        ksvc, _ = _read_ours(kube, ns, name)
+        ksvc, anchor = _read_ours(kube, ns, name)
     finally:
         revs = revs_f.result()
+    return ksvc, anchor, revs
+
+
+def status(name: str, *, namespace: str | None = None, kube: Kube | None = None,
+           kubeconfig: str | None = None, context: str | None = None) -> KnativeStatus:
+    """One snapshot: the Service (ours only) and its revisions, read at once."""
+    kube = cluster(kube, kubeconfig, context)
+    ksvc, _, revs = read_with_revisions(kube, validate_namespace(namespace or kube.namespace), name)
     return _status_of(ksvc, revisions_of(ksvc, revs))
 
 

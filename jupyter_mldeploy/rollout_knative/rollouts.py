@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import api, traffic
 from .. import labels as L
-from ..connection import connect
+from ..connection import cluster, connect
 from ..errors import (
     Interrupted,
     MLDeployError,
@@ -30,9 +30,9 @@ from .revisions import (
     KnativeStatus,
     RevisionRow,
     _generation,
-    _revisions,
     _status_of,
     _wait,
+    read_with_revisions,
     revisions_of,
     status,
 )
@@ -94,8 +94,8 @@ class KnativeModel:
 
 def start(candidate: DeploySpec | Mapping[str, Any], *, strategy: str, weight: int | None = None,
           mirror: int | None = None, namespace: str | None = None, kube: Kube | None = None,
-          wait: bool = True, timeout: float = 600, scale: Scale | None = None,
-          on_status: Callable[[KnativeStatus], None] | None = None):
+          kubeconfig: str | None = None, context: str | None = None, wait: bool = True, timeout: float = 600,
+          scale: Scale | None = None, on_status: Callable[[KnativeStatus], None] | None = None):
     """A canary (or blue-green preview) as a second revision, by the traffic block: the stable revision
     keeps 100 - weight percent; the candidate's revision gets `weight` and a tag of its track.
 
@@ -114,7 +114,7 @@ def start(candidate: DeploySpec | Mapping[str, Any], *, strategy: str, weight: i
     name, own_ns, changes = _changes(candidate)
     if scale is not None and not isinstance(scale, Scale):
         raise SpecError(f"scale must be a rollout_knative.Scale, got {type(scale).__name__}.")
-    kube = kube or connect()
+    kube = cluster(kube, kubeconfig, context)
     ns = validate_namespace(own_ns or namespace or kube.namespace)
     ksvc, anchor = _read_ours(kube, ns, name)
     _controller_or_refuse(kube)
@@ -169,8 +169,7 @@ def _rollout_state(r, stable_rev: str, cand_rev: str | None) -> dict[str, str]:
 def traffic_block(strategy: str, weight: int, stable_rev: str, cand_rev: str | None) -> list[dict]:
     """The Knative Service's `spec.traffic` for a rollout at `weight` percent (pure): both revisions by
     name, each tagged with its track, so a 0% candidate (a blue-green preview) keeps its tag's URL."""
-    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
-        raise SpecError(f"the weight must be a whole number from 0 to 100, not {weight!r}.")
+    traffic.check_percent(weight, "the weight")
     if cand_rev is None:
         return [_entry(stable_rev, 100, "stable")]
     if strategy not in TRACK_OF:
@@ -228,8 +227,7 @@ def set_weight(r, percent: int):
     if r.strategy != "canary":
         raise SpecError(f"{r.name} is a {r.strategy} rollout; a weight applies to canary rollouts "
                         f"(blue-green switches with promote).")
-    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
-        raise SpecError(f"the canary weight must be a whole number from 0 to 100, not {percent!r}.")
+    traffic.check_percent(percent, "the canary weight")
     ksvc, anchor = _rollout_now(r)
     new = replace(r, weight=percent)
     _write_state(new, ksvc, anchor)
@@ -289,23 +287,21 @@ def _back_to(kube: Kube, anchor: owner.Anchor, ksvc: dict, revision: str, *, wai
     return None
 
 
-def history(name: str, *, namespace: str | None = None, kube: Kube | None = None) -> list[RevisionRow]:
+def history(name: str, *, namespace: str | None = None, kube: Kube | None = None,
+            kubeconfig: str | None = None, context: str | None = None) -> list[RevisionRow]:
     """The model's revisions, oldest first, with the share each gets now."""
-    return status(name, namespace=namespace, kube=kube).revisions
+    return status(name, namespace=namespace, kube=kube, kubeconfig=kubeconfig, context=context).revisions
 
 
 def rollback(name: str, to: int | str | None = None, *, namespace: str | None = None,
-             kube: Kube | None = None, wait: bool = True, timeout: float = 600,
+             kube: Kube | None = None, kubeconfig: str | None = None, context: str | None = None,
+             wait: bool = True, timeout: float = 600,
              on_status: Callable[[KnativeStatus], None] | None = None) -> KnativeModel:
     """Back to an earlier revision: the one before the current stable revision by default, or `to` (a
     configuration generation number as in `%rollback --to N`, a revision name or a version)."""
-    kube = kube or connect()
+    kube = cluster(kube, kubeconfig, context)
     ns = validate_namespace(namespace or kube.namespace)
-    revs_f = kapply.pool().submit(_revisions, kube, ns, name)
-    try:
-        ksvc, anchor = _read_ours(kube, ns, name)
-    finally:
-        all_revs = revs_f.result()
+    ksvc, anchor, all_revs = read_with_revisions(kube, ns, name)
     if _state(ksvc).get(STRATEGY):
         raise MLDeployError(f"{name} has a rollout in progress: %rollback {name} (without --to) rolls it "
                             f"back first.")
@@ -386,10 +382,8 @@ def read_pods(r) -> dict:
     Revision), for the split picture: a Knative canary has no `<name>-canary` Deployment."""
     from ..split import TrackPods
 
-    kube = r.kube or connect()
-    revs = kapply.pool().submit(_revisions, kube, r.namespace, r.name)
-    ksvc, _ = _read_ours(kube, r.namespace, r.name)
-    st = _status_of(ksvc, revisions_of(ksvc, revs.result()))
+    ksvc, _, revs = read_with_revisions(r.kube or connect(), r.namespace, r.name)
+    st = _status_of(ksvc, revisions_of(ksvc, revs))
     out = {}
     for track, key in (("stable", kn.STABLE_REVISION), ("canary", kn.CANDIDATE_REVISION)):
         row = st.revision(_state(ksvc).get(key, ""))

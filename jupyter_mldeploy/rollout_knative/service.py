@@ -31,7 +31,8 @@ STEPS = L.STEPS
 SERVICE_LABEL = "serving.knative.dev/service"
 GENERATION_LABEL = "serving.knative.dev/configurationGeneration"
 SERVICE_UID_LABEL = "serving.knative.dev/serviceUID"  # on each Revision: the Knative Service that made it
-TRACK_OF = {"canary": "canary", "blue-green": "preview"}
+# Knative cannot mirror, so a shadow has no revision track.
+TRACK_OF = {k: v for k, v in traffic.CANDIDATE_TRACKS.items() if k != "shadow"}
 POLL = 0.5
 
 

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..connection import cluster
 from ..errors import MLDeployError, SpecError
 from ..spec import validate_model_name, validate_namespace
 from .comparison import Mode
@@ -40,7 +41,8 @@ def _bounded_log(text: str, pod: str, tail_lines: int, limit_bytes: int) -> tupl
     return lines, None
 
 
-def live_from_pods(kube: Kube, namespace: str, name: str, since: float | timedelta | None = None, *,
+def live_from_pods(name: str, since: float | timedelta | None = None, *, namespace: str | None = None,
+                   kube: Kube | None = None, kubeconfig: str | None = None, context: str | None = None,
                    container: str | None = None, mode: Mode = "auto", tolerance: float = 1e-6, k: int = 5,
                    output: str | None = None, timeout: float = 30.0, tail_lines: int = TAIL_LINES,
                    limit_bytes: int = LIMIT_BYTES) -> ShadowReport:
@@ -56,7 +58,9 @@ def live_from_pods(kube: Kube, namespace: str, name: str, since: float | timedel
     from .. import labels
 
     # Both go into request paths and sentences: a bad one is one sentence here, before any request.
-    name, namespace = validate_model_name(name), validate_namespace(namespace)
+    name = validate_model_name(name)
+    kube = cluster(kube, kubeconfig, context)
+    namespace = validate_namespace(namespace or kube.namespace)
     seconds = None
     if since is not None:
         seconds = since.total_seconds() if isinstance(since, timedelta) else float(since)

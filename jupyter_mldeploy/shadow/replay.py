@@ -25,6 +25,7 @@ SHADOW_SUFFIX = track_name("", "shadow")  # kept for importers; names come from 
 
 def compare(name: str | None = None, data: Any = None, *, primary_url: str | None = None,
             shadow_url: str | None = None, namespace: str | None = None, kube: Kube | None = None,
+            kubeconfig: str | None = None, context: str | None = None,
             model: str | None = None, via: Literal["proxy", "urls"] | None = None, tolerance: float = 1e-6,
             mode: Mode = "auto", k: int = 5, concurrency: int = 8, timeout: float = 10.0,
             output: str | None = None, protocol: Literal["v2", "predict"] = "v2") -> ShadowReport:
@@ -85,10 +86,9 @@ def compare(name: str | None = None, data: Any = None, *, primary_url: str | Non
             raise SpecError("via='proxy' needs the model's name (its Services are <name> and <name>-shadow).")
         # Both go into the service proxy's path: a bad one is one sentence here, before any request.
         validate_model_name(name)
-        if kube is None:
-            from ..connection import connect
+        from ..connection import cluster
 
-            kube = connect()
+        kube = cluster(kube, kubeconfig, context)
         ns = validate_namespace(namespace or kube.namespace)
         proto = Protocol(protocol, model_name or name, output)
         sides = [ProxySide("primary", kube, ns, name, proto, timeout),

@@ -36,6 +36,7 @@ from .rules import (
     parse_pairs,
     parse_pvc,
     parse_secret_ref,
+    validate_gateway,
     validate_model_name,
     validate_namespace,
     validate_object_name,
@@ -48,5 +49,5 @@ __all__ = [
     "Strategy", "Toleration", "Track", "changes_of", "inherit", "parse_env", "parse_env_secrets",
     "parse_pairs", "parse_pvc", "parse_quantity", "parse_secret_ref", "quantity_value", "reported_amount",
     "startup_probe",
-    "validate_model_name", "validate_namespace", "validate_object_name",
+    "validate_gateway", "validate_model_name", "validate_namespace", "validate_object_name",
 ]

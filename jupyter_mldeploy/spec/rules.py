@@ -29,6 +29,7 @@ NAME_MAX = 63 - TRACK_SUFFIX_MAX
 Track = Literal["stable", "canary", "shadow", "preview"]
 Expose = Literal["gateway", "ingress"]
 Strategy = Literal["rolling", "recreate"]
+IN_PLACE_STRATEGIES: tuple[Strategy, ...] = ("rolling", "recreate")  # a DeploySpec's own; see traffic
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 CLUSTER_ISSUER = "cert-manager.io/cluster-issuer"
@@ -132,6 +133,17 @@ def validate_model_name(value: object, field: str = "name") -> str:
                         f"that the longest derived object name, '{name}-preview', fits the 63-character "
                         f"DNS-1035 limit.")
     return name
+
+
+def validate_gateway(value: object, field: str = "gateway") -> str:
+    """A parent Gateway, 'namespace/name' or 'name' (in the model's namespace), returned unchanged."""
+    text = _str(value, field, example="infra/public")
+    ns, slash, name = text.rpartition("/")
+    if (slash and not _check(_DNS1123_LABEL, ns, 63)) or not _check(_DNS1123_SUBDOMAIN, name, 253):
+        raise SpecError(f"{field} {text!r} is not a Gateway: write namespace/name (or name, in the model's "
+                        f"namespace), in lowercase letters, digits and '-' ('.' also in the name), such as "
+                        f"infra/public.")
+    return text
 
 
 def validate_object_name(value: object, field: str = "object name") -> str:

@@ -135,7 +135,7 @@ def check_prediction_log_report(report: ShadowReport, namespace: str) -> None:
 
 def test_live_from_pods_joins_the_prediction_logs_kwok_serves(kube, namespace, tmp_path: Path):
     p_lines, s_lines = shadow_with_prediction_logs(kube, namespace, tmp_path)
-    report = live_from_pods(kube, namespace, "churn", since=timedelta(minutes=5))
+    report = live_from_pods("churn", namespace=namespace, kube=kube, since=timedelta(minutes=5))
     check_prediction_log_report(report, namespace)
     # The same join as live() over the lines as the servers wrote them, minus the hour-old ones.
     local = live("churn", primary_log=["INFO serving: listening on :8080", *p_lines], shadow_log=s_lines)
@@ -161,12 +161,12 @@ def test_shadow_magic_live_reads_the_same_logs_without_sending_a_row(ip, kube, n
 def test_live_from_pods_bounds_each_read_and_says_so(kube, namespace, tmp_path: Path):
     shadow_with_prediction_logs(kube, namespace, tmp_path)
     # The newest 5 lines of each pod: stable r6..r10 and r17, r18, r19, neg, solo; shadow r16..r19, neg.
-    report = live_from_pods(kube, namespace, "churn", tail_lines=5)
+    report = live_from_pods("churn", namespace=namespace, kube=kube, tail_lines=5)
     assert sorted(report.rows["request_id"]) == ["neg", "r17", "r18", "r19"]
     assert report.primary.endswith("only its last 5 lines read)") and "(bounded read: pod " in report.primary
     assert report.shadow == (f"logs of 1 shadow pod(s) in {namespace} (bounded read: pod "
                              f"{pod_names(kube, namespace, 'shadow')[0]}: only its last 5 lines read)")
     # limitBytes cuts a line in two: the cut line is dropped, not counted as unreadable.
     first = len(read_log(kube, namespace, pod_names(kube, namespace, "shadow")[0]).splitlines()[0]) + 1
-    cut = live_from_pods(kube, namespace, "churn", limit_bytes=first + 40)
+    cut = live_from_pods("churn", namespace=namespace, kube=kube, limit_bytes=first + 40)
     assert cut.summary.unparsed_shadow == 0 and "only the first" in cut.shadow

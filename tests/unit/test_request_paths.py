@@ -60,7 +60,7 @@ def _calls(name: str, ns: str):
         "set_weight": lambda k: rollout.set_weight(name, 30, namespace=ns, kube=k),
         "promote": lambda k: rollout.promote(name, namespace=ns, kube=k),
         "abort": lambda k: rollout.abort(name, namespace=ns, kube=k),
-        "live_from_pods": lambda k: shadow.live_from_pods(k, ns, name),
+        "live_from_pods": lambda k: shadow.live_from_pods(name, namespace=ns, kube=k),
         "shadow.compare": lambda k: shadow.compare(name, [[1.0, 2.0]], namespace=ns, kube=k, timeout=1),
     }
 

@@ -200,7 +200,7 @@ def test_unknown_router_refused():
 
 def test_constants():
     assert ROUTERS == ("gateway", "istio", "knative", "nginx", "replicas")
-    assert STRATEGIES == ("rolling", "recreate", "blue-green", "canary", "shadow")
+    assert STRATEGIES == ("rolling", "recreate", "canary", "blue-green", "shadow")
     assert set(ROUTER_KINDS) == set(ROUTERS)
 
 

@@ -451,7 +451,7 @@ def test_live_from_pods_reads_every_pod_log_through_the_api(fake_api):
         "churn-b": "\n".join(_line(f"r{i}", now, float(i)) for i in range(40, 60)) + "\nstarting up\n",
         "churn-shadow-a": "\n".join(_line(f"r{i}", now, float(i) + (i % 10 == 0)) for i in range(5, 60)),
     }
-    report = live_from_pods(kube, "ml", "churn", since=timedelta(minutes=5))
+    report = live_from_pods("churn", namespace="ml", kube=kube, since=timedelta(minutes=5))
     s = report.summary
     assert (s.n, s.agreeing) == (55, 50)  # r5..r59 on both sides; r10, r20, ... differ
     assert (s.unmatched_primary, s.unmatched_shadow, s.unparsed_primary) == (5, 0, 1)
@@ -470,4 +470,4 @@ def test_live_from_pods_without_shadow_pods_says_so(fake_api):
     _FakeApi.pods = {"stable": ["churn-a"], "shadow": []}
     _FakeApi.logs = {"churn-a": ""}
     with pytest.raises(MLDeployError, match="No shadow pods of churn in namespace ml"):
-        live_from_pods(kube, "ml", "churn")
+        live_from_pods("churn", namespace="ml", kube=kube)

@@ -172,21 +172,21 @@ def _log(ids: range) -> str:
 
 def test_pod_logs_are_read_with_tail_lines_and_limit_bytes_and_the_report_says_when_hit(api):
     _Api.logs = {"churn-a": _log(range(0, 100)), "churn-shadow": _log(range(0, 100))}
-    report = live_from_pods(api, "ml", "churn", tail_lines=30)
+    report = live_from_pods("churn", namespace="ml", kube=api, tail_lines=30)
     assert all(q["tailLines"] == "30" and "limitBytes" in q for q in _Api.seen)
     assert report.summary.n == 30 and set(report.rows["request_id"]) == {f"r{i}" for i in range(70, 100)}
     assert report.primary == ("logs of 1 stable pod(s) in ml (bounded read: pod churn-a: only its last 30 "
                               "lines read)")
     assert report.shadow.endswith("(bounded read: pod churn-shadow: only its last 30 lines read)")
 
-    unbounded = live_from_pods(api, "ml", "churn", tail_lines=1000)
+    unbounded = live_from_pods("churn", namespace="ml", kube=api, tail_lines=1000)
     assert unbounded.primary == "logs of 1 stable pod(s) in ml" and unbounded.summary.n == 100
 
 
 def test_a_limit_bytes_cut_drops_the_cut_line_and_says_so(api):
     _Api.logs = {"churn-a": _log(range(0, 50)), "churn-shadow": _log(range(0, 50))}
     one = len(record("r0", [[0]], [0.0])) + 1
-    report = live_from_pods(api, "ml", "churn", limit_bytes=10 * one + one // 2)
+    report = live_from_pods("churn", namespace="ml", kube=api, limit_bytes=10 * one + one // 2)
     s = report.summary
     assert s.unparsed_primary == 0 and s.unparsed_shadow == 0  # the half line is not "malformed"
     assert s.n == 10
@@ -198,4 +198,4 @@ def test_a_limit_bytes_cut_drops_the_cut_line_and_says_so(api):
                                           ({"tail_lines": True}, "tail_lines")])
 def test_bounds_must_be_positive_whole_numbers(api, kw, what):
     with pytest.raises(SpecError, match=f"{what} must be a positive whole number"):
-        live_from_pods(api, "ml", "churn", **kw)
+        live_from_pods("churn", namespace="ml", kube=api, **kw)

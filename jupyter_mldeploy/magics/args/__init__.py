@@ -15,7 +15,7 @@ One module per magic (or family), as jupysql's `sql/cmd/` has one per subcommand
 from __future__ import annotations
 
 from ._deploy import DeployRequest, deploy, parse_deploy
-from ._rollout_flags import AVAILABLE_STRATEGIES, PLANNED_STRATEGIES, ROLLOUT_ROUTERS, ROLLOUT_STRATEGIES
+from ._rollout_flags import AVAILABLE_STRATEGIES, ROLLOUT_ROUTERS, ROLLOUT_STRATEGIES
 from ._rollouts import (
     CanaryRequest,
     StepsRequest,
@@ -30,7 +30,7 @@ from ._shadow import COMPARE_MODES, ShadowRequest, parse_shadow, shadow
 from ._target import TargetRequest, mldeploy, parse_target, promote, release, rollback, rollout, undeploy
 from ._vars import substitute
 
-__all__ = ["AVAILABLE_STRATEGIES", "COMPARE_MODES", "PLANNED_STRATEGIES", "ROLLOUT_ROUTERS",
+__all__ = ["AVAILABLE_STRATEGIES", "COMPARE_MODES", "ROLLOUT_ROUTERS",
            "ROLLOUT_STRATEGIES", "CanaryRequest", "DeployRequest", "ShadowRequest", "StepsRequest",
            "TargetRequest", "canary", "deploy", "mirror", "mldeploy", "parse_canary", "parse_deploy",
            "parse_mirror", "parse_shadow", "parse_steps", "parse_target", "promote", "release", "rollback",

@@ -19,6 +19,7 @@ from IPython.core.magic_arguments import argument
 from ...config import parse_seconds
 from ...errors import SpecError
 from ...spec import validate_model_name, validate_namespace
+from ...traffic import check_percent
 from ._vars import one_line, substitute
 
 __all__ = ["count", "context", "model_name", "namespace", "parse", "percent", "sentence", "timeout",
@@ -172,6 +173,7 @@ def percent(value: str | None, flag: str) -> int | None:
     if value is None:
         return None
     text = value.strip()
-    if not (text.isascii() and text.isdigit()) or int(text) > 100:
-        raise UsageError(f"{flag} {value!r} is not a whole percent from 0 to 100.")
-    return int(text)
+    try:  # digits only (no sign, no '1e2'), then the one percent rule
+        return check_percent(int(text) if text.isascii() and text.isdigit() else None, flag)
+    except SpecError:
+        raise UsageError(f"{flag} {value!r} is not a whole percent from 0 to 100.") from None

@@ -5,40 +5,28 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import re
 from typing import Any
 
 from IPython.core.error import UsageError
 
 from ...errors import SpecError
-from ...traffic import ROUTERS
+from ...traffic import ROLLOUT_STRATEGIES, ROUTERS, STRATEGIES
 from . import _parser as P
 
-__all__ = ["AVAILABLE_STRATEGIES", "PLANNED_STRATEGIES", "ROLLOUT_ROUTERS", "ROLLOUT_STRATEGIES"]
+__all__ = ["AVAILABLE_STRATEGIES", "ROLLOUT_ROUTERS", "ROLLOUT_STRATEGIES"]
 
-# rolling and recreate update the model in place (a DeploySpec strategy); the others start a rollout
-# beside the stable model (jupyter_mldeploy.rollout). Nothing is planned any more.
-AVAILABLE_STRATEGIES = ("rolling", "recreate", "canary", "blue-green", "shadow")
-PLANNED_STRATEGIES: tuple[str, ...] = ()
-ROLLOUT_STRATEGIES = ("canary", "blue-green", "shadow")
+AVAILABLE_STRATEGIES = STRATEGIES  # the names the magics and their tests have imported
 # The traffic layers the rollout operations drive (traffic.ROUTERS, the one list), or auto: chosen from
 # what the cluster serves. knative also takes plain deploys (the model as a Knative Service).
 ROLLOUT_ROUTERS = ("auto", *ROUTERS)
 
 
 def strategy(value: str | None) -> str | None:
-    if value is None or value in AVAILABLE_STRATEGIES:
+    if value is None or value in STRATEGIES:
         return value
-    if value in PLANNED_STRATEGIES:
-        raise UsageError(f"--strategy {value} is not available yet: use "
-                         f"{' or '.join(AVAILABLE_STRATEGIES)}.")
-    known = (*AVAILABLE_STRATEGIES, *PLANNED_STRATEGIES)
-    close = difflib.get_close_matches(value, known, n=1)
+    close = difflib.get_close_matches(value, STRATEGIES, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    raise UsageError(f"--strategy {value!r} is not one of {', '.join(AVAILABLE_STRATEGIES)}{hint}.")
-
-
-_GATEWAY = re.compile(r"(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?/)?[a-z0-9](?:[-.a-z0-9]*[a-z0-9])?")
+    raise UsageError(f"--strategy {value!r} is not one of {', '.join(STRATEGIES)}{hint}.")
 
 
 def rollout_options(a: argparse.Namespace, rollout: str | None, fields: dict[str, Any]) -> dict[str, Any]:
@@ -74,10 +62,13 @@ def rollout_options(a: argparse.Namespace, rollout: str | None, fields: dict[str
     gateway = None
     if fields.get("expose") != "gateway" and "gateway" in fields:
         # Not exposed through the Gateway: the parent Gateway is the rollout route's, not the spec's.
+        from ...spec import validate_gateway  # pure: the one Gateway-name rule
+
         gateway = fields.pop("gateway")
-        if not _GATEWAY.fullmatch(gateway):
-            raise UsageError(f"--gateway {gateway!r} is not a Gateway: write NAMESPACE/NAME, such as "
-                             f"infra/public.")
+        try:
+            validate_gateway(gateway, "--gateway")
+        except SpecError as e:
+            raise UsageError(P.sentence(str(e))) from None
     if a.router not in (None, "auto"):
         from ...traffic import check_supported  # pure: what the strategy and router can do, no cluster
 

@@ -32,7 +32,7 @@ from typing import Any
 from ... import labels as L
 from ...errors import SpecError
 from ...spec import validate_model_name, validate_namespace
-from ...traffic import ROUTER_INFO
+from ...traffic import ROUTER_INFO, check_percent
 from ..workload import track_name
 
 __all__ = [
@@ -60,10 +60,7 @@ def service_host(name: str, namespace: str) -> str:
     return f"{name}.{namespace}.svc.cluster.local"
 
 
-def _weight(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-        raise SpecError(f"{what} must be a whole number from 0 to 100, got {value!r}.")
-    return value
+_weight = check_percent  # the one percent rule (traffic), under the name the routers use
 
 
 @dataclass(frozen=True)
