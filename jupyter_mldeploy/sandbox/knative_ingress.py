@@ -174,15 +174,20 @@ def foreign_kube_proxy() -> str | None:
             with contextlib.suppress(OSError):
                 if (proc / "comm").read_text().strip() == "kube-proxy":
                     return f"a kube-proxy already runs on this machine (PID {proc.name})"
-    chains = subprocess.run(["iptables", "-t", "nat", "-n", "-L", "KUBE-SERVICES"], capture_output=True)
-    if chains.returncode == 0:
+    if kube_services_present():
         return ("this machine's iptables hold kube-proxy's chains (KUBE-SERVICES) from something else "
                 "(run `kube-proxy --cleanup` if a crashed sandbox left them)")
     return None
 
 
+def kube_services_present() -> bool:
+    """kube-proxy's KUBE-SERVICES chain is in the machine's nat table (written by its first sync)."""
+    return subprocess.run(["iptables", "-t", "nat", "-n", "-L", "KUBE-SERVICES"],
+                          capture_output=True).returncode == 0
+
+
 def serving(lay: node.Layout) -> bool:
-    """Traefik answers on its entry point and kube-proxy reports its rules synced."""
+    """Traefik answers on its entry point, kube-proxy reports healthy and its rules are written."""
     import urllib.error
     import urllib.request
 
@@ -196,4 +201,5 @@ def serving(lay: node.Layout) -> bool:
             return None
 
     return (status(f"http://127.0.0.1:{ingress_port(lay.port_base)}/") == 404
-            and status(f"http://127.0.0.1:{lay.port_base + 22}/healthz") == 200)
+            and status(f"http://127.0.0.1:{lay.port_base + 22}/healthz") == 200
+            and kube_services_present())  # its healthz can answer before the first sync wrote any rule

@@ -9,6 +9,7 @@ and stopped after it, unless they were running already with it.
 from __future__ import annotations
 
 import http.client
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -128,3 +129,34 @@ def test_a_model_scaled_to_zero_answers_its_first_request_after_a_cold_start(kin
     assert resp.status == 200, raw  # held by the activator while a pod starts, then answered
     print(f"cold start through Knative's activator: first answer after {took:.2f} s")
 
+
+
+def _kube_rules() -> list[str]:
+    """Every iptables and ip6tables line (`-S`, per table) that names a KUBE- chain: what kube-proxy,
+    and kubelet if it were allowed, write into the machine's own tables."""
+    out = []
+    for tool in knative_ingress.IPTABLES:
+        for table in ("filter", "nat", "mangle"):
+            proc = subprocess.run([tool, "-t", table, "-S"], capture_output=True, text=True, check=True)
+            out += [f"{tool} {table} {line}" for line in proc.stdout.splitlines() if "KUBE-" in line]
+    return sorted(out)
+
+
+def test_knative_up_waits_for_kube_proxys_rules_and_down_leaves_the_machines_iptables_as_found(
+        kingress, real, cluster):
+    from jupyter_mldeploy.sandbox import knative as kn
+
+    components = kn.Knative(real.box)
+    try:
+        components.down(progress=lambda _m: None)
+        found = _kube_rules()  # the machine without Knative's networking layer
+        assert not knative_ingress.kube_services_present()
+        components.up(progress=lambda _m: None)
+        # up returns once kube-proxy has written its rules, not once its healthz first answers.
+        assert knative_ingress.kube_services_present()
+        assert set(_kube_rules()) > set(found)
+        components.down(progress=lambda _m: None)
+        assert _kube_rules() == found, "Knative's down left (or removed) KUBE- rules"
+    finally:
+        components.up(progress=lambda _m: None)  # the module's other tests and its fixture carry on
+        assert (components.state() or {}).get("networking")
