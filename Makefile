@@ -56,3 +56,4 @@ bench: $(STAMP)
 	$(PY) bench/bench_shadow.py
 	$(PY) bench/bench_status_view.py
 	$(PY) bench/bench_serving.py
+	$(PY) bench/bench_import.py
