@@ -80,6 +80,8 @@ def _print_data_plane(dp: dict) -> None:
     if dp.get("gateway_ref"):
         answering = "serving" if dp.get("gateway_serving") else "NOT answering"
         gw = f", Gateway {dp['gateway_ref']} at {dp['gateway_url']} ({answering})"
+    if dp.get("ingress_nginx_url"):
+        gw += f", nginx Ingresses at {dp['ingress_nginx_url']} (Traefik's ingress-nginx provider)"
     print(f"The real data plane is {'up' if dp['up'] else 'NOT complete'}: node {dp['node']} at "
           f"{dp['node_ip']} (bridge {dp['bridge']}, pods on {dp['subnet']}), registry {dp['registry']}{gw}")
     for name, proc in dp["processes"].items():

@@ -31,7 +31,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from . import build, gateway, images, node
+from . import build, gateway, images, ingress_nginx, node
 from . import dataplane_build as parts
 from .control_plane import Sandbox, _alive, _start_time, _stop
 from .errors import SandboxError
@@ -186,6 +186,9 @@ def _up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) 
     parts.ensure_parts(wanted, progress=progress)
     ports = {"registry": lay.registry_port, "kubelet": lay.kubelet_port,
              "kubelet healthz": lay.kubelet_healthz_port}
+    with_nginx = ingress_nginx.built()
+    if with_nginx:
+        ports["ingress-nginx (Traefik)"] = ingress_nginx.port(lay.port_base)
     if with_gateway:
         ports |= {"gateway listener": gateway.listener_port(lay.port_base),
                   "envoy-gateway admin": gateway.admin_port(lay.port_base), **_fixed_ports()}
@@ -195,11 +198,13 @@ def _up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) 
                            f"it, choose another MLDEPLOY_SANDBOX_PORT, or start with --no-data-plane.")
     # Recorded before anything is made, so `down` finds it whatever step fails.
     state = {"port_base": lay.port_base, "processes": {}, "gateway": with_gateway, "made_certs_mount": False,
-             "images": [], "made": {}}
+             "images": [], "made": {}, "ingress_nginx": with_nginx}
     _save(box, state)
     run = _Run(box, state, progress)
     try:
         _start_node(run, lay)
+        if with_nginx:
+            _start_ingress_nginx(run, lay)
         if with_gateway:
             _start_gateway(run, lay)
     except BaseException:
@@ -208,7 +213,8 @@ def _up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) 
         raise
     progress(f"Data plane up in {time.monotonic() - t0:.1f} s: node {node.NODE_NAME} at {lay.node_ip}"
              + (f", Gateway {gateway.gateway_ref()} on 127.0.0.1:{gateway.listener_port(lay.port_base)}"
-                if with_gateway else ""))
+                if with_gateway else "")
+             + (f", nginx Ingresses on 127.0.0.1:{ingress_nginx.port(lay.port_base)}" if with_nginx else ""))
     return status(box)
 
 
@@ -304,6 +310,18 @@ def _start_node(run: _Run, lay: node.Layout) -> None:
     run.wait(f"node {node.NODE_NAME} to be Ready", node_ready, 120, "kubelet")
 
 
+def _start_ingress_nginx(run: _Run, lay: node.Layout) -> None:
+    """Traefik's ingress-nginx provider, serving the nginx router's Ingresses (sandbox/ingress_nginx.py)."""
+    config_file = lay.dir / "ingress-nginx.yaml"
+    write_private(config_file, ingress_nginx.config_text(lay.port_base))
+    run.start(ingress_nginx.PROCESS, ingress_nginx.command(config_file),
+              env={"KUBECONFIG": str(run.box.pki_dir / "components.kubeconfig")})
+    port = ingress_nginx.port(lay.port_base)
+    # Traefik answers 404 for a host no Ingress names: its entry point is served.
+    run.wait("Traefik's ingress-nginx entry point on 127.0.0.1",
+             lambda: _http_status(f"http://127.0.0.1:{port}/") == 404, 60, ingress_nginx.PROCESS)
+
+
 def _start_gateway(run: _Run, lay: node.Layout) -> None:
     box, progress, home = run.box, run.progress, _home(run.box)
     progress("Starting Envoy Gateway (Envoy on 127.0.0.1 only)...")
@@ -340,12 +358,15 @@ def status(box: Sandbox) -> dict:
         return {"up": False, "processes": {}, "gateway": False}
     procs = {n: {**p, "alive": _alive(p)} for n, p in state["processes"].items()}
     expected = [c for c in COMPONENTS if state.get("gateway") or c != "envoy-gateway"]
+    expected += [ingress_nginx.PROCESS] if state.get("ingress_nginx") else []
     up = set(procs) >= set(expected) and all(p["alive"] for p in procs.values())
     lay = node.Layout(box.dir, state["port_base"])
     info = {"up": up, "processes": procs, "gateway": bool(state.get("gateway")) and up,
             "node": node.NODE_NAME, "node_ip": lay.node_ip, "bridge": lay.bridge, "subnet": str(lay.subnet),
             "registry": f"127.0.0.1:{lay.registry_port} (images as {images.REGISTRY}/...)",
             "images": state.get("images", []), "placement": node.placement()}
+    if state.get("ingress_nginx"):
+        info["ingress_nginx_url"] = f"http://127.0.0.1:{ingress_nginx.port(lay.port_base)}"
     if state.get("gateway"):
         url = f"http://127.0.0.1:{gateway.listener_port(lay.port_base)}"
         info["gateway_ref"] = gateway.gateway_ref()
@@ -379,7 +400,7 @@ def _down(box: Sandbox, progress: Progress = print) -> dict[str, list[str]]:
     procs = state.get("processes", {})
     alive = {n: p for n, p in procs.items() if _alive(p)}
     # Envoy Gateway stops its Envoy on SIGTERM; kubelet before containerd, so it restarts nothing.
-    for name in ("envoy-gateway", "kubelet"):
+    for name in (ingress_nginx.PROCESS, "envoy-gateway", "kubelet"):
         if name in alive:
             _stop([(name, alive[name])])
     _kill_envoys(box)
@@ -387,6 +408,9 @@ def _down(box: Sandbox, progress: Progress = print) -> dict[str, list[str]]:
     for name in ("containerd", "registry"):
         if name in alive:
             _stop([(name, alive[name])])
+    # Anything else it recorded (a component a later version added) is stopped too, never left running.
+    _stop([(n, p) for n, p in alive.items()
+           if n not in (ingress_nginx.PROCESS, "envoy-gateway", "kubelet", "containerd", "registry")])
     node.kill_processes(lay)  # shims, and anything of ours that outlived its parent
     made_paths = state.get("made_host_paths", [])
     node.remove_host_state(lay, made_paths, state.get("made", {}))

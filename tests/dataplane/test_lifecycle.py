@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_mldeploy import deploy
-from jupyter_mldeploy.sandbox import dataplane, gateway, images, node
+from jupyter_mldeploy.sandbox import dataplane, gateway, images, ingress_nginx, node
 from jupyter_mldeploy.sandbox.control_plane import _start_time
 
 from .realnode import real_spec
@@ -84,8 +84,14 @@ def test_pods_and_bridge_route_nowhere_beyond_the_sandbox_subnet(real, kube, nam
     lay = real.layout
     routes = subprocess.run(["ip", "-4", "route", "show", "dev", lay.bridge], capture_output=True, text=True,
                             check=True).stdout
-    # The host side: only the bridge's own subnet goes there.
-    assert [r.split()[0] for r in routes.strip().splitlines()] == [str(lay.subnet)], routes
+    # The host side: only the bridge's own subnet goes there, and while Knative's networking layer runs
+    # beside the node, the service range (ClusterIPs that kube-proxy turns into pod addresses).
+    from jupyter_mldeploy.sandbox import knative, knative_ingress
+
+    expected = {str(lay.subnet)}
+    if (knative.Knative(real.box).state() or {}).get("networking"):
+        expected.add(knative_ingress.SERVICE_RANGE)
+    assert {r.split()[0] for r in routes.strip().splitlines()} == expected, routes
     conf = node.cni_config(lay)["plugins"][0]
     assert conf["isGateway"] is False and conf["ipMasq"] is False and conf["ipam"]["routes"] == []
     # The pod side, read inside a real pod: one route, its subnet on eth0; no default route.
@@ -105,6 +111,10 @@ def test_status_shows_the_data_plane(real):
     assert dp["up"] and dp["node"] == node.NODE_NAME and dp["node_ip"] == real.layout.node_ip
     assert set(dp["processes"]) >= {"registry", "containerd", "kubelet"}
     assert all(p["alive"] for p in dp["processes"].values())
+    # Traefik built: the nginx Ingresses are served, and status says where (it is one of the processes).
+    assert ("ingress-nginx" in dp["processes"]) is ingress_nginx.built()
+    assert dp.get("ingress_nginx_url") == (f"http://127.0.0.1:{real.layout.port_base + 24}"
+                                           if ingress_nginx.built() else None)
 
 
 def test_down_leaves_no_process_mount_netns_bridge_veth_or_cgroup(real, kube, namespace):
