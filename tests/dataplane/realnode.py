@@ -16,7 +16,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from jupyter_mldeploy.sandbox import dataplane, gateway, images, node
@@ -111,6 +111,33 @@ def settle_split(client: Client, host: str, expect: set[str], timeout: float = 3
         seen = versions_through(client, host, 20)
         return set(seen) <= expect and not any(k.startswith("HTTP") for k in seen)
     wait_until(ok, timeout, f"the Gateway to route {host} to {sorted(expect)}", interval=0.5)
+
+
+def settle_share(client: Client, host: str, weight: int, timeout: float = 60) -> None:
+    """Wait until Traefik splits `host` at `weight`: its weighted round robin is smooth, so 20 requests
+    show the canary's ("2") share within one request once the new split is in place."""
+    def near() -> bool:
+        seen = versions_through(client, host, 20)
+        return set(seen) <= {"1", "2"} and abs(seen["2"] - 20 * weight / 100) <= 1
+    wait_until(near, timeout, f"Traefik to split {host} at {weight}%", interval=0.5)
+
+
+def measure_canary(client: Client, host: str, move: Callable[[int], object],
+                   weights: Sequence[int] = (30, 70), n: int = 400) -> dict[str, dict]:
+    """A canary ("2") that started at weights[0] beside the stable ("1"): for each weight, `move(weight)`
+    (after the first), wait until the split is in place, send n requests and judge the canary's count
+    within a 3-sigma binomial band. Returns the counts per weight."""
+    results: dict[str, dict] = {}
+    for weight in weights:
+        if results:
+            move(weight)
+        settle_share(client, host, weight)
+        seen = versions_through(client, host, n)
+        results[f"{weight}%"] = dict(seen)
+        assert set(seen) == {"1", "2"}, seen  # every request answered, by one of the two tracks
+        assert within_3_sigma(seen["2"], n, weight / 100), \
+            f"the canary answered {seen['2']} of {n} at {weight}%: outside {band(n, weight / 100)}"
+    return results
 
 
 def request_ids(n: int) -> list[str]:

@@ -22,7 +22,7 @@ from jupyter_mldeploy.kube.client import Kube
 from jupyter_mldeploy.render.routers.knative import Scale
 from jupyter_mldeploy.sandbox import knative_ingress
 
-from .realnode import INFER, Client, band, body, real_spec, versions_through, wait_until, within_3_sigma
+from .realnode import INFER, Client, body, measure_canary, real_spec, versions_through, wait_until
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.dataplane, pytest.mark.knative]
 
@@ -85,22 +85,13 @@ def test_a_knative_canary_split_is_measured_through_its_networking_layer(kingres
     _answers(client, host, {"1"})
     rollout.start(real_spec(name, namespace, model_version="2"), strategy="canary", router="knative",
                   weight=30, kube=kube, timeout=180)
-    n, results = 400, {}
-    for weight in (30, 70):
-        if results:
-            rollout.set_weight(name, weight, namespace=namespace, kube=kube)
-        # Knative's route controller, then Traefik, take the new split: wait until both answer.
-        _answers(client, host, {"1", "2"})
-        time.sleep(1)
-        seen = versions_through(client, host, n)
-        results[f"{weight}%"] = dict(seen)
-        assert set(seen) == {"1", "2"}, seen  # every request answered, by one of the two revisions
-        assert within_3_sigma(seen["2"], n, weight / 100), \
-            f"the canary revision answered {seen['2']} of {n} at {weight}%: outside {band(n, weight / 100)}"
+    # Knative's route controller, then Traefik, take each new split: measured once it is in place.
+    results = measure_canary(client, host,
+                             lambda w: rollout.set_weight(name, w, namespace=namespace, kube=kube))
     rollout.promote(name, namespace=namespace, kube=kube, timeout=180)
     _answers(client, host, {"2"})
     assert versions_through(client, host, 100) == {"2": 100}
-    print(f"Knative canary split of {n} requests per weight: {results}")
+    print(f"Knative canary split of 400 requests per weight: {results}")
 
 
 def test_a_model_scaled_to_zero_answers_its_first_request_after_a_cold_start(kingress, client, kube,

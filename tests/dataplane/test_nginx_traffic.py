@@ -15,13 +15,12 @@ from jupyter_mldeploy import deploy, rollout
 
 from .realnode import (
     Client,
-    band,
     host_for,
+    measure_canary,
     real_spec,
+    settle_share,
     settle_split,
     versions_through,
-    wait_until,
-    within_3_sigma,
 )
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.dataplane]
@@ -45,36 +44,19 @@ def _stable(name: str, namespace: str, kube) -> str:
     return host
 
 
-def _settled(client: Client, host: str, weight: int) -> None:
-    """Wait until Traefik routes with `weight`: its weighted round robin is smooth, so 20 requests show
-    the canary's share within one request once the new split is in place."""
-    def near() -> bool:
-        seen = versions_through(client, host, 20)
-        return set(seen) <= {"1", "2"} and abs(seen["2"] - 20 * weight / 100) <= 1
-    wait_until(near, 60, f"Traefik to split {host} at {weight}%", interval=0.5)
-
-
 def test_a_canary_on_the_nginx_router_is_measured_at_30_and_70_percent(client, kube, namespace):
     name = "churn"
     host = _stable(name, namespace, kube)
     settle_split(client, host, {"1"})
     rollout.start(real_spec(name, namespace, model_version="2"), strategy="canary", router="nginx",
                   weight=30, kube=kube, timeout=180)
-    n, results = 400, {}
-    for weight in (30, 70):
-        if results:
-            rollout.set_weight(name, weight, namespace=namespace, kube=kube)
-        _settled(client, host, weight)
-        seen = versions_through(client, host, n)
-        results[f"{weight}%"] = dict(seen)
-        assert set(seen) == {"1", "2"}, seen  # every request answered, by one of the two tracks
-        assert within_3_sigma(seen["2"], n, weight / 100), \
-            f"the canary answered {seen['2']} of {n} at {weight}%: outside {band(n, weight / 100)}"
+    results = measure_canary(client, host,
+                             lambda w: rollout.set_weight(name, w, namespace=namespace, kube=kube))
     rollout.promote(name, namespace=namespace, kube=kube, timeout=180)
     assert not exists(kube, f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}-canary")
     settle_split(client, host, {"2"})
     assert versions_through(client, host, 100) == {"2": 100}
-    print(f"nginx canary split of {n} requests per weight (Traefik's ingress-nginx provider): {results}")
+    print(f"nginx canary split of 400 requests per weight (Traefik's ingress-nginx provider): {results}")
 
 
 def test_a_blue_green_switch_on_the_nginx_router_moves_every_request_at_once(client, kube, namespace):
@@ -84,10 +66,10 @@ def test_a_blue_green_switch_on_the_nginx_router_moves_every_request_at_once(cli
     rollout.start(real_spec(name, namespace, model_version="2"), strategy="blue-green", router="nginx",
                   kube=kube, timeout=180)
     # The preview runs at 0%: it answers nothing yet.
-    _settled(client, host, 0)
+    settle_share(client, host, 0)
     assert versions_through(client, host, 100) == {"1": 100}
     rollout.promote(name, namespace=namespace, kube=kube, timeout=180)  # the switch
-    _settled(client, host, 100)
+    settle_share(client, host, 100)
     assert versions_through(client, host, 100) == {"2": 100}
     rollout.release(name, namespace=namespace, kube=kube, timeout=180)
     assert not exists(kube, f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}-canary")
