@@ -27,6 +27,7 @@ from .rules import (
     _LABEL_VALUE_RULE,
     _PERCENT,
     CLUSTER_ISSUER,
+    IN_PLACE_STRATEGIES,
     ISSUER,
     LIVE_PATH,
     READY_PATH,
@@ -53,6 +54,7 @@ from .rules import (
     parse_env_secrets,
     parse_pvc,
     parse_secret_ref,
+    validate_gateway,
     validate_model_name,
 )
 
@@ -174,7 +176,7 @@ class DeploySpec:
                                 "HorizontalPodAutoscaler measures CPU utilization as a percentage of the "
                                 "request.")
 
-        _choice(self.strategy, "strategy", ("rolling", "recreate"))
+        _choice(self.strategy, "strategy", IN_PLACE_STRATEGIES)
         for knob in ("max_surge", "max_unavailable"):
             value = getattr(self, knob)
             if value is not None:
@@ -263,11 +265,7 @@ class DeploySpec:
                 raise SpecError("host is set but expose is not: host only applies with expose='gateway' or "
                                 "expose='ingress'.")
         if self.gateway is not None:
-            gw = _str(self.gateway, "gateway", example="infra/public")
-            ns, slash, gname = gw.rpartition("/")
-            if slash:
-                _dns1123_label(ns, "gateway namespace")
-            _subdomain(gname, "gateway name")
+            validate_gateway(self.gateway)
             if self.expose != "gateway":
                 raise SpecError("gateway is set but expose is not 'gateway': the parent Gateway only applies "
                                 "to an HTTPRoute.")

@@ -22,6 +22,7 @@ from ..config import current
 from ..connection import resolve
 from ..errors import MLDeployError, SpecError
 from ..spec import Autoscale, DeploySpec
+from ..spec.rules import IN_PLACE_STRATEGIES
 from .image import ImageBuilder
 from .messages import as_sentence
 from .resources import ResourcePicker
@@ -83,7 +84,7 @@ class DeployPanel(widgets.VBox):
         self.cpu_percent = widgets.BoundedIntText(value=auto.cpu_percent, min=1, max=100,
                                                   description="Target CPU %", style=_STYLE)
         self.autoscale_box = widgets.HBox([self.min_replicas, self.max_replicas, self.cpu_percent])
-        self.strategy = widgets.ToggleButtons(options=("rolling", "recreate"),
+        self.strategy = widgets.ToggleButtons(options=IN_PLACE_STRATEGIES,
                                               value=spec.strategy if spec else "rolling",
                                               tooltips=("replace pods a few at a time, keeping capacity",
                                                         "stop every old pod, then start the new ones"))

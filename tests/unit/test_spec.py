@@ -645,7 +645,7 @@ def test_exposure_rules():
     assert "only applies to an HTTPRoute" in refused(spec, expose="ingress", gateway="gw")
     assert "host only applies" in refused(spec, host="churn.example.com")
     assert "host name" in refused(spec, expose="ingress", host="Churn.Example.com")
-    assert "gateway namespace" in refused(spec, expose="gateway", gateway="a/b/c")
+    assert "gateway 'a/b/c' is not a Gateway" in refused(spec, expose="gateway", gateway="a/b/c")
     assert "did you mean 'ingress'" in refused(spec, expose="ingres")
 
 
