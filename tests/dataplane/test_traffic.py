@@ -133,7 +133,7 @@ def test_shadow_mirror_20_and_100_is_measured_from_the_shadows_prediction_log(re
         if percent == 100:
             assert mirrored == n
             # %shadow --live on this really mirrored traffic: the pods' logs joined by request id.
-            report = shadow.live_from_pods(kube, namespace, name)
+            report = shadow.live_from_pods(name, namespace=namespace, kube=kube)
             joined = report.summary.compared
             print(f"live join: {joined} pairs, agreement {report.summary.agreement_pct}%")
             assert joined >= n and report.summary.agreement_pct == 100.0, report.summary

@@ -226,7 +226,7 @@ def test_istio_crd_does_not_guard_weights_so_we_do(api, served, namespace):
     _, vs = istio.route("loose", namespace, stable_weight=90, candidate_weight=10, labels=labels("loose"))
     vs["spec"]["http"][0]["route"][0]["weight"] = 150
     assert create(api, vs)["spec"]["http"][0]["route"][0]["weight"] == 150
-    with pytest.raises(SpecError, match="from 0 to 100, got 150"):
+    with pytest.raises(SpecError, match="from 0 to 100, not 150"):
         istio.route("loose", namespace, stable_weight=150, candidate_weight=10, labels=labels("loose"))
 
 

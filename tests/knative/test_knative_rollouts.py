@@ -72,6 +72,16 @@ def condition(obj: dict, ctype: str) -> dict:
     return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == ctype), {})
 
 
+def ready(kube: Kube, ns: str, name: str = "fraud", timeout: float = 30) -> None:
+    """Wait until Knative says the Service is Ready: after a split moves, its networking layer
+    reconciles the new Ingress and the Service reads IngressNotConfigured until it has."""
+    deadline = time.monotonic() + timeout
+    while condition(ksvc(kube, ns, name), "Ready").get("status") != "True":
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never Ready: {ksvc(kube, ns, name).get('status')}")
+        time.sleep(0.3)
+
+
 def left_over(kube: Kube, ns: str) -> list[str]:
     """Everything Knative or we made in the namespace for the model (Knative's kinds included)."""
     found = []
@@ -134,6 +144,8 @@ def test_deploy_canary_slider_promote_rollback_undeploy_with_the_magics(ip, kube
                                              "back first"):
         ip.run_line_magic("deploy", "fraud --image ghcr.io/acme/fraud:3.0 --router knative")
 
+    if networking:
+        ready(kube, namespace)
     view = ip.run_line_magic("rollout", "fraud")
     assert isinstance(view, rk.KnativeStatus)
     text = str(view)

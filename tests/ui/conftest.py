@@ -9,9 +9,9 @@ test-artifacts/ and fails when it is blank.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -63,8 +63,9 @@ class Lab:
 @pytest.fixture
 def lab(cluster, tmp_path):
     """`jupyter lab` on 127.0.0.1 with the sandbox's KUBECONFIG; stopped (with its kernels) afterwards."""
-    if shutil.which("jupyter") is None:
-        pytest.skip("the jupyter command is not installed (pip install jupyterlab)")
+    # `python -m jupyter lab` with this interpreter: `make test` does not put the venv's bin/ on PATH.
+    if importlib.util.find_spec("jupyterlab") is None:
+        pytest.skip("JupyterLab is not installed (pip install jupyterlab)")
     root, home = tmp_path / "root", tmp_path / "home"
     root.mkdir()
     home.mkdir()
