@@ -49,7 +49,7 @@ class HandOff(queue.Queue):
         self._clock = clock
         self._armed = False  # a delivery is scheduled; guarded by _arm_lock
         self._arm_lock = threading.Lock()
-        self._last = float("-inf")  # when the last delivery ran (loop thread only)
+        self.last_delivery = float("-inf")  # when the last delivery began, on `clock` (loop thread only)
         self._timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.deliveries = 0  # batches handed to the consumer
@@ -72,7 +72,7 @@ class HandOff(queue.Queue):
         """On the loop: deliver now, or at the end of the current rate window."""
         if self.closed:
             return
-        delay = self._last + self.interval - self._clock()
+        delay = self.last_delivery + self.interval - self._clock()
         if delay <= 0:
             self._run()
         else:
@@ -83,7 +83,7 @@ class HandOff(queue.Queue):
         with self._arm_lock:
             # disarm before draining: an item put after the drain arms a new delivery
             self._armed = False
-        self._last = self._clock()
+        self.last_delivery = self._clock()
         self.poll()
 
     def drain(self) -> list[Any]:

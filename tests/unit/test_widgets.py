@@ -535,8 +535,8 @@ def test_a_burst_is_batched_to_at_most_ten_updates_a_second_on_the_loop_thread()
         view = PodStatusView(handle(), watch=False)  # built on the loop's thread, like in a cell
         assert view.live
         seen: list[tuple[float, str, str]] = []
-        def record(change):
-            seen.append((time.monotonic(), threading.current_thread().name, change["new"]))
+        def record(change):  # stamped with when its delivery began: the rate bound's own clock
+            seen.append((view._handoff.last_delivery, threading.current_thread().name, change["new"]))
 
         view.pods.observe(record, names="value")
         view.feed("ADDED", dep_obj(replicas=1))
@@ -560,7 +560,9 @@ def test_a_burst_is_batched_to_at_most_ten_updates_a_second_on_the_loop_thread()
     assert 2 <= len(seen) <= 10 * elapsed + 2  # ~6 for 0.5 s, not 500
     assert {thread for _, thread, _ in seen} == {threading.main_thread().name}  # never the feeder
     gaps = [b[0] - a[0] for a, b in zip(seen, seen[1:], strict=False)]
-    assert min(gaps) >= 0.09  # the rate bound, however fast events come
+    # the rate bound, however fast events come (a delivery's own rendering time is not in the gap;
+    # asyncio may run a timer up to its clock resolution early)
+    assert min(gaps) >= 0.1 - 1e-6
     assert "font-weight:bold\">500<" in seen[-1][2]  # nothing lost: the last event is what shows
     updates = [s for s in view.pods.comm.updates() if "value" in s]
     assert len(updates) == len(seen)  # one message per update, to the frontend
