@@ -13,7 +13,7 @@ import html
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from ..overview import ModelRow
 from ..status import RolloutStatus
 from ..traffic import NGINX_INGRESS_CLASS, ROUTER_APIS, ROUTERS
 from ..views.status import format_progress_line, format_status_table, progress_bar, status_html
+from ..views.tables import html_table, text_table
 
 __all__ = ["LazyProgress", "LiveProgress", "MLDeployFailed", "ModelRow", "Overview", "Progress",
            "RolloutChange", "RolloutReport", "TextProgress", "TrafficLayer", "Undeployed", "is_live",
@@ -225,19 +226,6 @@ class _Text:
         p.text(str(self))
 
 
-def _table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    rows = [tuple(head), *(tuple(r) for r in rows)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    return ["   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-
-
-def _html_table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    e = html.escape
-    return ("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>"
-            + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
-            + "</tbody></table>")
-
-
 @dataclass(frozen=True, repr=False)
 class RolloutReport(_Text):
     """What `%rollout NAME` shows: the pods now and the revisions (oldest first, * marks the live one)."""
@@ -256,7 +244,7 @@ class RolloutReport(_Text):
         lines = [format_status_table(self.status, show_events=self.show_events), ""]
         if self.revisions:
             lines.append("Revisions (oldest first, * = live):")
-            lines.extend(_table(self._REV_HEAD, self._rev_rows()))
+            lines.extend(text_table(self._REV_HEAD, self._rev_rows()))
         else:
             lines.append("No revisions recorded yet.")
         return "\n".join(lines)
@@ -266,9 +254,9 @@ class RolloutReport(_Text):
         if self.show_events and self.status.events:
             rows = [(e.type, e.reason, e.object, e.message) for e in self.status.events]
             out.append("<p>Events (newest last):</p>"
-                       + _html_table(("Type", "Reason", "Object", "Message"), rows))
+                       + html_table(("Type", "Reason", "Object", "Message"), rows))
         out.append("<p>Revisions (oldest first, * = live):</p>"
-                   + _html_table(("", "Revision", "Version", "Image", "Pods", "Created"), self._rev_rows()))
+                   + html_table(("", "Revision", "Version", "Image", "Pods", "Created"), self._rev_rows()))
         return "<div>" + "".join(out) + "</div>"
 
 
@@ -371,7 +359,7 @@ class Overview(_Text):
             lines.append(f"The cluster: {self.cluster}.")
         if self.models:
             lines.append("Deployed by jupyter-mldeploy:")
-            lines.extend("  " + row for row in _table(self._head(), self._rows()))
+            lines.extend("  " + row for row in text_table(self._head(), self._rows()))
         else:
             lines.append("Nothing deployed by jupyter-mldeploy here yet.")
         if self.rollouts:
@@ -395,7 +383,7 @@ class Overview(_Text):
         if self.cluster:
             out.append(f"<p>The cluster: {e(self.cluster)}.</p>")
         if self.models:
-            out.append(_html_table(tuple(h.title() for h in self._head()), self._rows()))
+            out.append(html_table(tuple(h.title() for h in self._head()), self._rows()))
         else:
             out.append("<p>Nothing deployed by jupyter-mldeploy here yet.</p>")
         if self.rollouts:

@@ -18,6 +18,7 @@ from ..kube import owner
 from ..kube.client import Kube
 from ..kube.resources import collection_path
 from ..spec import validate_namespace
+from ..views.tables import html_table, text_table
 from .service import API, GENERATION_LABEL, POLL, SERVICE_LABEL, SERVICE_UID_LABEL, _read_ours
 
 
@@ -123,11 +124,9 @@ class KnativeStatus:
     HEAD = ("REVISION", "VERSION", "TRAFFIC", "TAGS", "READY", "PODS", "IMAGE")
 
     def __str__(self) -> str:
-        from ..magics.display import _table
-
         head = (f"Knative Service {self.name} in namespace {self.namespace}: Ready {self.ready}"
                 + (f" ({self.reason})" if self.reason else "") + (f", URL {self.url}" if self.url else ""))
-        lines = [head, *("  " + row for row in _table(self.HEAD, self._rows()))]
+        lines = [head, *("  " + row for row in text_table(self.HEAD, self._rows()))]
         if not self.settled:
             lines.append("  The route controller has not applied the newest traffic split yet.")
         lines += [f"  problem: {r.problem}" for r in self.revisions if r.problem]
@@ -135,15 +134,13 @@ class KnativeStatus:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from ..magics.display import _html_table
-
         e = html.escape
         problems = "".join(f"<li><b>{e(r.name)}</b>: {e(r.problem)}</li>"
                            for r in self.revisions if r.problem)
         notes = "".join(f"<li>{e(n)}</li>" for n in self.notes)
         return (f"<div><b>{e(self.name)}</b> (Knative Service) in <code>{e(self.namespace)}</code>: Ready "
                 f"{e(self.ready)}{' (' + e(self.reason) + ')' if self.reason else ''}"
-                + _html_table(tuple(h.title() for h in self.HEAD), self._rows())
+                + html_table(tuple(h.title() for h in self.HEAD), self._rows())
                 + (f"<ul>{problems}{notes}</ul>" if problems or notes else "") + "</div>")
 
 
