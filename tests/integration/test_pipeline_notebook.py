@@ -91,11 +91,14 @@ def test_the_pipeline_notebook_is_parameterised():
 
 
 def test_a_good_candidate_is_promoted(notebook_env, kube, namespace, tmp_path):
-    nb = run(namespace, tmp_path / "good.ipynb", image_candidate=GOOD, candidate_version="2.0")
+    # Latency may not decide here (a loaded machine is not a bad model): the threshold is a minute, and
+    # the latency rule is shown by the rollback below, with a threshold no server can meet.
+    nb = run(namespace, tmp_path / "good.ipynb", image_candidate=GOOD, candidate_version="2.0",
+             p95_ms_threshold=60_000.0)
     result = recorded(nb)
     assert result["decision"] == "promoted" and result["stable_image"] == GOOD
     assert result["agreement_pct"] >= result["agreement_threshold"] == 90.0
-    assert result["candidate_p95_ms"] <= result["p95_ms_threshold"] and result["rows"] == 200
+    assert 0 < result["candidate_p95_ms"] <= result["p95_ms_threshold"] and result["rows"] == 200
     assert cluster_state(kube, namespace) == (GOOD, ["fraud"])  # no shadow Deployment left
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "Promoted fraud: version 2.0 is now the stable model" in text
