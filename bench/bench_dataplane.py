@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import calendar
 import http.client
-import json
 import threading
 import time
 import uuid
+
+from measure import BODY, INFER, latencies, quantile, until  # beside this script
 
 from jupyter_mldeploy import deploy, undeploy
 from jupyter_mldeploy.kube.client import Kube
 from jupyter_mldeploy.sandbox import dataplane, dataplane_build, gateway, images, node
 from jupyter_mldeploy.sandbox.control_plane import ADMIN_CONTEXT, Sandbox
 from jupyter_mldeploy.spec import DeploySpec, Probe
-
-BODY = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]})
 
 
 def build_times() -> None:
@@ -41,15 +40,14 @@ def build_times() -> None:
             print(f"  {'rootfs':<14} {'bookworm':<8} {line.split()[-2]:>5} s (mmdebstrap)")
 
 
-def _pod_ip(kube: Kube, ns: str, name: str, deadline: float) -> tuple[str, dict]:
-    while time.monotonic() < deadline:
+def _pod_ip(kube: Kube, ns: str, name: str, timeout: float) -> tuple[str, dict]:
+    def found() -> tuple[str, dict] | None:
         _, pods = kube.request("GET", f"/api/v1/namespaces/{ns}/pods",
                                query={"labelSelector": f"app.kubernetes.io/instance={name}"})
-        for p in pods.get("items", []):
-            if p.get("status", {}).get("podIP"):
-                return p["status"]["podIP"], p
-        time.sleep(0.02)
-    raise TimeoutError("no pod IP")
+        return next(((p["status"]["podIP"], p) for p in pods.get("items", [])
+                     if p.get("status", {}).get("podIP")), None)
+
+    return until(found, timeout, f"a pod IP for {name}", interval=0.02)
 
 
 def _rfc3339(text: str) -> float:
@@ -64,12 +62,12 @@ def first_answer(kube: Kube, ns: str, name: str, period: int) -> dict:
     t0 = time.time()
     th = threading.Thread(target=deploy, args=(spec,), kwargs={"kube": kube, "timeout": 180})
     th.start()
-    ip, pod = _pod_ip(kube, ns, name, time.monotonic() + 120)
+    ip, pod = _pod_ip(kube, ns, name, 120)
     answered = None
     while answered is None and time.time() - t0 < 120:
         try:
             c = http.client.HTTPConnection(ip, 8080, timeout=1)
-            c.request("POST", "/v2/models/model/infer", BODY, {"Content-Type": "application/json"})
+            c.request("POST", INFER, BODY, {"Content-Type": "application/json"})
             if c.getresponse().status == 200:
                 answered = time.time()
             c.close()
@@ -85,41 +83,27 @@ def first_answer(kube: Kube, ns: str, name: str, period: int) -> dict:
             "listening_to_answer": answered - listening}
 
 
-def _latencies(host: str, port: int, n: int, headers: dict) -> list[float]:
-    c = http.client.HTTPConnection(host, port, timeout=5)
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        c.request("POST", "/v2/models/model/infer", BODY, {"Content-Type": "application/json", **headers})
-        r = c.getresponse()
-        r.read()
-        assert r.status == 200, r.status
-        out.append(time.perf_counter() - t)
-    c.close()
-    return out
-
-
 def gateway_vs_pod(kube: Kube, ns: str, port: int) -> None:
     name = "bench-gw"
     host = f"{name}.{ns}.bench"
     spec = DeploySpec(name=name, image=images.serving_ref(), namespace=ns, expose="gateway",
                       gateway=gateway.gateway_ref(), host=host, **node.placement())
     deploy(spec, kube=kube, timeout=180)
-    ip, _ = _pod_ip(kube, ns, name, time.monotonic() + 30)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # until Envoy routes the host
+    ip, _ = _pod_ip(kube, ns, name, 30)
+    def routed() -> bool:
         try:
-            _latencies("127.0.0.1", port, 1, {"Host": host})
-            break
-        except AssertionError:
-            time.sleep(0.5)
+            return bool(latencies("127.0.0.1", port, 1, {"Host": host}))
+        except (AssertionError, OSError, http.client.HTTPException):
+            return False
+
+    until(routed, 60, "Envoy to route the host", interval=0.5)
     via, direct = [], []
     for _ in range(5):  # interleaved blocks
-        via += _latencies("127.0.0.1", port, 400, {"Host": host})
-        direct += _latencies(ip, 8080, 400, {})
+        via += latencies("127.0.0.1", port, 400, {"Host": host})
+        direct += latencies(ip, 8080, 400, {})
 
     def q(xs: list[float], p: float) -> float:
-        return sorted(xs)[int(p * (len(xs) - 1))] * 1000
+        return quantile(xs, p) * 1000
 
     tv, td = len(via) / sum(via), len(direct) / sum(direct)
     print(f"Sequential keep-alive requests, {len(via)} each way (one client, interleaved):")

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import statistics
 import time
 import uuid
+
+from measure import latencies, quantile, until  # beside this script
 
 from jupyter_mldeploy import rollout_knative as rk
 from jupyter_mldeploy.kube.client import Kube
@@ -27,47 +28,19 @@ from jupyter_mldeploy.sandbox import dataplane, images, knative, knative_ingress
 from jupyter_mldeploy.sandbox.control_plane import ADMIN_CONTEXT, Sandbox
 from jupyter_mldeploy.spec import DeploySpec
 
-BODY = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]})
-INFER = "/v2/models/model/infer"
 
-
-def _latencies(host: str, port: int, n: int, headers: dict, timeout: float = 5) -> list[float]:
-    c = http.client.HTTPConnection(host, port, timeout=timeout)
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        c.request("POST", INFER, BODY, {"Content-Type": "application/json", **headers})
-        r = c.getresponse()
-        r.read()
-        if r.status != 200:
-            raise AssertionError(f"HTTP {r.status}")
-        out.append(time.perf_counter() - t)
-    c.close()
-    return out
-
-
-def _q(xs: list[float], p: float) -> float:
-    return sorted(xs)[int(p * (len(xs) - 1))] * 1000
-
-
-def _until(check, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(interval)
-    raise SystemExit(f"gave up after {timeout:.0f} s waiting for {what}")
+def q(xs: list[float], p: float) -> float:
+    return quantile(xs, p) * 1000
 
 
 def _host(kube: Kube, ns: str, name: str) -> str:
-    return _until(lambda: ((rk.read_service(kube, ns, name) or {}).get("status") or {}).get("url"), 60,
+    return until(lambda: ((rk.read_service(kube, ns, name) or {}).get("status") or {}).get("url"), 60,
                   "the route URL").split("://", 1)[1]
 
 
 def _routed(port: int, host: str) -> bool:
     try:
-        _latencies("127.0.0.1", port, 3, {"Host": host})
+        latencies("127.0.0.1", port, 3, {"Host": host})
         return True
     except (AssertionError, OSError, http.client.HTTPException):
         return False
@@ -81,30 +54,30 @@ def warm(kube: Kube, ns: str, port: int) -> float:
     name = "bench-warm"
     model = rk.deploy(_spec(name, ns), scale=Scale(min=1), kube=kube, timeout=180)
     host = _host(kube, ns, name)
-    _until(lambda: _routed(port, host), 60, "Traefik to route the host")
+    until(lambda: _routed(port, host), 60, "Traefik to route the host")
     pods = kube.request("GET", f"/api/v1/namespaces/{ns}/pods",
                         query={"labelSelector": f"serving.knative.dev/revision={model.revision}"})[1]["items"]
     ip = pods[0]["status"]["podIP"]
     via, direct = [], []
     for _ in range(5):
-        via += _latencies("127.0.0.1", port, 300, {"Host": host})
-        direct += _latencies(ip, 8080, 300, {})
+        via += latencies("127.0.0.1", port, 300, {"Host": host})
+        direct += latencies(ip, 8080, 300, {})
     tv, td = len(via) / sum(via), len(direct) / sum(direct)
     print(f"Warm sequential keep-alive requests, {len(via)} each way (one client, interleaved):")
-    print(f"  via Traefik + queue-proxy: {tv:6.0f} req/s  p50 {_q(via, .5):6.2f} ms  "
-          f"p99 {_q(via, .99):6.2f} ms")
-    print(f"  to the model server      : {td:6.0f} req/s  p50 {_q(direct, .5):6.2f} ms  "
-          f"p99 {_q(direct, .99):6.2f} ms")
-    print(f"  ratio Knative path/pod: throughput {tv / td:.2f}x, p50 {_q(via, .5) / _q(direct, .5):.2f}x, "
-          f"p99 {_q(via, .99) / _q(direct, .99):.2f}x")
-    return _q(via, .5) / 1000
+    print(f"  via Traefik + queue-proxy: {tv:6.0f} req/s  p50 {q(via, .5):6.2f} ms  "
+          f"p99 {q(via, .99):6.2f} ms")
+    print(f"  to the model server      : {td:6.0f} req/s  p50 {q(direct, .5):6.2f} ms  "
+          f"p99 {q(direct, .99):6.2f} ms")
+    print(f"  ratio Knative path/pod: throughput {tv / td:.2f}x, p50 {q(via, .5) / q(direct, .5):.2f}x, "
+          f"p99 {q(via, .99) / q(direct, .99):.2f}x")
+    return q(via, .5) / 1000
 
 
 def cold(kube: Kube, ns: str, port: int, rounds: int, warm_p50: float) -> None:
     name = "bench-cold"
     model = rk.deploy(_spec(name, ns), scale=Scale(min=0), kube=kube, timeout=180)
     host = _host(kube, ns, name)
-    _until(lambda: _routed(port, host), 60, "Traefik to route the host")
+    until(lambda: _routed(port, host), 60, "Traefik to route the host")
     deployment = f"/apis/apps/v1/namespaces/{ns}/deployments/{model.revision}-deployment"
     selector = {"labelSelector": f"serving.knative.dev/revision={model.revision}"}
 
@@ -114,9 +87,9 @@ def cold(kube: Kube, ns: str, port: int, rounds: int, warm_p50: float) -> None:
     to_zero, first = [], []
     for _ in range(rounds):
         idle = time.monotonic()
-        _until(at_zero, 180, "the revision to scale to zero", interval=0.5)
+        until(at_zero, 180, "the revision to scale to zero", interval=0.5)
         to_zero.append(time.monotonic() - idle)
-        first.append(_latencies("127.0.0.1", port, 1, {"Host": host}, timeout=60)[0])
+        first.append(latencies("127.0.0.1", port, 1, {"Host": host}, timeout=60)[0])
     print(f"Scale to zero and back, {rounds} rounds (the sandbox's window: 6 s stable + 6 s grace):")
     print(f"  idle to zero pods       : median {statistics.median(to_zero):5.1f} s  "
           f"({', '.join(f'{x:.1f}' for x in to_zero)})")

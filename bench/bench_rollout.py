@@ -16,27 +16,15 @@ import sys
 import time
 import uuid
 
+from measure import RecordingKube  # beside this script
+
 import jupyter_mldeploy as mld
 from jupyter_mldeploy import rollout as ro
 from jupyter_mldeploy.kube import apply as kapply
-from jupyter_mldeploy.kube.client import Kube
 from jupyter_mldeploy.sandbox.control_plane import ADMIN_CONTEXT, Sandbox
 from jupyter_mldeploy.spec import DeploySpec
 
 WRITES = ("PATCH", "POST", "PUT", "DELETE")
-
-
-class CountingKube(Kube):
-    """The real client, recording when each write request starts (bench instrumentation only)."""
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.writes: list[tuple[float, str, str]] = []
-
-    def request(self, method, path, **kw):
-        if method in WRITES:
-            self.writes.append((time.perf_counter(), method, path))
-        return super().request(method, path, **kw)
 
 
 def rounds(writes: list[tuple[float, str, str]], gap: float = 0.05) -> list[list[str]]:
@@ -52,7 +40,7 @@ def rounds(writes: list[tuple[float, str, str]], gap: float = 0.05) -> list[list
 
 def main() -> int:
     info = Sandbox().up(progress=lambda m: print(m, file=sys.stderr))
-    kube = CountingKube(info["kubeconfig"], ADMIN_CONTEXT)
+    kube = RecordingKube(info["kubeconfig"], ADMIN_CONTEXT)
     ns = f"bench-{uuid.uuid4().hex[:6]}"
     kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
     time.sleep(1)
@@ -80,12 +68,13 @@ def main() -> int:
             b = time.perf_counter() - t0
             pairs.append((a, b))
         ratio = statistics.median(a / b for a, b in pairs)
-        kube.writes.clear()
+        kube.sent.clear()
         ro.promote("fraud", namespace=ns, kube=kube, timeout=120)
-        promote_rounds = rounds(kube.writes)
+        writes = kube.sent_of(*WRITES)
+        promote_rounds = rounds(writes)
         print(f"set_weight / one single apply of the route object (median of 15): {ratio:.3f}  "
               f"(target <= 1.2)")
-        print(f"promote: {len(kube.writes)} writes in {len(promote_rounds)} rounds  (in order: the claim, "
+        print(f"promote: {len(writes)} writes in {len(promote_rounds)} rounds  (in order: the claim, "
               f"the stable's roll, the route switch, the stable Service, then the candidate's removal)")
         for i, r in enumerate(promote_rounds, 1):
             print(f"  round {i}: {', '.join(r)}")

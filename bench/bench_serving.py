@@ -131,14 +131,10 @@ def _close(conn: tuple | None) -> None:
     return None
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 async def load(port: int, clients: int, requests: int, seconds: float) -> dict:
+    # here, not at the top: the servers import this file as bench.bench_serving, where `measure` is not
+    from measure import quantile  # beside this script
+
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     stop = {"left": requests, "until": time.perf_counter() + seconds}
@@ -147,7 +143,7 @@ async def load(port: int, clients: int, requests: int, seconds: float) -> dict:
     wall = time.perf_counter() - started
     ok = statuses.get("200", 0)
     return {"clients": clients, "ok": ok, "statuses": statuses, "rps": ok / wall,
-            "p50_ms": 1000 * _pct(latencies, 0.5), "p99_ms": 1000 * _pct(latencies, 0.99)}
+            "p50_ms": 1000 * quantile(latencies, 0.5), "p99_ms": 1000 * quantile(latencies, 0.99)}
 
 
 async def slowloris(port: int, pid: int, n: int, hold: float) -> dict:

@@ -16,9 +16,10 @@ import sys
 import time
 import uuid
 
+from measure import RecordingKube  # beside this script
+
 import jupyter_mldeploy as mld
 from jupyter_mldeploy import rollout as ro
-from jupyter_mldeploy.kube.client import Kube
 from jupyter_mldeploy.sandbox.control_plane import ADMIN_CONTEXT, Sandbox
 from jupyter_mldeploy.spec import DeploySpec
 from jupyter_mldeploy.widgets.canary import CanarySlider
@@ -26,25 +27,12 @@ from jupyter_mldeploy.widgets.canary import CanarySlider
 MOVES, SECONDS, DEBOUNCE = 50, 2.0, 0.4
 
 
-class CountingKube(Kube):
-    """The real client, recording when each PATCH (a server-side apply) starts (bench instrumentation)."""
-
-    def __init__(self, *a, **kw) -> None:
-        super().__init__(*a, **kw)
-        self.patches: list[tuple[float, str]] = []
-
-    def request(self, method, path, **kw):
-        if method == "PATCH":
-            self.patches.append((time.perf_counter(), path))
-        return super().request(method, path, **kw)
-
-
-async def drag(kube: CountingKube, ns: str) -> tuple[CanarySlider, float, int, float]:
+async def drag(kube: RecordingKube, ns: str) -> tuple[CanarySlider, float, int, float]:
     """Move the slider MOVES times in SECONDS; returns it, the time taken, its final value, the last move."""
     slider = CanarySlider("fraud", namespace=ns, kube=kube, debounce=DEBOUNCE)
     assert slider.live and not slider.slider.disabled, slider.message.value
     rng = random.Random(1)
-    kube.patches.clear()
+    kube.sent.clear()
     start = time.perf_counter()
     value = slider.value
     last_move = start
@@ -62,7 +50,7 @@ async def drag(kube: CountingKube, ns: str) -> tuple[CanarySlider, float, int, f
 
 def main() -> int:
     info = Sandbox().up(progress=lambda m: print(m, file=sys.stderr))
-    kube = CountingKube(info["kubeconfig"], ADMIN_CONTEXT)
+    kube = RecordingKube(info["kubeconfig"], ADMIN_CONTEXT)
     ns = f"bench-{uuid.uuid4().hex[:6]}"
     kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
     time.sleep(1)  # the namespace's default ServiceAccount
@@ -74,8 +62,9 @@ def main() -> int:
         slider, took, final, last_move = asyncio.run(drag(kube, ns))
         vs = kube.request("GET", f"/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices/fraud")[1]
         held = {r["destination"]["subset"]: r["weight"] for r in vs["spec"]["http"][0]["route"]}
-        after = [t - last_move for t, _ in kube.patches]
-        print(f"{MOVES} slider moves in {took:.2f} s (debounce {DEBOUNCE} s): {len(kube.patches)} PATCH "
+        patches = kube.sent_of("PATCH")
+        after = [t - last_move for t, _, _ in patches]
+        print(f"{MOVES} slider moves in {took:.2f} s (debounce {DEBOUNCE} s): {len(patches)} PATCH "
               f"request(s) sent  (target <= 3)")
         if after:
             print(f"  the last write left {after[-1]:.2f} s after the last move; writes counted by the "
@@ -86,7 +75,7 @@ def main() -> int:
         slider.close()
     finally:
         kube.request("DELETE", f"/api/v1/namespaces/{ns}")
-    return 0 if len(kube.patches) <= 3 else 1
+    return 0 if len(patches) <= 3 else 1
 
 
 if __name__ == "__main__":
