@@ -1,4 +1,5 @@
-"""Small helpers the integration tests share: read an object, check what a model left behind."""
+"""Small helpers the integration tests share: read an object, check what a model left behind, wait for
+what a controller does."""
 
 from __future__ import annotations
 
@@ -17,6 +18,19 @@ KINDS = (
     ("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "DestinationRule"),
     ("v1", "Secret"), ("v1", "ConfigMap"),
 )
+
+
+def wait_until(check, timeout: float = 30.0, what: str = "the condition", interval: float = 0.2):
+    """`check()`'s first truthy answer, polled every `interval`; only ever observes. Past `timeout` the
+    test fails, saying what it waited for and the last answer."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
 def get(kube, path: str, **query) -> dict:

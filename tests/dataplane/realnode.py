@@ -12,12 +12,13 @@ import json
 import math
 import os
 import subprocess
-import time
 import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+
+from k8s_helpers import wait_until
 
 from jupyter_mldeploy.sandbox import dataplane, gateway, images, node
 from jupyter_mldeploy.sandbox import dataplane_build as parts
@@ -92,17 +93,6 @@ def within_3_sigma(count: int, n: int, p: float) -> bool:
 
 def band(n: int, p: float) -> str:
     return f"{n * p:.0f} ± {3 * math.sqrt(n * p * (1 - p)):.0f}"
-
-
-def wait_until(check, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
 def settle_split(client: Client, host: str, expect: set[str], timeout: float = 30) -> None:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from k8s_helpers import until_test_routes_are_gone
+from k8s_helpers import until_test_routes_are_gone, wait_until
 
 from jupyter_mldeploy import rollout
 from jupyter_mldeploy import rollout_knative as rk
@@ -22,7 +22,7 @@ from jupyter_mldeploy.kube.client import Kube
 from jupyter_mldeploy.render.routers.knative import Scale
 from jupyter_mldeploy.sandbox import knative_ingress
 
-from .realnode import INFER, Client, body, measure_canary, real_spec, versions_through, wait_until
+from .realnode import INFER, Client, body, measure_canary, real_spec, versions_through
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.dataplane, pytest.mark.knative]
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from k8s_helpers import wait_until
 
 from jupyter_mldeploy import deploy, rollout, shadow
 from jupyter_mldeploy.labels import selector_for
@@ -32,7 +33,6 @@ from .realnode import (
     settle_split,
     versions_through,
     wait_for_envoy,
-    wait_until,
     within_3_sigma,
 )
 

@@ -11,9 +11,9 @@ store, not what a data plane does.
 from __future__ import annotations
 
 import copy
-import time
 
 import pytest
+from k8s_helpers import wait_until
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -296,18 +296,6 @@ def test_nginx_canary_and_mirror_annotations_stored(api, served, namespace):
 # replicas: the stored selector against real pods of every track
 
 
-def _wait_for(fn, timeout: float = 60.0):
-    """Poll a read until it returns something truthy; only observes the cluster."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}")
-
-
 def test_replica_split_and_blue_green_switch_select_the_right_pods(api, namespace):
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     plan = replicas.plan("churn", namespace, stable_weight=90, candidate_weight=10, total_replicas=4,
@@ -334,7 +322,7 @@ def test_replica_split_and_blue_green_switch_select_the_right_pods(api, namespac
         pods = core.list_namespaced_pod(namespace, label_selector=text, field_selector="status.phase=Running")
         return {p.metadata.name for p in pods.items}
 
-    _wait_for(lambda: len(running({L.APP_INSTANCE: "churn"})) == 7)
+    wait_until(lambda: len(running({L.APP_INSTANCE: "churn"})) == 7, timeout=60)
     stable_pods, canary_pods = running({L.TRACK: "stable"}), running({L.TRACK: "canary"})
     behind = running(stored["spec"]["selector"])
     assert behind == stable_pods | canary_pods  # shadow and preview pods are not live

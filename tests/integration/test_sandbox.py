@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from k8s_helpers import wait_until
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -47,18 +48,6 @@ def _pod(name: str, *, labels=None, gpu: int = 0, tolerate_gpu: bool = False, pr
         spec["nodeSelector"] = node_selector
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}},
             "spec": spec}
-
-
-def _wait_for(fn, timeout=30.0, interval=0.2):
-    """Poll a read until it returns something truthy; used only to observe the cluster in tests."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}")
 
 
 def test_three_nodes_ready_with_gpu_pool(cluster):
@@ -91,7 +80,7 @@ def test_deployment_becomes_available_with_three_ready_pods(cluster, namespace):
         conds = {c.type: c.status for c in (d.status.conditions or [])}
         return d.status.ready_replicas == 3 and conds.get("Available") == "True" and d
 
-    _wait_for(available, timeout=60)
+    wait_until(available, timeout=60)
     pods = _core(cluster).list_namespaced_pod(namespace, label_selector="app=web").items
     assert len(pods) == 3
     assert all(p.status.phase == "Running" for p in pods)
@@ -108,7 +97,7 @@ def test_pod_asking_for_eight_gpus_stays_pending_with_failed_scheduling(cluster,
         evs = core.list_namespaced_event(namespace, field_selector="involvedObject.name=greedy").items
         return [e for e in evs if e.reason == "FailedScheduling"]
 
-    events = _wait_for(failed_scheduling)
+    events = wait_until(failed_scheduling)
     assert "nvidia.com/gpu" in events[0].message
     pod = core.read_namespaced_pod("greedy", namespace)
     assert pod.status.phase == "Pending" and not pod.spec.node_name
@@ -119,7 +108,7 @@ def test_pod_asking_for_eight_gpus_stays_pending_with_failed_scheduling(cluster,
 def test_gpu_pod_with_toleration_lands_on_gpu_node(cluster, namespace):
     core = _core(cluster)
     core.create_namespaced_pod(namespace, _pod("trainer", gpu=2, tolerate_gpu=True))
-    pod = _wait_for(lambda: (p := core.read_namespaced_pod("trainer", namespace)).status.phase == "Running"
+    pod = wait_until(lambda: (p := core.read_namespaced_pod("trainer", namespace)).status.phase == "Running"
                     and p)
     assert pod.spec.node_name == "sandbox-gpu-1"
 
@@ -129,7 +118,7 @@ def test_pod_without_gpu_toleration_never_lands_on_gpu_node(cluster, namespace):
     # Pinned to the GPU pool by its label but without the toleration: the taint keeps it off.
     core.create_namespaced_pod(namespace, _pod(
         "pinned", node_selector={"nvidia.com/gpu.present": "true"}))
-    events = _wait_for(lambda: [e for e in core.list_namespaced_event(
+    events = wait_until(lambda: [e for e in core.list_namespaced_event(
         namespace, field_selector="involvedObject.name=pinned").items if e.reason == "FailedScheduling"])
     # Kubernetes 1.36 no longer names the taint in this message ("had untolerated taint(s)").
     assert "untolerated taint" in events[0].message
@@ -138,7 +127,7 @@ def test_pod_without_gpu_toleration_never_lands_on_gpu_node(cluster, namespace):
     for i in range(8):
         core.create_namespaced_pod(namespace, {**_pod(f"free-{i}"), "metadata": {
             "name": f"free-{i}", "labels": {"group": "free"}}})
-    pods = _wait_for(lambda: (items := core.list_namespaced_pod(namespace, label_selector="group=free")
+    pods = wait_until(lambda: (items := core.list_namespaced_pod(namespace, label_selector="group=free")
                               .items) and all(p.spec.node_name for p in items) and items)
     assert {p.spec.node_name for p in pods} <= {"sandbox-cpu-1", "sandbox-cpu-2"}
 
@@ -212,7 +201,7 @@ def test_image_pull_failure_switch(cluster, namespace):
         pytest.skip("failure switches are the sandbox's kwok stages")
     core = _core(cluster)
     core.create_namespaced_pod(namespace, _pod("nopull", labels={"sandbox.mldeploy.io/fail": "image-pull"}))
-    seen = _wait_for(lambda: (s := _container_state(core, "nopull", namespace)[1]) and s.state.waiting
+    seen = wait_until(lambda: (s := _container_state(core, "nopull", namespace)[1]) and s.state.waiting
                      and s.state.waiting.reason == "ImagePullBackOff" and s)
     assert "registry.example/model:1" in seen.state.waiting.message
     events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=nopull").items
@@ -224,10 +213,10 @@ def test_crash_loop_failure_switch_restarts_grow(cluster, namespace):
         pytest.skip("failure switches are the sandbox's kwok stages")
     core = _core(cluster)
     core.create_namespaced_pod(namespace, _pod("crashy", labels={"sandbox.mldeploy.io/fail": "crash-loop"}))
-    first = _wait_for(lambda: (s := _container_state(core, "crashy", namespace)[1]) and s.state.waiting
+    first = wait_until(lambda: (s := _container_state(core, "crashy", namespace)[1]) and s.state.waiting
                       and s.state.waiting.reason == "CrashLoopBackOff" and s)
     assert first.last_state.terminated.exit_code == 1
-    later = _wait_for(lambda: (s := _container_state(core, "crashy", namespace)[1])
+    later = wait_until(lambda: (s := _container_state(core, "crashy", namespace)[1])
                       and s.restart_count >= first.restart_count + 1 and s)
     assert later.restart_count > first.restart_count >= 1
 
@@ -237,7 +226,7 @@ def test_never_ready_failure_switch(cluster, namespace):
         pytest.skip("failure switches are the sandbox's kwok stages")
     core = _core(cluster)
     core.create_namespaced_pod(namespace, _pod("sulky", labels={"sandbox.mldeploy.io/fail": "never-ready"}))
-    pod, status = _wait_for(lambda: (r := _container_state(core, "sulky", namespace))[0].status.phase
+    pod, status = wait_until(lambda: (r := _container_state(core, "sulky", namespace))[0].status.phase
                             == "Running" and r)
     time.sleep(4)  # longer than a healthy pod needs to turn Ready
     pod, status = _container_state(core, "sulky", namespace)
@@ -447,7 +436,7 @@ def test_restart_never_signals_a_pid_that_is_no_longer_its_process(second):
     state = json.loads(box.state_file.read_text())
     scheduler = state["processes"]["kube-scheduler"]
     assert _signal(scheduler, signal.SIGKILL) is True  # stop the real one: its PID is now free
-    _wait_for(lambda: not _alive(scheduler), timeout=20)
+    wait_until(lambda: not _alive(scheduler), timeout=20)
     # Another process of this user now holds the PID the state records (as after PID reuse).
     bystander = subprocess.Popen(["sleep", "300"])
     try:
@@ -461,7 +450,7 @@ def test_restart_never_signals_a_pid_that_is_no_longer_its_process(second):
         assert new["pid"] != bystander.pid and _alive(new)
         assert _signal({"pid": bystander.pid, "start": scheduler["start"]}, signal.SIGTERM) is False
         assert bystander.poll() is None
-        _wait_for(lambda: box.status()["up"], timeout=60)
+        wait_until(lambda: box.status()["up"], timeout=60)
     finally:
         bystander.kill()
         bystander.wait()

@@ -16,13 +16,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 import uuid
-from pathlib import Path
 
+import other_kernel
 import pytest
 from k8s_helpers import exists, get, labelled
 
@@ -37,7 +35,6 @@ from jupyter_mldeploy.spec import DeploySpec
 pytestmark = pytest.mark.sandbox
 
 FAIL = "sandbox.mldeploy.io/fail"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def spec(name="churn", image="ghcr.io/acme/churn:1.4", **kw) -> DeploySpec:
@@ -330,36 +327,20 @@ def test_records_are_secrets_and_the_anchor_holds_no_values(kube, namespace):
 
 # -- two kernels -----------------------------------------------------------------------------------------
 
-_KERNEL = textwrap.dedent("""
-    import json, os, sys, time
+# A second kernel's deploy of churn (tests/other_kernel.py starts it, with its writes held if asked).
+_DEPLOY = """
     import jupyter_mldeploy as mld
-    from jupyter_mldeploy.kube import apply as kapply
-    from jupyter_mldeploy.kube.client import Kube
-    kubeconfig, context, ns, image, hold = sys.argv[1:6]
-    kube = Kube(kubeconfig, context)
-    if hold:
-        slow = kapply.apply_all
-        def held(*a, **kw):
-            # A kernel slow to write, while it holds the lease: until the test says go (at most 60 s).
-            print("WRITING", flush=True)
-            deadline = time.monotonic() + 60
-            while not os.path.exists(hold) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            return slow(*a, **kw)
-        kapply.apply_all = held
     try:
         d = mld.deploy(mld.DeploySpec.from_dict({"name": "churn", "image": image}), namespace=ns,
                        kube=kube, wait=False)
         print(json.dumps({"ok": True, "revision": d.revision}), flush=True)
-    except mld.MLDeployError as e:
+    except MLDeployError as e:
         print(json.dumps({"ok": False, "error": str(e), "type": type(e).__name__}), flush=True)
-""")
+"""
 
 
 def _kernel(cluster, ns: str, image: str, hold: str = "") -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen([sys.executable, "-c", _KERNEL, str(cluster.kubeconfig), cluster.context or "",
-                             ns, image, str(hold)], stdout=subprocess.PIPE, text=True, env=env)
+    return other_kernel.start(cluster, _DEPLOY, ns, image, hold)
 
 
 def test_two_kernels_deploying_at_once_one_wins_the_other_writes_nothing(cluster, kube, namespace,

@@ -10,12 +10,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import textwrap
 import threading
 import time
-from pathlib import Path
 
+import other_kernel
 import pytest
 from k8s_helpers import exists
 
@@ -31,7 +29,6 @@ from jupyter_mldeploy.spec import DeploySpec
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.knative]
 
-REPO = Path(__file__).resolve().parents[2]
 V1, V2, V3 = "ghcr.io/acme/fraud:1.0", "ghcr.io/acme/fraud:2.0", "ghcr.io/acme/fraud:3.0"
 API = "serving.knative.dev/v1"
 
@@ -137,37 +134,20 @@ def test_a_plain_deploy_over_a_knative_model_is_refused_and_prunes_nothing(ip, k
 
 # -- two kernels, a stale view, a race ---------------------------------------------------------------------
 
-_KERNEL = textwrap.dedent("""
-    import json, os, sys, time
+# A second kernel's Knative deploy of fraud (tests/other_kernel.py starts it, its writes held if asked).
+_DEPLOY = """
     from jupyter_mldeploy import rollout_knative as rk
-    from jupyter_mldeploy.errors import MLDeployError
-    from jupyter_mldeploy.kube import apply as kapply
-    from jupyter_mldeploy.kube.client import Kube
     from jupyter_mldeploy.spec import DeploySpec
-    kubeconfig, context, ns, image, hold = sys.argv[1:6]
-    kube = Kube(kubeconfig, context)
-    if hold:
-        slow = kapply.apply_all
-        def held(*a, **kw):
-            # A kernel slow to write, while it holds the model's lease: until the test says go (60 s at most).
-            print("WRITING", flush=True)
-            deadline = time.monotonic() + 60
-            while not os.path.exists(hold) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            return slow(*a, **kw)
-        kapply.apply_all = held
     try:
         m = rk.deploy(DeploySpec(name="fraud", image=image, namespace=ns), kube=kube, wait=False)
         print(json.dumps({"ok": True, "revision": m.revision}), flush=True)
     except MLDeployError as e:
         print(json.dumps({"ok": False, "error": str(e), "type": type(e).__name__}), flush=True)
-""")
+"""
 
 
 def _kernel(cluster, ns: str, image: str, hold: str = "") -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen([sys.executable, "-c", _KERNEL, str(cluster.kubeconfig), cluster.context or "",
-                             ns, image, hold], stdout=subprocess.PIPE, text=True, env=env)
+    return other_kernel.start(cluster, _DEPLOY, ns, image, hold)
 
 
 def test_two_kernels_deploying_at_once_one_wins_the_other_writes_nothing(cluster, kube, knative, namespace,

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +17,7 @@ import models_for_tests as mft
 import numpy as np
 import pandas as pd
 import pytest
+from stand_in_api import serving
 
 from jupyter_mldeploy.errors import MLDeployError, SpecError
 from jupyter_mldeploy.serving import serve
@@ -422,24 +423,11 @@ class _FakeApi(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_api(tmp_path):
     """(a Kube connected to the stand-in API server, the requests it saw)."""
-    from jupyter_mldeploy.kube.client import Kube
-
     _FakeApi.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-        "users": [{"name": "fake", "user": {"token": "t"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}]}))
     pods = dict(_FakeApi.pods)
-    yield Kube(str(kubeconfig)), _FakeApi.seen
+    with serving(_FakeApi, tmp_path) as kube:
+        yield kube, _FakeApi.seen
     _FakeApi.pods = pods
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 def test_live_from_pods_reads_every_pod_log_through_the_api(fake_api):

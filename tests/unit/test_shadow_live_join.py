@@ -4,12 +4,12 @@ differ, lines built to crash a parser, and pod logs larger than one read may bri
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from stand_in_api import serving
 
 from jupyter_mldeploy.errors import SpecError
 from jupyter_mldeploy.shadow import MAX_DEPTH, live, live_from_pods
@@ -148,22 +148,9 @@ class _Api(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api(tmp_path):
-    from jupyter_mldeploy.kube.client import Kube
-
     _Api.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-        "users": [{"name": "fake", "user": {"token": "t"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}]}))
-    yield Kube(str(kubeconfig))
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(_Api, tmp_path) as kube:
+        yield kube
 
 
 def _log(ids: range) -> str:
