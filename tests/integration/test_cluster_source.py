@@ -7,11 +7,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from shells import fresh_shell
 
-from jupyter_mldeploy import config, magics
-from jupyter_mldeploy import rollout as ro
+from jupyter_mldeploy import config
 from jupyter_mldeploy.magics.display import MLDeployFailed
 
 pytestmark = pytest.mark.sandbox
@@ -29,18 +28,8 @@ def shell(cluster, namespace, monkeypatch, tmp_path):
     cwd = tmp_path / "project" / "notebooks" / "2026"
     cwd.mkdir(parents=True)
     monkeypatch.chdir(cwd)
-    ip = InteractiveShell.instance()
-    magics.unload(ip)
-    magics.forget_settings()
-    ip.config.pop("MLDeploy", None)
-    ip.run_line_magic("reload_ext", "jupyter_mldeploy")
-    ip.run_line_magic("config", "MLDeploy.interactive = 'no'")
-    ro.forget_cache()
-    yield ip, tmp_path / "project", cwd
-    magics.unload(ip)
-    magics.forget_settings()
-    ip.config.pop("MLDeploy", None)
-    ro.forget_cache()
+    with fresh_shell(interactive="no") as ip:
+        yield ip, tmp_path / "project", cwd
 
 
 def _project(folder, kubeconfig, context, namespace):

@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
+from shells import fresh_shell
 
-from jupyter_mldeploy import magics
 from jupyter_mldeploy.kube import client
 from jupyter_mldeploy.magics.display import MLDeployFailed, Overview
 
@@ -30,17 +29,9 @@ def bare(cluster, monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     client.forget_connections()  # no connection cached by earlier tests
-    shell = InteractiveShell.instance()
-    magics.unload(shell)
-    magics.forget_settings()
-    shell.config.pop("MLDeploy", None)
-    shell.run_line_magic("reload_ext", "jupyter_mldeploy")
-    shell.run_line_magic("config", "MLDeploy.interactive = 'no'")
-    yield shell
-    magics.unload(shell)
+    with fresh_shell(interactive="no") as shell:
+        yield shell
     client.forget_connections()  # none made from this test's environment outlives it
-    magics.forget_settings()
-    shell.config.pop("MLDeploy", None)
 
 
 def test_nothing_configured_and_the_sandbox_up_says_exactly_what_to_run(bare, cluster):

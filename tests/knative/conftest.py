@@ -12,10 +12,9 @@ import os
 import shutil
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 from k8s_helpers import until_test_routes_are_gone
+from shells import fresh_shell
 
-from jupyter_mldeploy import magics
 from jupyter_mldeploy import rollout as ro
 from jupyter_mldeploy.kube.client import Kube
 
@@ -64,19 +63,8 @@ def ip(cluster, knative, namespace, monkeypatch, tmp_path):
     for var in ("MLDEPLOY_NAMESPACE", "MLDEPLOY_CONTEXT", "MLDEPLOY_TIMEOUT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
-    shell = InteractiveShell.instance()
-    magics.unload(shell)
-    magics._kept.clear()
-    shell.config.pop("MLDeploy", None)
-    shell.run_line_magic("reload_ext", "jupyter_mldeploy")
-    shell.run_line_magic("config", f"MLDeploy.kubeconfig = {str(cluster.kubeconfig)!r}")
-    shell.run_line_magic("config", f"MLDeploy.context = {cluster.context!r}")
-    shell.run_line_magic("config", f"MLDeploy.namespace = {namespace!r}")
-    shell.run_line_magic("config", "MLDeploy.interactive = 'no'")
-    shell.run_line_magic("config", "MLDeploy.timeout = 120")
-    ro._known.clear()
-    yield shell
-    magics.unload(shell)
-    magics._kept.clear()
+    with fresh_shell(kubeconfig=str(cluster.kubeconfig), context=cluster.context, namespace=namespace,
+                     interactive="no", timeout=120) as shell:
+        yield shell
     shell.config.pop("MLDeploy", None)
     ro._known.clear()

@@ -120,7 +120,7 @@ def test_deploy_canary_slider_promote_rollback_undeploy_with_the_magics(ip, kube
     assert tags == {rev1: "stable", rev2: "canary"}
 
     # The slider's write (the same call %canary makes), then %canary itself.
-    ro._known.clear()
+    ro.forget_cache()  # the slider reads the rollout from the cluster alone
     from jupyter_mldeploy.widgets.canary import CanarySlider
 
     slider = CanarySlider("fraud", namespace=namespace, kube=kube)

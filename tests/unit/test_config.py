@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from shells import fresh_shell
 from traitlets import TraitError
 from traitlets.config import Config
 
@@ -142,15 +143,8 @@ def shell(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for var in ("MLDEPLOY_NAMESPACE", "MLDEPLOY_CONTEXT", "MLDEPLOY_TIMEOUT"):
         monkeypatch.delenv(var, raising=False)
-    ip = InteractiveShell.instance()
-    magics.unload(ip)
-    magics.forget_settings()
-    ip.config.pop("MLDeploy", None)  # %config writes into the shared shell's config too
-    magics.load(ip)
-    yield ip
-    magics.unload(ip)
-    magics.forget_settings()
-    ip.config.pop("MLDeploy", None)
+    with fresh_shell(via_extension=False) as ip:
+        yield ip
 
 
 def test_percent_config_sets_the_settings_the_magics_use(shell, capsys):

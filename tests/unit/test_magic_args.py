@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from IPython.core.error import UsageError
 from refusals import one_sentence, usage_error
+from shells import fresh_shell
 
 from jupyter_mldeploy.magics import args
 from jupyter_mldeploy.magics.display import MLDeployFailed, Overview, TextProgress
@@ -651,22 +652,19 @@ def test_fuzz_rollout_magic_lines_only_usage_errors(magic, tokens, quote):
 @pytest.fixture
 def shell(tmp_path, monkeypatch):
     """IPython with the extension loaded and a kubeconfig that does not exist."""
-    from IPython.core.interactiveshell import InteractiveShell
-
-    import jupyter_mldeploy.kube.client as client
-    from jupyter_mldeploy import magics
-
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     for var in ("MLDEPLOY_NAMESPACE", "MLDEPLOY_CONTEXT", "MLDEPLOY_TIMEOUT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)  # no pyproject.toml above tmp_path's own folder is ours to read
-    ip = InteractiveShell.instance()
-    magics.unload(ip)
-    magics.forget_settings()
-    ip.config.pop("MLDeploy", None)  # %config writes into the shared shell's config too
-    magics.load(ip)
-    ip.run_line_magic("config", f"MLDeploy.kubeconfig = {str(tmp_path / 'no-such-kubeconfig')!r}")
-    ip.run_line_magic("config", "MLDeploy.interactive = 'no'")
+    with fresh_shell(via_extension=False, kubeconfig=str(tmp_path / "no-such-kubeconfig"),
+                     interactive="no") as ip:
+        yield _spied(ip, monkeypatch)
+
+
+def _spied(ip, monkeypatch):
+    """The shell, recording every connect() the magics make (ip.connect_calls)."""
+    import jupyter_mldeploy.kube.client as client
+
     calls = []
     real = client.connect
 
@@ -676,10 +674,7 @@ def shell(tmp_path, monkeypatch):
 
     monkeypatch.setattr(client, "connect", spy)
     ip.connect_calls = calls
-    yield ip
-    magics.unload(ip)
-    magics.forget_settings()
-    ip.config.pop("MLDeploy", None)
+    return ip
 
 
 def _magic(ip, magic: str, line: str, cell: str | None = None):
