@@ -15,8 +15,8 @@ from ..errors import (
     NotDeployed,
     RolloutFailed,
     RolloutInterrupted,
+    WaitTimeout,
 )
-from ..follow import WaitTimeout
 from ..kube import apply as kapply
 from ..kube import owner
 from ..kube.client import Kube

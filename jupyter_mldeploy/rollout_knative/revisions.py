@@ -9,10 +9,7 @@ from dataclasses import dataclass, field
 
 from .. import labels as L
 from ..connection import cluster
-from ..errors import (
-    RolloutFailed,
-)
-from ..follow import WaitTimeout
+from ..errors import RolloutFailed, WaitTimeout
 from ..kube import apply as kapply
 from ..kube import owner
 from ..kube.client import Kube
