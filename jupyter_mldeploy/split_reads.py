@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .kube.client import Kube
     from .rollout import Rollout
 
-__all__ = ["read_pods", "read_split", "read_weights"]
+__all__ = ["read_pods", "read_split", "read_weights", "ready_canary_pods"]
 
 
 def read_weights(r: Rollout) -> Weights:
@@ -64,3 +64,21 @@ def read_split(r: Rollout, *, pods: Mapping[str, TrackPods] | None = None) -> Sp
         pods = read_pods(r.name, namespace=r.namespace, kube=r.kube or connect())
     return Split(r.name, weights, r.stable_version, r.candidate_version, pods.get("stable"),
                  pods.get("canary"))
+
+
+def ready_canary_pods(name: str, *, namespace: str, kube: Kube | None) -> int:
+    """How many of the canary's pods are ready (0 without a canary): what lets a slider move its weight."""
+    from . import api, rollout
+    from .errors import MLDeployError
+
+    try:
+        # api.get reads the canary Deployment, its pods, ReplicaSets and events at once (status()).
+        status = api.get(name, namespace=namespace, kube=kube, track="canary").last_status
+    except MLDeployError:
+        from . import rollout_knative  # a Knative canary is a revision, not a Deployment
+
+        found = rollout.read(name, namespace=namespace, kube=kube)
+        if found is not None and found.router == "knative":
+            return rollout_knative.ready_candidate_pods(found)
+        return 0  # no canary Deployment (yet, or any more)
+    return status.ready if status is not None else 0

@@ -101,7 +101,8 @@ def event_count(ev: Obj) -> int:
     return int(ev.get("count") or series.get("count") or ev.get("deprecatedCount") or 1)
 
 
-def _ev_last_seen(ev: Obj) -> float | None:
+def event_last_seen(ev: Obj) -> float | None:
+    """When the event was last seen, from whichever of its time fields the API server filled in."""
     series = ev.get("series") or {}
     for ts in (ev.get("lastTimestamp"), series.get("lastObservedTime"), ev.get("eventTime"),
                ev.get("deprecatedLastTimestamp"), ev.get("firstTimestamp"),
@@ -128,7 +129,7 @@ def events_for_container(events: list[Obj], container: str, init: bool) -> list[
 def newest_event(events: Iterable[Obj]) -> Obj | None:
     best, best_t = None, None
     for ev in events:  # later in the list wins a tie: watch order is arrival order
-        t = _ev_last_seen(ev)
+        t = event_last_seen(ev)
         if best is None or (t or 0) >= (best_t or 0):
             best, best_t = ev, t
     return best

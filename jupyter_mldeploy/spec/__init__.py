@@ -5,14 +5,16 @@ leaves the machine. Nothing is truncated, rewritten or guessed: a value is eithe
 or refused with the reason.
 
 One module per sub-topic: rules (names, strings, maps, CLI pairs), image (the reference grammar),
-quantity, resources, parts (autoscale, probes, tolerations), deploy (DeploySpec) and candidates
-(inherit, changes_of). Every name is importable from `jupyter_mldeploy.spec` as before.
+quantity, resources, parts (autoscale, probes, tolerations), deploy (DeploySpec), dict_form (its
+YAML/dict form and SPEC_FIELDS) and candidates (inherit, changes_of). Every name is importable from
+`jupyter_mldeploy.spec` as before.
 """
 
 from __future__ import annotations
 
 from .candidates import changes_of, inherit
-from .deploy import SPEC_FIELDS, DeploySpec
+from .deploy import DeploySpec
+from .dict_form import SPEC_FIELDS
 from .image import ImageRef
 from .parts import STARTUP_MAX, STARTUP_PERIOD, STARTUP_TIMEOUT, Autoscale, Probe, Toleration, startup_probe
 from .quantity import parse_quantity, quantity_value, reported_amount

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import SpecError
-from .deploy import SPEC_FIELDS, DeploySpec
+from .deploy import DeploySpec
+from .dict_form import SPEC_FIELDS
 from .rules import _describe, _refuse_unknown
 
 # Fields that say where and which track, never "what runs": a change never carries them.

@@ -1,4 +1,7 @@
-"""DeploySpec: what to deploy, every field validated in `__post_init__`, and its dict/YAML form. Pure."""
+"""DeploySpec: what to deploy, every field validated in `__post_init__`. Pure.
+
+Its dict/YAML form (`from_dict`, `to_dict`, SPEC_FIELDS) is written in dict_form.py.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any, Literal
 from .. import labels as L
 from ..duration import parse_seconds
 from ..errors import SpecError
+from .dict_form import SPEC_FIELDS, spec_from_dict, spec_to_dict
 from .image import ImageRef
 from .parts import (
     STARTUP_MAX,
@@ -17,7 +21,6 @@ from .parts import (
     Autoscale,
     Probe,
     Toleration,
-    _startup_value,
     startup_probe,
 )
 from .resources import Resources
@@ -50,32 +53,12 @@ from .rules import (
     _string_map,
     _strings,
     _subdomain,
-    parse_env,
-    parse_env_secrets,
-    parse_pvc,
     parse_secret_ref,
     validate_gateway,
     validate_model_name,
 )
 
-# DeploySpec
-
-# The keys of a YAML/dict spec, in the order `to_dict` writes them.
-SPEC_FIELDS = (
-    "name", "image", "allow_latest", "version", "namespace", "track",
-    "cpu", "memory", "cpu_limit", "memory_limit", "gpu", "gpu_type", "gpu_resource",
-    "replicas", "autoscale", "strategy", "max_surge", "max_unavailable",
-    "port", "command", "args", "env", "env_from_secret", "readiness", "liveness", "startup",
-    "startup_timeout", "pvc", "model_path",
-    "node_selector", "tolerations", "image_pull_secrets", "service_account", "pod_security",
-    "labels", "annotations", "expose", "host", "gateway", "ingress_class", "tls_secret", "cert_issuer",
-    "ingress_annotations", "service_type",
-)
-
-
-def _whole(seconds: float | None) -> float | int | None:
-    return int(seconds) if seconds is not None and seconds == int(seconds) else seconds
-
+__all__ = ["SPEC_FIELDS", "DeploySpec"]
 
 def _surge(value: object, field_: str) -> int | str:
     if isinstance(value, str):
@@ -404,102 +387,13 @@ class DeploySpec:
             changes["resources"] = dataclasses.replace(base, **res)
         return dataclasses.replace(self, **changes)
 
-    # Dict form ------------------------------------------------------------------------------------------
+    # Dict form: its one home is dict_form.py -------------------------------------------------------------
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeploySpec:
         """Build from a YAML/JSON body with the keys in SPEC_FIELDS; `null` means the default."""
-        if not isinstance(data, Mapping):
-            raise SpecError(f"the spec must be a mapping of fields such as name and image, got "
-                            f"{_describe(data)}.")
-        _refuse_unknown(data, SPEC_FIELDS, "spec")
-        for required in ("name", "image"):
-            if data.get(required) is None:
-                raise SpecError(f"the spec has no {required!r}: it is required.")
-        d = {k: v for k, v in data.items() if v is not None or k in ("readiness", "liveness")}
-
-        allow_latest = d.get("allow_latest", False)
-        if not isinstance(allow_latest, bool):
-            raise SpecError(f"allow_latest must be true or false, got {_describe(allow_latest)}.")
-        image = d["image"] if isinstance(d["image"], ImageRef) else ImageRef.parse(d["image"],
-                                                                                  allow_latest=allow_latest)
-        resources = Resources(**{k: d[k] for k in ("cpu", "memory", "cpu_limit", "memory_limit", "gpu",
-                                                   "gpu_type", "gpu_resource") if k in d})
-        kwargs: dict[str, Any] = {k: d[k] for k in (
-            "namespace", "track", "replicas", "strategy", "max_surge", "max_unavailable", "port",
-            "node_selector", "service_account", "pod_security", "labels", "annotations", "version",
-            "expose", "host", "gateway", "ingress_class", "model_path", "tls_secret", "cert_issuer",
-            "ingress_annotations", "service_type") if k in d}
-        if "autoscale" in d:
-            kwargs["autoscale"] = Autoscale.from_value(d["autoscale"])
-        if "env" in d:
-            env = d["env"]
-            kwargs["env"] = env if isinstance(env, Mapping) else parse_env(env)
-        if "env_from_secret" in d:
-            refs = d["env_from_secret"]
-            kwargs["env_from_secret"] = refs if isinstance(refs, Mapping) else parse_env_secrets(refs)
-        for key in ("args", "command", "image_pull_secrets"):
-            if key in d:
-                kwargs[key] = _strings(d[key], key)
-        for key, default in (("readiness", READY_PATH), ("liveness", LIVE_PATH)):
-            if key in d:
-                kwargs[key] = Probe.from_value(d[key], default, key)
-        if "startup" in d:
-            kwargs["startup"] = startup_probe(d["startup"])
-        if "startup_timeout" in d:
-            kwargs["startup_timeout"] = d["startup_timeout"]
-        if "tolerations" in d:
-            items = d["tolerations"]
-            if isinstance(items, (str, Mapping)) or not isinstance(items, Iterable):
-                raise SpecError(f"tolerations must be a list, got {_describe(items)}.")
-            kwargs["tolerations"] = tuple(Toleration.from_value(t) for t in items)
-        if "pvc" in d:
-            claim, path = parse_pvc(d["pvc"])
-            if path is not None and "model_path" in d and d["model_path"] != path:
-                raise SpecError(f"pvc mounts at {path!r} but model_path is {d['model_path']!r}: give the "
-                                f"mount path in one place.")
-            kwargs["model_pvc"] = claim
-            if path is not None:
-                kwargs["model_path"] = path
-        return cls(d["name"], image, resources=resources, **kwargs)
+        return spec_from_dict(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         """The dict form, leaving out defaults; `DeploySpec.from_dict(spec.to_dict()) == spec`."""
-        r = self.resources
-        values: dict[str, Any] = {
-            "name": self.name, "image": str(self.image), "allow_latest": self.image.is_floating or None,
-            "version": self.version, "namespace": self.namespace,
-            "track": None if self.track == "stable" else self.track,
-            "cpu": r.cpu, "memory": r.memory, "cpu_limit": r.cpu_limit, "memory_limit": r.memory_limit,
-            "gpu": r.gpu or None, "gpu_type": r.gpu_type,
-            "gpu_resource": None if r.gpu_resource == "nvidia.com/gpu" else r.gpu_resource,
-            "replicas": self.replicas, "autoscale": str(self.autoscale) if self.autoscale else None,
-            "strategy": None if self.strategy == "rolling" else self.strategy,
-            "max_surge": self.max_surge, "max_unavailable": self.max_unavailable,
-            "port": None if self.port == 8080 else self.port,
-            "startup": None if self.startup is None else _startup_value(self.startup),
-            "startup_timeout": _whole(self.startup_timeout),
-            "command": list(self.command) if self.command is not None else None,
-            "args": list(self.args) or None, "env": dict(self.env) or None,
-            "env_from_secret": dict(self.env_from_secret) or None,
-            "pvc": f"{self.model_pvc}:{self.model_path}" if self.model_pvc else None,
-            "model_path": None if self.model_pvc or self.model_path == "/mnt/models" else self.model_path,
-            "node_selector": dict(self.node_selector) or None,
-            "tolerations": [t.to_manifest() for t in self.tolerations] or None,
-            "image_pull_secrets": list(self.image_pull_secrets) or None,
-            "service_account": self.service_account, "pod_security": self.pod_security,
-            "labels": dict(self.labels) or None, "annotations": dict(self.annotations) or None,
-            "expose": self.expose, "host": self.host, "gateway": self.gateway,
-            "ingress_class": self.ingress_class, "tls_secret": self.tls_secret,
-            "cert_issuer": self.cert_issuer,
-            "ingress_annotations": dict(self.ingress_annotations) or None,
-            "service_type": None if self.service_type == "ClusterIP" else self.service_type,
-        }
-        out = {k: values[k] for k in SPEC_FIELDS if values.get(k) is not None}
-        for key, default in (("readiness", READY_PATH), ("liveness", LIVE_PATH)):
-            probe = getattr(self, key)
-            if probe is None:
-                out[key] = None  # an explicit null disables the probe; a missing key means the default
-            elif probe != Probe(default):
-                out[key] = probe.to_value(default)
-        return {k: out[k] for k in SPEC_FIELDS if k in out}
+        return spec_to_dict(self)

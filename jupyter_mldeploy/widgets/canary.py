@@ -4,7 +4,7 @@ back.
 The slider sends its value while it is dragged (`continuous_update`), but the cluster gets ONE write per
 settled value: a write goes out only once the value has stopped changing for `debounce` seconds. The timer
 runs on the kernel's asyncio event loop (the loop the slider was built on); the write itself, and every
-read, run in one worker thread, and their results come back to the loop through `loop.HandOff`, so
+read, run in one worker thread, and their results come back to the loop through `loop.LoopWorker`, so
 widgets are only ever touched on the kernel's thread (ipykernel 7 breaks widget updates from others).
 Without a running loop (plain Python, tests) nothing is written until `flush()`.
 
@@ -22,21 +22,20 @@ from __future__ import annotations
 import html
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import traitlets
 
-from .. import api, outcomes, rollout
+from .. import outcomes, rollout
 from ..connection import resolve
 from ..errors import MLDeployError, NoRollout, StaleRollout
 from ..labels import track_name
 from ..split import Split, TrackPods, Weights, pods_from_deployment
-from ..split_reads import read_pods, read_weights
-from .loop import HandOff, NamespaceWatches, running_loop
-from .messages import capture, error_sentence
+from ..split_reads import read_pods, read_weights, ready_canary_pods
+from .loop import HandOff, LoopWorker, NamespaceWatches, Outcome
+from .messages import capture, error_sentence, note_html
 
 if TYPE_CHECKING:
     import asyncio
@@ -45,25 +44,6 @@ if TYPE_CHECKING:
     from ..rollout import Rollout
 
 __all__ = ["CanarySlider", "Weights", "read_weights"]
-
-Outcome = tuple[Any, BaseException | None]  # (result, error) of a job run off the loop
-
-_GREEN, _RED, _GREY = "#2e7d32", "#c62828", "#757575"
-
-
-def _ready_canary_pods(name: str, *, namespace: str, kube: Kube | None) -> int:
-    try:
-        # api.get reads the canary Deployment, its pods, ReplicaSets and events at once (status()).
-        status = api.get(name, namespace=namespace, kube=kube, track="canary").last_status
-    except MLDeployError:
-        from .. import rollout_knative  # a Knative canary is a revision, not a Deployment
-
-        found = rollout.read(name, namespace=namespace, kube=kube)
-        if found is not None and found.router == "knative":
-            return rollout_knative.ready_candidate_pods(found)
-        return 0  # no canary Deployment (yet, or any more)
-    return status.ready if status is not None else 0
-
 
 class CanarySlider(widgets.VBox):
     """`CanarySlider("churn", namespace="ml")`: a 0-100 slider for the canary's share of requests.
@@ -92,7 +72,7 @@ class CanarySlider(widgets.VBox):
         self._write_fn = write_fn or rollout.set_weight
         self._read_fn = read_fn or rollout.read
         self._weights_fn = weights_fn or read_weights
-        self._ready_fn = ready_fn or _ready_canary_pods
+        self._ready_fn = ready_fn or ready_canary_pods
         self._promote_fn = promote_fn or rollout.promote
         self._abort_fn = abort_fn or rollout.abort
         # With stand-in reads (a test's) and no stand-in for the pods, the picture has no pod counts.
@@ -114,7 +94,6 @@ class CanarySlider(widgets.VBox):
         self._timer: asyncio.TimerHandle | None = None
         self._recheck_timer: asyncio.TimerHandle | None = None
         self._write_lock = threading.Lock()  # flush() on the caller's thread vs a write in the worker
-        self._worker: ThreadPoolExecutor | None = None
 
         self.slider = widgets.IntSlider(value=0, min=0, max=100, step=1, description="Canary %",
                                         continuous_update=True, disabled=True,
@@ -140,8 +119,8 @@ class CanarySlider(widgets.VBox):
         self.refresh_button.on_click(lambda _b: self.refresh())
         if self.comm is not None:
             self.comm.on_close(lambda _msg: self._stop())
-        # Taken here, on the kernel's thread: the worker reaches the loop only through this HandOff.
-        self._handoff = HandOff(self._on_results, loop=running_loop(), max_rate=50.0)
+        # Built here, on the kernel's thread: one worker, so writes go out in the order values settled.
+        self._jobs = LoopWorker(f"mldeploy-canary-{name}", max_rate=50.0)
         self._render()
         if refresh:
             self._apply_refresh(capture(self._read_all))  # the first read happens in the cell, at once
@@ -159,7 +138,7 @@ class CanarySlider(widgets.VBox):
     @property
     def live(self) -> bool:
         """True when an event loop runs the debounce timer; False means call flush()."""
-        return self._handoff.loop is not None
+        return self._jobs.live
 
     @property
     def kube(self) -> Kube:
@@ -187,7 +166,7 @@ class CanarySlider(widgets.VBox):
             self._render()
             return
         if self.live:
-            self._timer = self._handoff.call_later(self.debounce, self._settled)
+            self._timer = self._jobs.call_later(self.debounce, self._settled)
         self._render()
 
     def _movable(self) -> bool:
@@ -211,7 +190,7 @@ class CanarySlider(widgets.VBox):
             return
         self._writing = value
         self._render()
-        self._submit(lambda: self._write(value), lambda outcome: self._written(value, outcome))
+        self._jobs.submit(lambda: self._write(value), lambda outcome: self._written(value, outcome))
 
     def flush(self) -> Rollout | None:
         """Write the pending value now, on this thread (without an event loop nothing else will)."""
@@ -256,7 +235,7 @@ class CanarySlider(widgets.VBox):
             return
         self._busy = "reading the cluster"
         self._render()
-        self._submit(self._read_all, self._apply_refresh)
+        self._jobs.submit(self._read_all, self._apply_refresh)
 
     def _read_all(self) -> tuple[Rollout | None, Weights | None, int, dict[str, TrackPods]]:
         found = self._read_fn(self.name, **self._where())
@@ -322,7 +301,7 @@ class CanarySlider(widgets.VBox):
         """Follow both tracks' Deployments through the namespace's shared watches (loop only)."""
         if not (self._watch and self.live) or self._watches is not None or self.over:
             return
-        self._watch_handoff = HandOff(self._on_watch, loop=self._handoff.loop, max_rate=10.0)
+        self._watch_handoff = HandOff(self._on_watch, loop=self._jobs.loop, max_rate=10.0)
         self._watches = NamespaceWatches.subscribe(self.kube, self.namespace, self._watch_handoff)
 
     def _on_watch(self, items: list[tuple[str, Any, Any]]) -> None:
@@ -346,7 +325,7 @@ class CanarySlider(widgets.VBox):
 
     def _arm_recheck(self) -> None:
         if self.recheck and self.live and self._recheck_timer is None:
-            self._recheck_timer = self._handoff.call_later(self.recheck, self._recheck)
+            self._recheck_timer = self._jobs.call_later(self.recheck, self._recheck)
 
     def _recheck(self) -> None:
         self._recheck_timer = None
@@ -391,7 +370,7 @@ class CanarySlider(widgets.VBox):
                 self._done_message = done(before).sentence if before is not None else f"{doing} done."
             self._render()
 
-        self._submit(job, after)
+        self._jobs.submit(job, after)
 
     def _weights_after(self, before: Rollout | None) -> Weights:
         """Worker: the split after promote or roll back, read back from the route like after a write; if
@@ -402,23 +381,6 @@ class CanarySlider(widgets.VBox):
             except MLDeployError:
                 pass
         return Weights(100.0, 0.0, before.router if before is not None else "")
-
-    # -- threads and the loop -------------------------------------------------------------------------
-
-    def _submit(self, job: Callable[[], Any], then: Callable[[Outcome], None]) -> None:
-        """Run `job` in the worker and `then(outcome)` on the loop; both here and now without a loop."""
-        if not self.live:
-            then(capture(job))
-            return
-        if self._worker is None:
-            # One worker: writes go out in the order the values settled.
-            self._worker = ThreadPoolExecutor(max_workers=1,
-                                              thread_name_prefix=f"mldeploy-canary-{self.name}")
-        self._worker.submit(lambda: self._handoff.put((then, capture(job))))
-
-    def _on_results(self, items: list[tuple[Callable, Outcome]]) -> None:
-        for then, outcome in items:  # on the loop: the only place results touch the widgets
-            then(outcome)
 
     def _set_quietly(self, value: int) -> None:
         self._quiet += 1
@@ -452,27 +414,30 @@ class CanarySlider(widgets.VBox):
         if w is not None:
             self.split.value = f'<span class="mldeploy-split">{e(str(w))}</span>' + self.picture.html()
         elif not self.split.value:
-            self.split.value = f'<span style="color:{_GREY}">no split read yet</span>'
+            self.split.value = note_html("no split read yet", "quiet")
         canary_rollout = r is not None and r.strategy == "canary"
         idle = not self._busy and not self.over
         self.slider.disabled = not self._movable()
         self.promote_button.disabled = self.abort_button.disabled = not (idle and canary_rollout)
         self.refresh_button.disabled = bool(self._busy) or self.over
+        self.message.value = self._message(canary_rollout)
+
+    def _message(self, canary_rollout: bool) -> str:
+        """The line under the buttons: the last error, the outcome, or what the slider waits for."""
         if self.error:
-            self.message.value = f'<span style="color:{_RED}">{e(self.error)}</span>'
-        elif self.over:
-            self.message.value = f'<span style="color:{_GREEN}">{e(self._done_message)}</span>'
-        elif self._busy:
-            self.message.value = f'<span style="color:{_GREY}">{e(self._busy)}...</span>'
-        elif canary_rollout and not self.ready:
-            self.message.value = (f'<span style="color:{_GREY}">waiting for a ready canary pod '
-                                  f"(the slider is disabled until one is ready)</span>")
-        elif self._writing is not None:
-            self.message.value = f'<span style="color:{_GREY}">writing {self._writing}%...</span>'
-        elif self._pending is not None:
-            self.message.value = f'<span style="color:{_GREY}">{self._pending}% once the slider stops</span>'
-        else:
-            self.message.value = ""
+            return note_html(self.error, "error")
+        if self.over:
+            return note_html(self._done_message, "done")
+        if self._busy:
+            return note_html(f"{self._busy}...", "quiet")
+        if canary_rollout and not self.ready:
+            return note_html("waiting for a ready canary pod (the slider is disabled until one is ready)",
+                             "quiet")
+        if self._writing is not None:
+            return note_html(f"writing {self._writing}%...", "quiet")
+        if self._pending is not None:
+            return note_html(f"{self._pending}% once the slider stops", "quiet")
+        return ""
 
     # -- lifetime and text -------------------------------------------------------------------------------
 
@@ -485,9 +450,7 @@ class CanarySlider(widgets.VBox):
         if self._recheck_timer is not None:
             self._recheck_timer.cancel()
             self._recheck_timer = None
-        self._handoff.close()
-        if self._worker is not None:
-            self._worker.shutdown(wait=False)
+        self._jobs.close()
 
     def close(self) -> None:
         self._stop()

@@ -14,7 +14,7 @@ import traitlets
 
 from ..errors import SpecError
 from ..spec import ImageRef
-from .messages import as_sentence
+from .messages import TONES, as_sentence, note_html
 
 __all__ = ["ImageBuilder"]
 
@@ -76,7 +76,7 @@ class ImageBuilder(widgets.VBox):
             else:
                 self.error, self.value = "", str(self.image)
         if self.image is not None:
-            self.message.value = (f'<span style="color:#2e7d32">&#10003; <code>{html.escape(self.value)}'
-                                  f"</code></span>")
+            self.message.value = (f'<span style="color:{TONES["done"]}">&#10003; '
+                                  f"<code>{html.escape(self.value)}</code></span>")
         else:
-            self.message.value = f'<span style="color:#c62828">{html.escape(self.error)}</span>'
+            self.message.value = note_html(self.error, "error")

@@ -1,5 +1,6 @@
 """Hand watch events from watch threads to the kernel's event loop, in batches, at a bounded rate;
-and share one set of watches per namespace between the views there.
+run a widget's cluster reads and writes in one worker thread whose results come back the same way
+(`LoopWorker`); and share one set of watches per namespace between the views there.
 
 ipykernel 7 breaks widget updates made from other threads, so watch threads never touch a widget:
 they `put` events here, and the consumer (a view) receives them in batches on the loop it was
@@ -17,12 +18,15 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+
+from .messages import capture
 
 if TYPE_CHECKING:
     from ..api import Kube
 
-__all__ = ["HandOff", "NamespaceWatches", "running_loop"]
+__all__ = ["HandOff", "LoopWorker", "NamespaceWatches", "Outcome", "running_loop"]
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -116,6 +120,60 @@ class HandOff(queue.Queue):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# one worker thread per widget, its results handed back to the loop
+
+
+Outcome = tuple[Any, BaseException | None]  # (result, error) of a job run off the loop
+
+
+class LoopWorker:
+    """Runs a widget's jobs (cluster reads and writes) in one thread, in the order they were submitted,
+    and each job's follow-up on the loop the widget was built on, through a HandOff; without a running
+    loop (plain Python, tests), both run at once on the caller's thread.
+
+    One thread, not a pool: two writes of one widget must reach the cluster in the order they were made.
+    """
+
+    def __init__(self, name: str, *, max_rate: float = 10.0) -> None:
+        self.name = name
+        # Taken here, on the kernel's thread: the worker reaches the loop only through this HandOff.
+        self.handoff = HandOff(self._on_results, loop=running_loop(), max_rate=max_rate)
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self.handoff.loop
+
+    @property
+    def live(self) -> bool:
+        """True when an event loop runs the follow-ups (and the timers)."""
+        return self.handoff.loop is not None
+
+    def submit(self, job: Callable[[], Any], then: Callable[[Outcome], None]) -> None:
+        """Run `job` in the worker and `then(outcome)` on the loop; both here and now without a loop."""
+        if not self.live:
+            then(capture(job))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
+        self._pool.submit(lambda: self.handoff.put((then, capture(job))))
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle | None:
+        """A timer on the loop (None without one)."""
+        return self.handoff.call_later(delay, callback)
+
+    def _on_results(self, items: list[tuple[Callable[[Outcome], None], Outcome]]) -> None:
+        for then, outcome in items:  # on the loop: the only place results touch the widgets
+            then(outcome)
+
+    def close(self) -> None:
+        """Stop delivering (what a job returns later is dropped) and let the thread end."""
+        self.handoff.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
 
 
 # ---------------------------------------------------------------------------------------------------

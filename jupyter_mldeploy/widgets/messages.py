@@ -1,7 +1,9 @@
-"""How widgets word what went wrong: one sentence, and errors from worker threads carried back."""
+"""How widgets word what went wrong: one sentence, errors from worker threads carried back, and the one
+palette of the line a widget shows under its controls."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from typing import Any
 
@@ -34,3 +36,12 @@ def capture(job: Callable[[], Any]) -> tuple[Any, BaseException | None]:
         return job(), None
     except Exception as e:  # shown in the widget as one sentence
         return None, e
+
+
+# The one palette of a widget's message line: an error, a finished operation, a quiet state.
+TONES = {"error": "#c62828", "done": "#2e7d32", "quiet": "#757575"}
+
+
+def note_html(text: str, tone: str) -> str:
+    """`text`, escaped, as one coloured line in one of the TONES."""
+    return f'<span style="color:{TONES[tone]}">{html.escape(text)}</span>'

@@ -24,7 +24,7 @@ from ..errors import MLDeployError, SpecError
 from ..spec import Autoscale, DeploySpec
 from ..spec.rules import IN_PLACE_STRATEGIES
 from .image import ImageBuilder
-from .messages import as_sentence
+from .messages import as_sentence, note_html
 from .resources import ResourcePicker
 from .status_view import PodStatusView
 
@@ -168,7 +168,7 @@ class DeployPanel(widgets.VBox):
         self.deploy_button.tooltip = problem or "Deploy this spec"
         self.undeploy_button.disabled = not self.name.value.strip()
         shown = pointer or problem
-        self.message.value = f'<span style="color:#c62828">{html.escape(shown)}</span>' if shown else ""
+        self.message.value = note_html(shown, "error") if shown else ""
 
     def _build(self, autoscaled: bool) -> DeploySpec:
         base = self.base_spec
@@ -187,8 +187,7 @@ class DeployPanel(widgets.VBox):
     # -- actions -------------------------------------------------------------------------------------
 
     def _say(self, text: str, *, error: bool = False) -> None:
-        colour = "#c62828" if error else "#2e7d32"
-        self.result.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
+        self.result.value = note_html(text, "error" if error else "done")
 
     def deploy(self, _button: widgets.Button | None = None) -> api.Deployment | None:
         """Deploy what the form describes (nothing is sent while it is invalid) and show its pods live."""

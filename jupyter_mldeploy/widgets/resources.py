@@ -23,6 +23,7 @@ import traitlets
 from ..capacity import GIB, Capacity, gib
 from ..config import check_price_table, price_table
 from ..spec import Resources, quantity_value
+from .messages import note_html
 
 __all__ = ["EXAMPLE_PRICES", "HOURS_PER_MONTH", "Cost", "ResourcePicker", "check_prices", "default_prices",
            "estimate_cost"]
@@ -183,8 +184,7 @@ class ResourcePicker(widgets.VBox):
             cpu = Decimal(str(self.cpu.value)) if self.cpu.value else None
             memory = Decimal(str(self.memory.value)) * GIB if self.memory.value else None
             self.problem = cap.problem(cpu, memory, gpu, gpu_type, self.gpu_resource) or ""
-        self.message.value = (f'<span style="color:#c62828">{html.escape(self.problem)}</span>'
-                              if self.problem else "")
+        self.message.value = note_html(self.problem, "error") if self.problem else ""
         self.cost.value = self._cost_words()
 
     def _room_words(self, gpu: int, gpu_type: str | None) -> str:
@@ -199,7 +199,7 @@ class ResourcePicker(widgets.VBox):
                 parts.append(f"with {html.escape(kind)} GPUs (up to {most}) {_n(room.cpu)} cpu, "
                              f"{_n(gib(room.memory))} GiB")
         if not parts:
-            return '<span style="color:#c62828">No Ready, schedulable node was found.</span>'
+            return note_html("No Ready, schedulable node was found.", "error")
         words = "; ".join(parts)
         return f'<span style="color:#555;font-size:12px">Largest pod the nodes can hold: {words}.</span>'
 

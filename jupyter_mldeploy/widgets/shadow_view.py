@@ -2,7 +2,7 @@
 highlighted, the plot, and a Refresh button that sends the rows again.
 
 A thin view over `shadow.compare` and its `ShadowReport`. The comparison runs in a worker thread and its
-report comes back to the kernel's event loop through `loop.HandOff` (widgets are only touched there);
+report comes back to the kernel's event loop through `loop.LoopWorker` (widgets are only touched there);
 without a running loop, Refresh runs it on the caller's thread. All text from the models is escaped.
 """
 
@@ -12,7 +12,6 @@ import html
 import io
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -23,8 +22,8 @@ from ..errors import MLDeployError
 from ..shadow.cells import present as _present
 from ..shadow.html import DIFFER_TINT as _DIFFER
 from ..shadow.html import FAILED_TINT as _FAILED
-from .loop import HandOff, running_loop
-from .messages import capture, error_sentence
+from .loop import LoopWorker
+from .messages import capture, error_sentence, note_html
 
 if TYPE_CHECKING:
     from ..api import Kube
@@ -143,7 +142,6 @@ class ShadowView(widgets.VBox):
                          mode=mode, tolerance=tolerance, model=model, timeout=timeout, **compare_kw)
         self.report: ShadowReport | None = report
         self.comparisons = 0  # comparisons run by this view
-        self._worker: ThreadPoolExecutor | None = None
 
         self.summary_html = widgets.HTML()
         self.rows_html = widgets.HTML()
@@ -160,8 +158,8 @@ class ShadowView(widgets.VBox):
         self.only_differences.observe(lambda _c: self._render_rows(), names="value")
         if self.comm is not None:
             self.comm.on_close(lambda _msg: self._stop())
-        # Taken on the kernel's thread: the worker reaches the loop only through this HandOff.
-        self._handoff = HandOff(self._on_results, loop=running_loop())
+        # Built on the kernel's thread: the worker reaches the loop only through it.
+        self._jobs = LoopWorker(f"mldeploy-shadow-{name}")
         if report is None and data is not None:
             self._show_outcome(capture(self._run_comparison))  # from a name: compare now, in the cell
         else:
@@ -184,7 +182,7 @@ class ShadowView(widgets.VBox):
 
     @property
     def live(self) -> bool:
-        return self._handoff.loop is not None
+        return self._jobs.live
 
     # -- comparing ----------------------------------------------------------------------------------------
 
@@ -203,16 +201,8 @@ class ShadowView(widgets.VBox):
         self.comparing = True
         self.error = ""
         self._render()
-        if not self.live:
-            self._show_outcome(capture(self._run_comparison))
-            return
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(max_workers=1,
-                                              thread_name_prefix=f"mldeploy-shadow-{self.name}")
-        self._worker.submit(lambda: self._handoff.put(capture(self._run_comparison)))
-
-    def _on_results(self, outcomes: list[tuple[Any, BaseException | None]]) -> None:
-        self._show_outcome(outcomes[-1])  # on the loop; only the newest comparison matters
+        # one comparison at a time (`comparing`), so its outcome is the newest
+        self._jobs.submit(self._run_comparison, self._show_outcome)
 
     def _show_outcome(self, outcome: tuple[Any, BaseException | None]) -> None:
         result, error = outcome
@@ -242,9 +232,9 @@ class ShadowView(widgets.VBox):
         if self.data is None:
             self.refresh_button.tooltip = "Build the view with data=... to compare again"
         if self.error:
-            self.message.value = f'<span style="color:#c62828">{e(self.error)}</span>'
+            self.message.value = note_html(self.error, "error")
         elif self.comparing:
-            self.message.value = '<span style="color:#757575">comparing...</span>'
+            self.message.value = note_html("comparing...", "quiet")
         else:
             self.message.value = ""
 
@@ -255,9 +245,7 @@ class ShadowView(widgets.VBox):
     # -- lifetime and text -----------------------------------------------------------------------------------
 
     def _stop(self) -> None:
-        self._handoff.close()
-        if self._worker is not None:
-            self._worker.shutdown(wait=False)
+        self._jobs.close()
 
     def close(self) -> None:
         self._stop()
