@@ -1,9 +1,9 @@
 """Start, inspect and stop the sandbox: etcd, kube-apiserver, controller-manager, scheduler and kwok.
 
 Every process binds 127.0.0.1 only, is started by us with its PID recorded, and is signalled by that
-PID alone (pinned with a pidfd and checked against the process's start time, so a recycled PID is never
-signalled: see `_signal`). The state folder is private and marked as ours (folder.py); etcd accepts only
-the API server's client certificate.
+PID alone (pinned with a pidfd and checked against the process's start time, so a recycled PID is
+never signalled: see processes.py). The state folder is private and marked as ours (folder.py); etcd
+accepts only the API server's client certificate.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import fcntl
 import json
 import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -25,9 +23,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from . import build, crds, pki, pod_logs
+from . import build, crds, pki, pod_logs, processes
 from .errors import SandboxError
-from .folder import StateFolder, open_private_append, private_dir, write_private
+from .folder import StateFolder, private_dir, write_private
 
 Progress = Callable[[str], None]
 
@@ -68,57 +66,6 @@ class Ports:
         return cls(base, base + 1, base + 2, base + 3, base + 4, base + 5)
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot, or None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":  # a zombie has finished; it only waits to be reaped
-        return None
-    return fields[19]
-
-
-def _alive(proc: dict) -> bool:
-    return _start_time(proc["pid"]) == proc["start"]
-
-
-def _signal(proc: dict, sig: int) -> bool:
-    """Send `sig` to a process we started, and only while it is still that process: the PID is pinned
-    with a pidfd first, then checked against the recorded start time, so neither a recycled PID nor
-    one recycled between the check and the signal is ever signalled. False when it is gone."""
-    try:
-        fd = os.pidfd_open(proc["pid"])
-    except ProcessLookupError:
-        return False
-    except OSError:  # no pidfd (a kernel before 5.3, or a seccomp filter): check, then signal
-        if not _alive(proc):
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc["pid"], sig)
-        return True
-    try:
-        if not _alive(proc):
-            return False
-        signal.pidfd_send_signal(fd, sig)
-        return True
-    except ProcessLookupError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 class Sandbox:
     """The local control plane whose state lives in one folder."""
 
@@ -149,7 +96,7 @@ class Sandbox:
         state = self._state()
         if state is None:
             return {"up": False, "dir": str(self.dir), "processes": {}}
-        procs = {name: {**p, "alive": _alive(p)} for name, p in state["processes"].items()}
+        procs = {name: {**p, "alive": processes.alive(p)} for name, p in state["processes"].items()}
         ready = all(p["alive"] for p in procs.values()) and len(procs) == len(COMPONENTS)
         if ready:
             ready = self._get("/readyz", state) is not None
@@ -174,26 +121,10 @@ class Sandbox:
 
     def _wait(self, what: str, check: Callable[[], bool], timeout: float, state: dict,
               component: str | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            for name, proc in state["processes"].items():
-                if not _alive(proc):
-                    raise SandboxError(f"{name} exited while waiting for {what}.\n{self._log_tail(name)}")
-            time.sleep(0.1)
-        raise SandboxError(
-            f"Timed out after {timeout:.0f} s waiting for {what}."
-            + (f"\n{self._log_tail(component)}" if component else "")
-        )
+        processes.wait_for(what, check, timeout, state["processes"], self._log_tail, component)
 
     def _log_tail(self, name: str, lines: int = 12) -> str:
-        path = self.log_dir / f"{name}.log"
-        try:
-            text = path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return f"(no log at {path})"
-        return f"Last {min(lines, len(text))} of {len(text)} lines of {path}:\n" + "\n".join(text[-lines:])
+        return processes.log_tail(self.log_dir / f"{name}.log", lines)
 
     # -- up ------------------------------------------------------------------------------------
 
@@ -258,7 +189,7 @@ class Sandbox:
         binaries = build.ensure_binaries(progress)
         crd_file = crds.crd_file()
         ports = Ports.from_env()
-        busy = [f"{name} ({port})" for name, port in vars(ports).items() if not _port_free(port)]
+        busy = [f"{name} ({port})" for name, port in vars(ports).items() if not processes.port_free(port)]
         if busy:
             raise SandboxError(
                 f"Port(s) {', '.join(busy)} on 127.0.0.1 are in use by another program; stop it, or "
@@ -318,14 +249,11 @@ class Sandbox:
         return self.status()
 
     def _start(self, name: str, cmd: list[str], state: dict) -> None:
-        # A session of its own: the process outlives this command and a Ctrl-C in the terminal.
         # umask 077: whatever a component writes (etcd's data, kwok's files) is private too.
-        with open_private_append(self.log_dir / f"{name}.log") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=self.dir, umask=0o077)
+        proc = processes.launch(cmd, self.log_dir / f"{name}.log", self.dir, umask=0o077)
         # The whole command line is kept, so a restart never reads it from a PID that may be recycled.
-        state["processes"][name] = {"pid": proc.pid, "start": _start_time(proc.pid), "cmd": cmd[0],
-                                    "argv": cmd}
+        state["processes"][name] = {"pid": proc.pid, "start": processes.start_time(proc.pid),
+                                    "cmd": cmd[0], "argv": cmd}
         self._save(state)
 
     def _kubectl(self, binaries: Path, *args: str) -> str:
@@ -420,9 +348,9 @@ class Sandbox:
         if state is None or component not in state["processes"]:
             raise SandboxError(f"The sandbox is not up, or has no component {component}.")
         proc = state["processes"][component]
-        # The same check as `down`'s (_signal): a process that is gone, or whose PID now belongs to
-        # another process, is not signalled; the component is then only started again.
-        _stop([(component, proc)])
+        # The same check as `down`'s (processes.send_signal): a process that is gone, or whose PID
+        # now belongs to another process, is not signalled; the component is then only started again.
+        processes.stop([(component, proc)])
         self._start(component, proc["argv"], state)
         if component == "kube-apiserver":
             self._wait("kube-apiserver /readyz", lambda: self._get("/readyz", state) == "ok", 90, state,
@@ -470,40 +398,13 @@ class Sandbox:
         # In stages, reverse start order: the workers, then the API server, etcd last. Stopped all at
         # once, the API server's graceful shutdown waits on an etcd that is already gone, until the
         # SIGKILL 10 s later; in stages the whole `down` takes about a second.
-        procs = [(n, p) for n, p in reversed(list(state["processes"].items())) if _alive(p)]
+        procs = [(n, p) for n, p in reversed(list(state["processes"].items())) if processes.alive(p)]
         stages = [[(n, p) for n, p in procs if n not in ("kube-apiserver", "etcd")],
                   [(n, p) for n, p in procs if n == "kube-apiserver"],
                   [(n, p) for n, p in procs if n == "etcd"]]
         for stage in stages:
-            _stop(stage)
+            processes.stop(stage)
         return [n for n, _ in procs]
-
-
-def _stop(alive: list[tuple[str, dict]]) -> None:
-    for _name, proc in alive:
-        _signal(proc, signal.SIGTERM)
-    _wait_gone(alive, 10)
-    for _name, proc in alive:
-        _signal(proc, signal.SIGKILL)
-    # SIGKILL is delivered, not done: a large process takes a moment to exit on a busy machine,
-    # and `down` promises that nothing it started is left running.
-    _wait_gone(alive, 10)
-
-
-def _wait_gone(procs: list[tuple[str, dict]], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        for _name, proc in procs:
-            _reap(proc["pid"])
-        if not any(_alive(p) for _, p in procs) or time.monotonic() >= deadline:
-            return
-        time.sleep(0.05)
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when the process is our own child (it is when started in-process)."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 def _https_ok(url: str) -> bool:

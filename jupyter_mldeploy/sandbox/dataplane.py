@@ -23,7 +23,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -31,9 +30,9 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from . import build, gateway, images, ingress_nginx, node
+from . import build, gateway, images, ingress_nginx, node, processes
 from . import dataplane_build as parts
-from .control_plane import Sandbox, _alive, _start_time, _stop
+from .control_plane import Sandbox
 from .errors import SandboxError
 from .folder import open_private_append, write_private
 
@@ -97,16 +96,6 @@ def _apply(box: Sandbox, docs: list[dict] | str) -> None:
              "-f", "-", stdin=text)
 
 
-def _port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def _http_status(url: str, timeout: float = 1.0, headers: dict | None = None) -> int | None:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as r:
@@ -124,24 +113,14 @@ class _Run:
         self.box, self.state, self.progress = box, state, progress
 
     def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
-        with open_private_append(self.box.log_dir / f"{name}.log") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=self.box.dir,
-                                    env={**os.environ, **(env or {})})
-        self.state["processes"][name] = {"pid": proc.pid, "start": _start_time(proc.pid), "cmd": cmd[0]}
+        proc = processes.launch(cmd, self.box.log_dir / f"{name}.log", self.box.dir, env=env or {})
+        self.state["processes"][name] = {"pid": proc.pid, "start": processes.start_time(proc.pid),
+                                         "cmd": cmd[0]}
         _save(self.box, self.state)
 
     def wait(self, what: str, check: Callable[[], bool], timeout: float, component: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            for name, proc in self.state["processes"].items():
-                if not _alive(proc):
-                    raise SandboxError(f"{name} exited while waiting for {what}.\n{self.box._log_tail(name)}")
-            time.sleep(0.2)
-        raise SandboxError(f"Timed out after {timeout:.0f} s waiting for {what}.\n"
-                           f"{self.box._log_tail(component, 20)}")
+        processes.wait_for(what, check, timeout, self.state["processes"], self.box._log_tail, component,
+                           interval=0.2, timeout_lines=20)
 
 
 def up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) -> dict:
@@ -192,7 +171,7 @@ def _up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) 
     if with_gateway:
         ports |= {"gateway listener": gateway.listener_port(lay.port_base),
                   "envoy-gateway admin": gateway.admin_port(lay.port_base), **_fixed_ports()}
-    busy = [f"{n} ({p})" for n, p in ports.items() if not _port_free(p)]
+    busy = [f"{n} ({p})" for n, p in ports.items() if not processes.port_free(p)]
     if busy:
         raise SandboxError(f"Port(s) {', '.join(busy)} on 127.0.0.1 are in use by another program; stop "
                            f"it, choose another MLDEPLOY_SANDBOX_PORT, or start with --no-data-plane.")
@@ -356,7 +335,7 @@ def status(box: Sandbox) -> dict:
     state = _load(box)
     if state is None:
         return {"up": False, "processes": {}, "gateway": False}
-    procs = {n: {**p, "alive": _alive(p)} for n, p in state["processes"].items()}
+    procs = {n: {**p, "alive": processes.alive(p)} for n, p in state["processes"].items()}
     expected = [c for c in COMPONENTS if state.get("gateway") or c != "envoy-gateway"]
     expected += [ingress_nginx.PROCESS] if state.get("ingress_nginx") else []
     up = set(procs) >= set(expected) and all(p["alive"] for p in procs.values())
@@ -398,18 +377,18 @@ def _down(box: Sandbox, progress: Progress = print) -> dict[str, list[str]]:
         knative.down(progress)
     lay = node.Layout(box.dir, state["port_base"])
     procs = state.get("processes", {})
-    alive = {n: p for n, p in procs.items() if _alive(p)}
+    alive = {n: p for n, p in procs.items() if processes.alive(p)}
     # Envoy Gateway stops its Envoy on SIGTERM; kubelet before containerd, so it restarts nothing.
     for name in (ingress_nginx.PROCESS, "envoy-gateway", "kubelet"):
         if name in alive:
-            _stop([(name, alive[name])])
+            processes.stop([(name, alive[name])])
     _kill_envoys(box)
     _stop_containers(lay)
     for name in ("containerd", "registry"):
         if name in alive:
-            _stop([(name, alive[name])])
+            processes.stop([(name, alive[name])])
     # Anything else it recorded (a component a later version added) is stopped too, never left running.
-    _stop([(n, p) for n, p in alive.items()
+    processes.stop([(n, p) for n, p in alive.items()
            if n not in (ingress_nginx.PROCESS, "envoy-gateway", "kubelet", "containerd", "registry")])
     node.kill_processes(lay)  # shims, and anything of ours that outlived its parent
     made_paths = state.get("made_host_paths", [])

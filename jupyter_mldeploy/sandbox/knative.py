@@ -43,7 +43,7 @@ from pathlib import Path
 import yaml
 
 from . import knative_ingress as ingress
-from . import versions
+from . import processes, versions
 from .build import _go, _run, cache_root
 from .errors import SandboxError
 from .folder import open_private_append, private_dir
@@ -338,16 +338,6 @@ def _net_of(state: dict) -> Net:
 # -- processes ----------------------------------------------------------------------------------------
 
 
-def _start_time(pid: int) -> str | None:
-    from .control_plane import _start_time as start_time
-
-    return start_time(pid)
-
-
-def _alive(proc: dict) -> bool:
-    return _start_time(proc["pid"]) == proc["start"]
-
-
 class Knative:
     """Knative Serving's components beside one sandbox; state in `<sandbox dir>/knative.json`."""
 
@@ -370,7 +360,7 @@ class Knative:
         state = self.state()
         if state is None:
             return {"up": False, "processes": {}}
-        procs = {n: {**p, "alive": _alive(p)} for n, p in state["processes"].items()}
+        procs = {n: {**p, "alive": processes.alive(p)} for n, p in state["processes"].items()}
         return {"up": all(p["alive"] for p in procs.values()), "processes": procs,
                 "version": state.get("version")}
 
@@ -475,9 +465,7 @@ class Knative:
             self._start(name, cmd, state, env={"KUBECONFIG": kubeconfig})
         deadline = time.monotonic() + 60
         while not ingress.serving(lay):
-            for name, proc in state["processes"].items():
-                if not _alive(proc):
-                    raise SandboxError(f"{name} exited while Knative was starting.\n{self._tail(name)}")
+            self._refuse_exited(state)
             if time.monotonic() > deadline:
                 raise SandboxError("Traefik or kube-proxy did not answer on 127.0.0.1 within 60 s.\n"
                                    f"{self._tail('knative-traefik')}\n{self._tail('knative-kube-proxy')}")
@@ -503,16 +491,13 @@ class Knative:
                           f"{w['kind'].lower()}/{w['metadata']['name']}")
 
     def _start(self, name: str, cmd: list[str], state: dict, env: dict[str, str]) -> None:
-        with open_private_append(self.log_dir / f"{name}.log") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=self.box.dir, env={**os.environ, **env},
-                                    umask=0o077)
+        proc = processes.launch(cmd, self.log_dir / f"{name}.log", self.box.dir, env=env, umask=0o077)
         # `ip netns exec` execs the component in place, so this PID is the component's own.
         deadline = time.monotonic() + 2
-        start = _start_time(proc.pid)
+        start = processes.start_time(proc.pid)
         while start is None and time.monotonic() < deadline:
             time.sleep(0.02)
-            start = _start_time(proc.pid)
+            start = processes.start_time(proc.pid)
         state["processes"][name] = {"pid": proc.pid, "start": start, "cmd": cmd[0]}
         self._save(state)
 
@@ -526,9 +511,7 @@ class Knative:
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
-            for name, proc in state["processes"].items():
-                if not _alive(proc):
-                    raise SandboxError(f"{name} exited while Knative was starting.\n{self._tail(name)}")
+            self._refuse_exited(state)
             proc = subprocess.run([str(kube_bin / "kubectl"), "--kubeconfig", str(self.box.kubeconfig),
                                    "--cache-dir", str(cache), "create", "--dry-run=server", "-o", "name",
                                    "-f", str(probe)], capture_output=True, text=True, timeout=60, umask=0o077)
@@ -550,9 +533,7 @@ class Knative:
         deadline = time.monotonic() + timeout
         held: dict[str, bool] = {}
         while time.monotonic() < deadline:
-            for name, proc in state["processes"].items():
-                if not _alive(proc):
-                    raise SandboxError(f"{name} exited while Knative was starting.\n{self._tail(name)}")
+            self._refuse_exited(state)
             leases = self.box._get(f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases", box_state)
             held = lease_holders(leases.get("items", []) if isinstance(leases, dict) else [], None)
             if held["controller"] and held["autoscaler"]:
@@ -562,12 +543,13 @@ class Knative:
         raise SandboxError(f"Knative's {waiting} took no lease within {timeout:.0f} s, so nothing would "
                            f"reconcile a Knative Service.\n{self._tail('knative-' + waiting.split()[0])}")
 
+    def _refuse_exited(self, state: dict) -> None:
+        name = processes.exited(state["processes"])
+        if name:
+            raise SandboxError(f"{name} exited while Knative was starting.\n{self._tail(name)}")
+
     def _tail(self, name: str, lines: int = 12) -> str:
-        try:
-            text = (self.log_dir / f"{name}.log").read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return "\n".join(text[-lines:])
+        return processes.log_tail(self.log_dir / f"{name}.log", lines, header=False)
 
     def down(self, progress=print) -> bool:
         state = self.state()
@@ -580,10 +562,9 @@ class Knative:
             # The components' Endpoints name addresses that go with their namespaces.
             self._kubectl(self.box_binaries(), "delete", "--ignore-not-found", "-n", NAMESPACE,
                           "endpoints/webhook", "endpoints/autoscaler", "endpoints/activator-service")
-        from .control_plane import _stop  # pidfd + start time: a recycled PID is never signalled
-
-        procs = [(n, p) for n, p in state["processes"].items() if _alive(p)]
-        _stop(procs)
+        # pidfd + start time: a recycled PID is never signalled
+        procs = [(n, p) for n, p in state["processes"].items() if processes.alive(p)]
+        processes.stop(procs)
         net_down(_net_of(state))
         if state.get("networking"):
             ingress.cleanup(state.get("node_bridge"), state.get("firewall_before"))

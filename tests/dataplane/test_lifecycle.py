@@ -12,7 +12,7 @@ import pytest
 
 from jupyter_mldeploy import deploy
 from jupyter_mldeploy.sandbox import dataplane, gateway, images, ingress_nginx, node
-from jupyter_mldeploy.sandbox.control_plane import _start_time
+from jupyter_mldeploy.sandbox.processes import start_time
 
 from .realnode import real_spec
 
@@ -136,7 +136,7 @@ def test_down_leaves_no_process_mount_netns_bridge_veth_or_cgroup(real, kube, na
         left = dataplane.down(box, progress=lambda _m: None)
         assert not any(left.values()), left
         assert node.leftovers(lay, made_host_paths=made) == {k: [] for k in left}
-        assert not [p for p in pids if _start_time(p) is not None], "processes of the data plane still run"
+        assert not [p for p in pids if start_time(p) is not None], "processes of the data plane still run"
         assert dataplane.status(box) == {"up": False, "processes": {}, "gateway": False}
         # No file of it either: its entries in the state folder, the shims' folder in /run, /certs.
         for entry in (dataplane.STATE, lay.dir.name, "gateway"):
