@@ -1,4 +1,5 @@
 """Start, inspect and stop the sandbox: etcd, kube-apiserver, controller-manager, scheduler and kwok.
+Their flags are in command_lines.py, process supervision in processes.py, probes in probes.py.
 
 Every process binds 127.0.0.1 only, is started by us with its PID recorded, and is signalled by that
 PID alone (pinned with a pidfd and checked against the process's start time, so a recycled PID is
@@ -19,23 +20,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-from . import build, crds, pki, pod_logs, processes
+from . import build, command_lines, crds, pki, pod_logs, probes, processes
+from .command_lines import Ports
 from .errors import SandboxError
 from .folder import StateFolder, private_dir, write_private
 
 Progress = Callable[[str], None]
 
-# kube-apiserver refuses a loopback advertise address and finds none on a machine without a default
-# route; an address from TEST-NET-1 (RFC 5737) with the endpoint reconciler off is never dialled.
-ADVERTISE_ADDRESS = "192.0.2.10"
-# Simulated pods and nodes get loopback addresses, so nothing (the API server's pod-log or
-# service proxy included) ever dials an address outside this machine. The node's kubelet
-# endpoint is kwok's own server on 127.0.0.1.
-POD_CIDR = "127.100.0.0/16"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 NODES = ("sandbox-cpu-1", "sandbox-cpu-2", "sandbox-gpu-1")
 ADMIN_CONTEXT = "mldeploy-sandbox"
@@ -46,24 +39,6 @@ RESTRICTED_NAMESPACE = "ml-restricted"
 
 def state_dir() -> Path:
     return Path(os.environ.get("MLDEPLOY_SANDBOX_DIR") or build.cache_root() / "sandbox")
-
-
-@dataclass(frozen=True)
-class Ports:
-    apiserver: int
-    etcd: int
-    etcd_peer: int
-    controller_manager: int
-    scheduler: int
-    kwok: int
-
-    @classmethod
-    def from_env(cls) -> Ports:
-        raw = os.environ.get("MLDEPLOY_SANDBOX_PORT", "16443")
-        if not raw.isdigit() or not 1024 < int(raw) < 65530:
-            raise SandboxError(f"MLDEPLOY_SANDBOX_PORT={raw!r} is not a port between 1025 and 65529.")
-        base = int(raw)
-        return cls(base, base + 1, base + 2, base + 3, base + 4, base + 5)
 
 
 class Sandbox:
@@ -214,7 +189,7 @@ class Sandbox:
         ]))
         components_kc = write_private(self.pki_dir / "components.kubeconfig", pki.kubeconfig(
             server, ca, [("components", tokens.components, "default")]))
-        kwok_config = self.folder.write("kwok.yaml", _kwok_config(
+        kwok_config = self.folder.write("kwok.yaml", command_lines.kwok_config(
             pod_logs.write_defaults(self.folder.mkdir("pod-logs"))))
 
         state = {
@@ -225,11 +200,11 @@ class Sandbox:
                          "kwok": build.versions.KWOK},
             "processes": {},
         }
-        commands = _commands(binaries, self.dir, ports, components_kc, kwok_config)
+        commands = command_lines.commands(binaries, self.dir, ports, components_kc, kwok_config)
         try:
             progress("Starting etcd and kube-apiserver...")
             self._start("etcd", commands["etcd"], state)
-            self._wait("etcd", lambda: self._etcd_healthy(ports.etcd), 30, state, "etcd")
+            self._wait("etcd", lambda: probes.etcd_healthy(self.pki_dir, ports.etcd), 30, state, "etcd")
             self._start("kube-apiserver", commands["kube-apiserver"], state)
             self._wait("kube-apiserver /readyz", lambda: self._get("/readyz", state) == "ok", 90, state,
                        "kube-apiserver")
@@ -237,8 +212,8 @@ class Sandbox:
                 self._start(name, commands[name], state)
             progress("Creating nodes, namespaces, identities, the traffic layers' CRDs and IngressClass...")
             self._kubectl(binaries, "apply", "--server-side", "--field-manager=mldeploy-sandbox",
-                          "-f", str(crd_file), "-f", _data_path("kwok-logs-crd.yaml"),
-                          "-f", _data_path("cluster.yaml"))
+                          "-f", str(crd_file), "-f", command_lines.data_path("kwok-logs-crd.yaml"),
+                          "-f", command_lines.data_path("cluster.yaml"))
             self._wait_ready(state, ports)
         except BaseException:
             progress(f"The sandbox did not come up; stopping what started. Logs stay in {self.log_dir}.")
@@ -256,17 +231,20 @@ class Sandbox:
                                     "cmd": cmd[0], "argv": cmd}
         self._save(state)
 
-    def _kubectl(self, binaries: Path, *args: str) -> str:
+    def _kubectl(self, binaries: Path, *args: str, stdin: str | None = None, check: bool = True,
+                 during: str = "during bootstrap") -> str:
+        """The sandbox's kubectl (the data plane and Knative use it too); its stdout. With `check`, a
+        failure is one SandboxError that says what it happened `during`."""
         # Its own cache, removed after the call: kubectl chmods its cache files 0660 whatever the umask.
         cache = private_dir(self.dir / "kubectl-cache")
         try:
             proc = subprocess.run([str(binaries / "kubectl"), "--kubeconfig", str(self.kubeconfig),
                                    "--cache-dir", str(cache), *args],
-                                  capture_output=True, text=True, timeout=120, umask=0o077)
+                                  input=stdin, capture_output=True, text=True, timeout=120, umask=0o077)
         finally:
             shutil.rmtree(cache, ignore_errors=True)
-        if proc.returncode != 0:
-            raise SandboxError(f"kubectl {args[0]} failed during bootstrap: {proc.stderr.strip()}")
+        if check and proc.returncode != 0:
+            raise SandboxError(f"kubectl {args[0]} failed {during}: {proc.stderr.strip()}")
         return proc.stdout
 
     def _wait_ready(self, state: dict, ports: Ports) -> None:
@@ -293,11 +271,11 @@ class Sandbox:
             return all(self._get(f"/api/v1/namespaces/{ns}/serviceaccounts/default", state)
                        for ns in ("default", LIMITED_NAMESPACE, RESTRICTED_NAMESPACE))
 
-        self._wait("the scheduler", lambda: _https_ok(f"https://127.0.0.1:{ports.scheduler}/healthz"), 60,
-                   state, "kube-scheduler")
+        self._wait("the scheduler", lambda: probes.https_ok(f"https://127.0.0.1:{ports.scheduler}/healthz"),
+                   60, state, "kube-scheduler")
         self._wait("the controller-manager",
-                   lambda: _https_ok(f"https://127.0.0.1:{ports.controller_manager}/healthz"), 60, state,
-                   "kube-controller-manager")
+                   lambda: probes.https_ok(f"https://127.0.0.1:{ports.controller_manager}/healthz"), 60,
+                   state, "kube-controller-manager")
         self._wait("kwok to mark the nodes Ready", nodes_ready, 60, state, "kwok")
         self._wait("the CRDs to be established", crds_established, 60, state, "kube-apiserver")
         self._wait("the default service accounts", service_accounts, 60, state, "kube-controller-manager")
@@ -311,7 +289,7 @@ class Sandbox:
         port = state["ports"]["etcd"]
 
         def post(path: str, body: dict) -> dict:
-            return json.loads(self._etcd(port, f"/v3/kv/{path}", body))
+            return json.loads(probes.etcd_request(self.pki_dir, port, f"/v3/kv/{path}", body))
 
         revision = int(post("range", {"key": "YQ=="})["header"]["revision"])  # any key: for the header
         post("compaction", {"revision": revision, "physical": True})
@@ -320,23 +298,7 @@ class Sandbox:
     def etcd_tls(self) -> ssl.SSLContext:
         """A TLS context that trusts etcd's CA and presents the one client certificate etcd accepts
         (the API server's): for the sandbox's own maintenance, such as `compact_etcd`."""
-        ctx = ssl.create_default_context(cafile=str(self.pki_dir / "etcd-ca.crt"))
-        ctx.load_cert_chain(str(self.pki_dir / "apiserver-etcd-client.crt"),
-                            str(self.pki_dir / "apiserver-etcd-client.key"))
-        return ctx
-
-    def _etcd(self, port: int, path: str, body: dict | None = None, timeout: float = 10) -> bytes:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"https://127.0.0.1:{port}{path}", data=data,
-                                     method="GET" if body is None else "POST")
-        with urllib.request.urlopen(req, context=self.etcd_tls(), timeout=timeout) as resp:
-            return resp.read()
-
-    def _etcd_healthy(self, port: int) -> bool:
-        try:
-            return json.loads(self._etcd(port, "/health", timeout=1)).get("health") == "true"
-        except (urllib.error.URLError, OSError, ssl.SSLError, ValueError):
-            return False
+        return probes.etcd_tls(self.pki_dir)
 
     def restart(self, component: str, progress: Progress = print) -> None:
         """Stop and start one component with the same flags (tests use it for API server restarts)."""
@@ -405,101 +367,6 @@ class Sandbox:
         for stage in stages:
             processes.stop(stage)
         return [n for n, _ in procs]
-
-
-def _https_ok(url: str) -> bool:
-    # The components serve /healthz with a self-signed certificate made at start; the port is ours
-    # on loopback, so the certificate is not checked here.
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    try:
-        with urllib.request.urlopen(url, context=ctx, timeout=1) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError, ssl.SSLError):
-        return False
-
-
-def _data_path(name: str) -> str:
-    return str(resources.files("jupyter_mldeploy.sandbox") / "data" / name)
-
-
-def _kwok_config(cluster_logs: str) -> str:
-    stages = (resources.files("jupyter_mldeploy.sandbox") / "data" / "stages.yaml").read_text()
-    options = (
-        "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n"
-        "  podPlayStageParallelism: 8\n  nodePlayStageParallelism: 4\n  nodeLeaseParallelism: 4\n"
-        "  podsOnNodeSyncParallelism: 4\n"
-        # The kubelet-like endpoints the API server proxies pod logs to. A --config file without
-        # this key leaves them off (405 "Debug endpoints are disabled"), whatever kwok's docs say.
-        "  enableDebuggingHandlers: true\n  enableProfilingHandler: false\n"
-        # Logs objects come from the API server, so a pod's log file can be named once the pod
-        # exists; the cluster-wide defaults stay in this file (see pod_logs.py).
-        "  enableCRDs: [Logs]\n"
-    )
-    return options + "---\n" + cluster_logs + "---\n" + stages
-
-
-def _commands(b: Path, d: Path, p: Ports, components_kc: Path, kwok_config: Path) -> dict[str, list[str]]:
-    k = d / "pki"
-    auth = [f"--kubeconfig={components_kc}", f"--authentication-kubeconfig={components_kc}",
-            f"--authorization-kubeconfig={components_kc}", "--leader-elect=false",
-            "--bind-address=127.0.0.1"]
-    return {
-        "etcd": [
-            str(b / "etcd"), "--name=sandbox", f"--data-dir={d / 'etcd'}",
-            # TLS on loopback with client certificates from etcd's own CA: another local user can
-            # open the port but not the store (the API server's certificate is the only client one).
-            f"--listen-client-urls=https://127.0.0.1:{p.etcd}",
-            f"--advertise-client-urls=https://127.0.0.1:{p.etcd}",
-            f"--cert-file={k / 'etcd.crt'}", f"--key-file={k / 'etcd.key'}",
-            "--client-cert-auth", f"--trusted-ca-file={k / 'etcd-ca.crt'}",
-            f"--listen-peer-urls=https://127.0.0.1:{p.etcd_peer}",
-            f"--initial-advertise-peer-urls=https://127.0.0.1:{p.etcd_peer}",
-            f"--initial-cluster=sandbox=https://127.0.0.1:{p.etcd_peer}",
-            f"--peer-cert-file={k / 'etcd.crt'}", f"--peer-key-file={k / 'etcd.key'}",
-            "--peer-client-cert-auth", f"--peer-trusted-ca-file={k / 'etcd-ca.crt'}",
-            # A throwaway store: skipping fsync makes every write much faster.
-            "--unsafe-no-fsync", "--quota-backend-bytes=4294967296", "--log-level=warn",
-        ],
-        "kube-apiserver": [
-            str(b / "kube-apiserver"), f"--etcd-servers=https://127.0.0.1:{p.etcd}",
-            f"--etcd-cafile={k / 'etcd-ca.crt'}", f"--etcd-certfile={k / 'apiserver-etcd-client.crt'}",
-            f"--etcd-keyfile={k / 'apiserver-etcd-client.key'}",
-            "--bind-address=127.0.0.1", f"--secure-port={p.apiserver}",
-            f"--advertise-address={ADVERTISE_ADDRESS}", "--endpoint-reconciler-type=none",
-            f"--tls-cert-file={k / 'apiserver.crt'}", f"--tls-private-key-file={k / 'apiserver.key'}",
-            f"--client-ca-file={k / 'ca.crt'}", f"--token-auth-file={k / 'tokens.csv'}",
-            "--service-account-issuer=https://kubernetes.default.svc",
-            f"--service-account-key-file={k / 'sa.pub'}",
-            f"--service-account-signing-key-file={k / 'sa.key'}",
-            "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.96.0.0/16",
-            "--allow-privileged=true", "--event-ttl=1h", "--profiling=false",
-            # Logs and exec dial a node by its address, never by a hostname a resolver would look up.
-            "--kubelet-preferred-address-types=InternalIP",
-            # Webhooks and aggregated APIs are dialled at their endpoints, never at a ClusterIP (no
-            # kube-proxy here: a ClusterIP would leave by the default route). Knative's webhook needs it.
-            "--enable-aggregator-routing=true",
-        ],
-        "kube-controller-manager": [
-            str(b / "kube-controller-manager"), *auth, f"--secure-port={p.controller_manager}",
-            f"--service-account-private-key-file={k / 'sa.key'}", f"--root-ca-file={k / 'ca.crt'}",
-            "--cluster-name=mldeploy-sandbox", "--kube-api-qps=200", "--kube-api-burst=400",
-            "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
-            "--profiling=false",
-        ],
-        "kube-scheduler": [
-            str(b / "kube-scheduler"), *auth, f"--secure-port={p.scheduler}",
-            "--kube-api-qps=200", "--kube-api-burst=400", "--profiling=false",
-        ],
-        "kwok": [
-            str(b / "kwok"), f"--kubeconfig={components_kc}", f"--config={kwok_config}",
-            "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--node-lease-duration-seconds=40", f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1",
-            f"--node-port={p.kwok}",
-            f"--server-address=127.0.0.1:{p.kwok}",
-        ],
-    }
 
 
 def kubeconfig_path() -> Path:

@@ -25,8 +25,6 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from . import dataplane_build as parts
 from .control_plane import Sandbox
 from .errors import SandboxError
 from .folder import open_private_append, write_private
+from .probes import http_status
 
 Progress = Callable[[str], None]
 COMPONENTS = ("registry", "containerd", "kubelet", "envoy-gateway")
@@ -66,7 +65,7 @@ def layout(box: Sandbox, cp_state: dict | None = None) -> node.Layout:
     cp_state = cp_state or box._state() or {}
     base = (cp_state.get("ports") or {}).get("apiserver")
     if base is None:
-        from .control_plane import Ports
+        from .command_lines import Ports
 
         base = Ports.from_env().apiserver
     return node.Layout(box.dir, int(base))
@@ -77,33 +76,15 @@ def _home(box: Sandbox) -> Path:
 
 
 def _kubectl(box: Sandbox, *args: str, stdin: str | None = None, check: bool = True) -> str:
-    # The control plane's own kubectl cache entry, removed after the call (never ~/.kube/cache).
-    cache = box.folder.mkdir("kubectl-cache")
-    try:
-        proc = subprocess.run([str(build.binary("kubectl")), "--kubeconfig", str(box.kubeconfig),
-                               "--cache-dir", str(cache), *args],
-                              input=stdin, capture_output=True, text=True, timeout=120, umask=0o077)
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
-    if check and proc.returncode != 0:
-        raise SandboxError(f"kubectl {args[0]} failed while starting the data plane: {proc.stderr.strip()}")
-    return proc.stdout
+    # The control plane's own kubectl and cache entry, removed after the call (never ~/.kube/cache).
+    return box._kubectl(build.bin_dir(), *args, stdin=stdin, check=check,
+                        during="while starting the data plane")
 
 
 def _apply(box: Sandbox, docs: list[dict] | str) -> None:
     text = docs if isinstance(docs, str) else "\n---\n".join(json.dumps(d) for d in docs)
     _kubectl(box, "apply", "--server-side", "--force-conflicts", "--field-manager=mldeploy-dataplane",
              "-f", "-", stdin=text)
-
-
-def _http_status(url: str, timeout: float = 1.0, headers: dict | None = None) -> int | None:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except (urllib.error.URLError, OSError):
-        return None
 
 
 class _Run:
@@ -259,7 +240,7 @@ def _start_node(run: _Run, lay: node.Layout) -> None:
     disk = lay.dir / "registry"
     disk.mkdir(mode=0o700, exist_ok=True)
     run.start("registry", images.registry_command(lay.registry_port, disk))
-    run.wait("the registry", lambda: _http_status(f"http://127.0.0.1:{lay.registry_port}/v2/") == 200, 30,
+    run.wait("the registry", lambda: http_status(f"http://127.0.0.1:{lay.registry_port}/v2/") == 200, 30,
              "registry")
     with io.TextIOWrapper(open_private_append(box.log_dir / "images.log")) as log:
         run.state["images"] = images.publish(lay.registry_port, log, progress)
@@ -298,7 +279,7 @@ def _start_ingress_nginx(run: _Run, lay: node.Layout) -> None:
     port = ingress_nginx.port(lay.port_base)
     # Traefik answers 404 for a host no Ingress names: its entry point is served.
     run.wait("Traefik's ingress-nginx entry point on 127.0.0.1",
-             lambda: _http_status(f"http://127.0.0.1:{port}/") == 404, 60, ingress_nginx.PROCESS)
+             lambda: http_status(f"http://127.0.0.1:{port}/") == 404, 60, ingress_nginx.PROCESS)
 
 
 def _start_gateway(run: _Run, lay: node.Layout) -> None:
@@ -324,7 +305,7 @@ def _start_gateway(run: _Run, lay: node.Layout) -> None:
     _apply(box, [d for d in docs if d["kind"] != "Namespace"])
     port = gateway.listener_port(lay.port_base)
     # Envoy answers 404 for a host no route names: the listener is served.
-    run.wait("the Gateway's listener on 127.0.0.1", lambda: _http_status(f"http://127.0.0.1:{port}/") == 404,
+    run.wait("the Gateway's listener on 127.0.0.1", lambda: http_status(f"http://127.0.0.1:{port}/") == 404,
              120, "envoy-gateway")
 
 
@@ -351,7 +332,7 @@ def status(box: Sandbox) -> dict:
         info["gateway_ref"] = gateway.gateway_ref()
         info["gateway_url"] = url
         # Served means Envoy answers on the listener (404: no route for that host), see PROGRAMMED_NOTE.
-        info["gateway_serving"] = up and _http_status(f"{url}/", timeout=1) == 404
+        info["gateway_serving"] = up and http_status(f"{url}/", timeout=1) == 404
         info["gateway_note"] = gateway.PROGRAMMED_NOTE
     return info
 

@@ -188,17 +188,7 @@ def kube_services_present() -> bool:
 
 def serving(lay: node.Layout) -> bool:
     """Traefik answers on its entry point, kube-proxy reports healthy and its rules are written."""
-    import urllib.error
-    import urllib.request
-
-    def status(url: str) -> int | None:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                return resp.status
-        except urllib.error.HTTPError as e:
-            return e.code
-        except (OSError, ValueError):
-            return None
+    from .probes import http_status as status
 
     return (status(f"http://127.0.0.1:{ingress_port(lay.port_base)}/") == 404
             and status(f"http://127.0.0.1:{lay.port_base + 22}/healthz") == 200
