@@ -3,7 +3,7 @@
 `up` (after the control plane is up): build or reuse the parts, start the image registry and
 publish the images, make the bridge and cgroups, start containerd and kubelet and wait for the
 real node to be Ready, then start Envoy Gateway and wait for the sandbox's Gateway to be served on
-127.0.0.1. `down` undoes all of it and checks with node.leftovers() that nothing is left. Its
+127.0.0.1. `down` undoes all of it and checks with node_host.leftovers() that nothing is left. Its
 state is `dataplane.json` in the sandbox's folder; processes are stopped by their recorded PID.
 
 Everything made inside the state folder is recorded in its marker first (`folder.own/mkdir/write`:
@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import build, gateway, images, ingress_nginx, node, processes
+from . import build, gateway, images, ingress_nginx, node, node_host, processes
 from . import dataplane_build as parts
 from .control_plane import Sandbox
 from .errors import SandboxError
@@ -139,7 +139,7 @@ def _up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) 
         _down(box, progress=lambda _m: None)
 
     t0 = time.monotonic()
-    node.check_host()
+    node_host.check_host()
     lay = layout(box, cp)
     _refuse_if_held(box, lay, with_gateway)
     wanted = tuple(p for p in parts.PARTS if with_gateway or p not in (parts.ENVOY_GATEWAY, parts.ENVOY))
@@ -247,9 +247,10 @@ def _start_node(run: _Run, lay: node.Layout) -> None:
     _save(box, run.state)
 
     progress(f"Starting the real node {node.NODE_NAME} (containerd, kubelet) on bridge {lay.bridge}...")
-    run.state["made_host_paths"] = node.missing_host_paths()
+    run.state["made_host_paths"] = node_host.missing_host_paths()
     _save(box, run.state)
-    node.prepare_host(lay, images.PAUSE_REF, made=run.state["made"], record=lambda: _save(box, run.state))
+    node_host.prepare_host(lay, images.PAUSE_REF, made=run.state["made"],
+                           record=lambda: _save(box, run.state))
     run.start("containerd", node.containerd_command(lay), env=node.containerd_env())
     ctr = [str(parts.CONTAINERD.path("ctr")), "--address", str(lay.containerd_socket)]
 
@@ -371,19 +372,20 @@ def _down(box: Sandbox, progress: Progress = print) -> dict[str, list[str]]:
     # Anything else it recorded (a component a later version added) is stopped too, never left running.
     processes.stop([(n, p) for n, p in alive.items()
            if n not in (ingress_nginx.PROCESS, "envoy-gateway", "kubelet", "containerd", "registry")])
-    node.kill_processes(lay)  # shims, and anything of ours that outlived its parent
+    node_host.kill_processes(lay)  # shims, and anything of ours that outlived its parent
     made_paths = state.get("made_host_paths", [])
-    node.remove_host_state(lay, made_paths, state.get("made", {}))
+    node_host.remove_host_state(lay, made_paths, state.get("made", {}))
     if state.get("made_certs_mount"):
         with contextlib.suppress(OSError):
             gateway.CERTS_MOUNT.rmdir()
     if box._state() is not None and box.status()["up"]:
         _kubectl(box, "delete", "node", node.NODE_NAME, "--ignore-not-found", "--wait=false", check=False)
-    if not node.leftovers(lay, made_paths)["mounts"]:  # never walk into a mount: it stays, and is reported
+    # Never walk into a mount: it stays, and is reported.
+    if not node_host.leftovers(lay, made_paths)["mounts"]:
         for d in (lay.dir, _home(box)):
             shutil.rmtree(d, ignore_errors=True)
         _state_file(box).unlink(missing_ok=True)
-    left = node.leftovers(lay, made_paths)
+    left = node_host.leftovers(lay, made_paths)
     if any(left.values()):
         progress(f"The data plane left behind: {left}")
     else:

@@ -48,6 +48,7 @@ from .build import _go, _run, cache_root
 from .errors import SandboxError
 from .folder import open_private_append, private_dir
 from .node import FIRST_POD_HOST
+from .node_host import ip as _ip
 
 VERSION = versions.KNATIVE_SERVING
 MODULE = "knative.dev/serving"
@@ -272,13 +273,6 @@ def _configure(cm: dict, networking: bool = False) -> dict:
 
 
 # -- the network -----------------------------------------------------------------------------------
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise SandboxError(f"`ip {' '.join(args)}` failed: {proc.stderr.strip()}")
-    return proc
 
 
 def _etc_dir(net: Net, component: str) -> Path:
