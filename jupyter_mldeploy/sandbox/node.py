@@ -41,7 +41,7 @@ PAUSE_IMAGE_REPO = "pause"
 
 
 # Pods get the subnet's addresses from .10 up; .2 to .9 are left for the sandbox's own processes
-# that must sit on the pods' link (Knative's components, see knative.Net).
+# that must sit on the pods' link (Knative's components, see knative_net.Net).
 FIRST_POD_HOST = 10
 
 
