@@ -192,14 +192,8 @@ def holders(box: Sandbox) -> list[str]:
             str(parts.CONTAINERD.path("containerd")): "--config",
             str(parts.ENVOY_GATEWAY.path("envoy-gateway")): "--config-path"}
     found: set[str] = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            exe = os.readlink(proc / "exe")
-            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
+    for _pid, exe, cmdline in processes.running():
+        argv = cmdline.split("\0")
         flag = bins.get(exe)
         if flag is None:
             continue
@@ -399,17 +393,10 @@ def _kill_envoys(box: Sandbox) -> None:
 
     home = str(_home(box))
     envoy = str(parts.ENVOY.path("envoy"))
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            exe = os.readlink(proc / "exe")
-            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
+    for pid, exe, cmdline in processes.running():
         if exe == envoy and home in cmdline:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(proc.name), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
 
 
 def _stop_containers(lay: node.Layout) -> None:

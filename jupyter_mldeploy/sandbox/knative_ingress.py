@@ -29,7 +29,7 @@ import yaml
 
 from . import dataplane_build as parts
 from . import images, node
-from .errors import SandboxError
+from .node_host import ip as _ip
 
 INGRESS_CLASS = "traefik.ingress.networking.knative.dev"
 SERVICE_RANGE = "10.96.0.0/16"  # the API server's --service-cluster-ip-range
@@ -156,13 +156,6 @@ def cleanup(lay_bridge: str | None, firewall_before: list[str] | None = None) ->
             subprocess.run([tool, "-t", "filter", "-X", FIREWALL_CHAIN], capture_output=True)
     if lay_bridge:
         _ip("route", "del", SERVICE_RANGE, "dev", lay_bridge, check=False)
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise SandboxError(f"`ip {' '.join(args)}` failed: {proc.stderr.strip()}")
-    return proc
 
 
 def foreign_kube_proxy() -> str | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import dataplane_build as parts
 from .errors import SandboxError
 from .node import Layout, cni_bin_dir, cni_config, containerd_config, hosts_toml, kubelet_config
+from .processes import running
 
 # Folders kubelet and containerd's CNI library make at fixed paths whatever their flags say
 # (device-plugins, the container log links, the CNI result cache). `down` removes those we made.
@@ -172,16 +173,10 @@ def _our_processes(layout: Layout) -> list[tuple[int, str]]:
     bins = {str(p.dir) for p in (parts.CONTAINERD, parts.RUNC, parts.KUBELET)}
     root = str(layout.sandbox_dir)
     found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            exe = os.readlink(proc / "exe")
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
+    for pid, exe, cmdline in running():
+        cmdline = cmdline.replace("\0", " ")
         if any(exe.startswith(b + "/") for b in bins) and root in cmdline:
-            found.append((int(proc.name), cmdline.strip()))
+            found.append((pid, cmdline.strip()))
     return found
 
 

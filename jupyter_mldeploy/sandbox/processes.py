@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import SandboxError
@@ -41,6 +41,20 @@ def alive(proc: dict) -> bool:
 def exited(processes: dict[str, dict]) -> str | None:
     """The name of the first recorded process that is no longer running, or None."""
     return next((name for name, proc in processes.items() if not alive(proc)), None)
+
+
+def running() -> Iterator[tuple[int, str, str]]:
+    """(pid, executable, command line with a NUL after each argument) of every process this user
+    may read: how the data plane finds what outlived its records. One that exits meanwhile is skipped."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            exe = os.readlink(proc / "exe")
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        yield int(proc.name), exe, cmdline
 
 
 def send_signal(proc: dict, sig: int) -> bool:
