@@ -4,12 +4,11 @@ apart from the code that starts and supervises them (control_plane.py) so the fl
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 
-from .errors import SandboxError
+from . import ports
 
 # kube-apiserver refuses a loopback advertise address and finds none on a machine without a default
 # route; an address from TEST-NET-1 (RFC 5737) with the endpoint reconciler off is never dialled.
@@ -33,11 +32,8 @@ class Ports:
 
     @classmethod
     def from_env(cls) -> Ports:
-        raw = os.environ.get("MLDEPLOY_SANDBOX_PORT", "16443")
-        if not raw.isdigit() or not 1024 < int(raw) < 65530:
-            raise SandboxError(f"MLDEPLOY_SANDBOX_PORT={raw!r} is not a port between 1025 and 65529.")
-        base = int(raw)
-        return cls(base, base + 1, base + 2, base + 3, base + 4, base + 5)
+        base = ports.base_from_env()
+        return cls(**{f.name: ports.port(base, f.name) for f in fields(cls)})
 
 
 def data_path(name: str) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from . import dataplane_build as parts
-from . import images, node
+from . import images, node, ports
 from .node_host import ip as _ip
 
 INGRESS_CLASS = "traefik.ingress.networking.knative.dev"
@@ -37,8 +37,8 @@ ENTRY_POINT = "web"
 
 
 def ingress_port(port_base: int) -> int:
-    """Where Traefik serves Knative's routes, on 127.0.0.1 (the data plane holds base+10..+20)."""
-    return port_base + 21
+    """Where Traefik serves Knative's routes, on 127.0.0.1."""
+    return ports.port(port_base, "knative_ingress")
 
 
 def missing() -> list[str]:
@@ -102,8 +102,8 @@ def kube_proxy_config(lay: node.Layout, kubeconfig: str) -> dict:
         "clusterCIDR": str(lay.subnet),
         "detectLocalMode": "ClusterCIDR",
         "bindAddress": "127.0.0.1",
-        "healthzBindAddress": f"127.0.0.1:{lay.port_base + 22}",
-        "metricsBindAddress": f"127.0.0.1:{lay.port_base + 23}",
+        "healthzBindAddress": f"127.0.0.1:{ports.port(lay.port_base, 'kube_proxy_healthz')}",
+        "metricsBindAddress": f"127.0.0.1:{ports.port(lay.port_base, 'kube_proxy_metrics')}",
         "nodePortAddresses": [f"{lay.node_ip}/32"],
         # 0: leave the machine's conntrack table size and timeouts as they are.
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
@@ -184,5 +184,5 @@ def serving(lay: node.Layout) -> bool:
     from .probes import http_status as status
 
     return (status(f"http://127.0.0.1:{ingress_port(lay.port_base)}/") == 404
-            and status(f"http://127.0.0.1:{lay.port_base + 22}/healthz") == 200
+            and status(f"http://127.0.0.1:{ports.port(lay.port_base, 'kube_proxy_healthz')}/healthz") == 200
             and kube_services_present())  # its healthz can answer before the first sync wrote any rule

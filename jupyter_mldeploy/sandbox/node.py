@@ -29,6 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from . import dataplane_build as parts
 from .errors import SandboxError
 from .folder import write_private
+from .ports import port
 
 NODE_NAME = "sandbox-real-1"
 # Only pods that ask land on the real node: they select this label and tolerate this taint.
@@ -65,15 +66,15 @@ class Layout:
 
     @property
     def kubelet_port(self) -> int:
-        return self.port_base + 10
+        return port(self.port_base, "kubelet")
 
     @property
     def kubelet_healthz_port(self) -> int:
-        return self.port_base + 11
+        return port(self.port_base, "kubelet_healthz")
 
     @property
     def registry_port(self) -> int:
-        return self.port_base + 12
+        return port(self.port_base, "registry")
 
     @property
     def bridge(self) -> str:
