@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import versions
-from .build import _go, _run, cache_root
+from .build import cache_root, go_toolchain, run_logged
 from .errors import SandboxError
 
 VERSION = versions.KNATIVE_SERVING
@@ -44,7 +44,7 @@ def ensure_binaries(progress=print) -> Path:
     missing = missing_binaries()
     if not missing:
         return bin_dir()
-    go = _go()
+    go = go_toolchain()
     path = log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     progress(f"Building Knative Serving {VERSION} ({', '.join(missing)}): about 6 minutes on 2 cores with "
@@ -53,9 +53,9 @@ def ensure_binaries(progress=print) -> Path:
     t0 = time.monotonic()
     with open(path, "a") as log:
         print(f"start {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", file=log, flush=True)
-        _run([go, "install", "-trimpath", "-ldflags", "-s -w",
-              *(f"{MODULE}/cmd/{c}@v{VERSION}" for c in missing)],
-             cache_root(), log, env={"GOBIN": str(bin_dir()), "CGO_ENABLED": "0"})
+        run_logged([go, "install", "-trimpath", "-ldflags", "-s -w",
+                    *(f"{MODULE}/cmd/{c}@v{VERSION}" for c in missing)],
+                   cache_root(), log, env={"GOBIN": str(bin_dir()), "CGO_ENABLED": "0"})
         print(f"built {', '.join(missing)} in {time.monotonic() - t0:.0f} s", file=log, flush=True)
     still = missing_binaries()
     if still:
@@ -77,7 +77,7 @@ def _download(go: str, module: str, version: str) -> dict:
 
 def module_dirs() -> dict[str, Path]:
     """serving, networking and caching, at the versions serving's go.mod requires."""
-    go = _go()
+    go = go_toolchain()
     serving = _download(go, MODULE, f"v{VERSION}")
     gomod = Path(serving["GoMod"]).read_text()
     dirs = {"serving": Path(serving["Dir"])}
