@@ -47,7 +47,8 @@ def missing_binaries() -> list[str]:
     return [name for name in ALL_BINARIES if not binary(name).is_file()]
 
 
-def _go() -> str:
+def go_toolchain() -> str:
+    """The `go` on PATH; one sentence saying how to get one when there is none."""
     go = shutil.which("go")
     if go is None:
         raise SandboxError(
@@ -57,7 +58,8 @@ def _go() -> str:
     return go
 
 
-def _run(cmd: list[str], cwd: Path, log, env: dict[str, str] | None = None) -> str:
+def run_logged(cmd: list[str], cwd: Path, log, env: dict[str, str] | None = None) -> str:
+    """Run a build step with its output appended to `log`; a failure names the log and its tail."""
     print(f"$ {' '.join(cmd)}", file=log, flush=True)
     proc = subprocess.run(
         cmd,
@@ -80,7 +82,7 @@ def _run(cmd: list[str], cwd: Path, log, env: dict[str, str] | None = None) -> s
 
 def staging_modules(go: str, k8s_version: str, log) -> list[str]:
     """The staging modules of one Kubernetes release, read from its own go.mod."""
-    out = _run([go, "mod", "download", "-json", f"k8s.io/kubernetes@v{k8s_version}"], Path.cwd(), log)
+    out = run_logged([go, "mod", "download", "-json", f"k8s.io/kubernetes@v{k8s_version}"], Path.cwd(), log)
     gomod = Path(json.loads(out[out.index("{") :])["GoMod"]).read_text()
     return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/", gomod, re.M)))
 
@@ -96,7 +98,8 @@ def _kube_wrapper(go: str, work: Path, log) -> None:
     )
 
 
-def _ldflags(version: str) -> str:
+def kube_ldflags(version: str) -> str:
+    """The -ldflags that stamp a Kubernetes binary with its version, as its own release build does."""
     keys = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
     flags = ["-s", "-w"]
     for key in keys:
@@ -106,16 +109,17 @@ def _ldflags(version: str) -> str:
 
 
 def build_kubernetes(log) -> None:
-    go = _go()
+    go = go_toolchain()
     work = cache_root() / "work" / f"kubernetes-{versions.KUBERNETES}"
     work.mkdir(parents=True, exist_ok=True)
     _kube_wrapper(go, work, log)
-    _run([go, "mod", "tidy"], work, log)
+    run_logged([go, "mod", "tidy"], work, log)
     out = bin_dir()
     out.mkdir(parents=True, exist_ok=True)
     pkgs = [f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS]
-    _run(
-        [go, "build", "-trimpath", "-ldflags", _ldflags(versions.KUBERNETES), "-o", str(out) + "/", *pkgs],
+    run_logged(
+        [go, "build", "-trimpath", "-ldflags", kube_ldflags(versions.KUBERNETES), "-o", str(out) + "/",
+         *pkgs],
         work,
         log,
         env={"CGO_ENABLED": "0"},
@@ -123,7 +127,7 @@ def build_kubernetes(log) -> None:
 
 
 def build_etcd(log) -> None:
-    go = _go()
+    go = go_toolchain()
     v = versions.ETCD
     work = cache_root() / "work" / f"etcd-{v}"
     work.mkdir(parents=True, exist_ok=True)
@@ -134,10 +138,10 @@ def build_etcd(log) -> None:
         f"module mldeploy.local/etcdbuild\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 v{v}\n\n"
         f"replace (\n{replaces}\n)\n\ntool go.etcd.io/etcd/server/v3\n"
     )
-    _run([go, "mod", "tidy"], work, log)
+    run_logged([go, "mod", "tidy"], work, log)
     out = bin_dir()
     out.mkdir(parents=True, exist_ok=True)
-    _run(
+    run_logged(
         [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"],
         work,
         log,
@@ -146,10 +150,10 @@ def build_etcd(log) -> None:
 
 
 def build_kwok(log) -> None:
-    go = _go()
+    go = go_toolchain()
     out = bin_dir()
     out.mkdir(parents=True, exist_ok=True)
-    _run(
+    run_logged(
         [go, "install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@v{versions.KWOK}"],
         Path.cwd(),
         log,

@@ -1,9 +1,10 @@
 """Start, inspect and stop the sandbox: etcd, kube-apiserver, controller-manager, scheduler and kwok.
+Their flags are in command_lines.py, process supervision in processes.py, probes in probes.py.
 
 Every process binds 127.0.0.1 only, is started by us with its PID recorded, and is signalled by that
-PID alone (pinned with a pidfd and checked against the process's start time, so a recycled PID is never
-signalled: see `_signal`). The state folder is private and marked as ours (folder.py); etcd accepts only
-the API server's client certificate.
+PID alone (pinned with a pidfd and checked against the process's start time, so a recycled PID is
+never signalled: see processes.py). The state folder is private and marked as ours (folder.py); etcd
+accepts only the API server's client certificate.
 """
 
 from __future__ import annotations
@@ -13,31 +14,21 @@ import fcntl
 import json
 import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-from . import build, crds, pki, pod_logs
+from . import build, command_lines, crds, pki, pod_logs, probes, processes
+from .command_lines import Ports
 from .errors import SandboxError
-from .folder import StateFolder, open_private_append, private_dir, write_private
+from .folder import StateFolder, private_dir, write_private
 
 Progress = Callable[[str], None]
 
-# kube-apiserver refuses a loopback advertise address and finds none on a machine without a default
-# route; an address from TEST-NET-1 (RFC 5737) with the endpoint reconciler off is never dialled.
-ADVERTISE_ADDRESS = "192.0.2.10"
-# Simulated pods and nodes get loopback addresses, so nothing (the API server's pod-log or
-# service proxy included) ever dials an address outside this machine. The node's kubelet
-# endpoint is kwok's own server on 127.0.0.1.
-POD_CIDR = "127.100.0.0/16"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 NODES = ("sandbox-cpu-1", "sandbox-cpu-2", "sandbox-gpu-1")
 ADMIN_CONTEXT = "mldeploy-sandbox"
@@ -48,75 +39,6 @@ RESTRICTED_NAMESPACE = "ml-restricted"
 
 def state_dir() -> Path:
     return Path(os.environ.get("MLDEPLOY_SANDBOX_DIR") or build.cache_root() / "sandbox")
-
-
-@dataclass(frozen=True)
-class Ports:
-    apiserver: int
-    etcd: int
-    etcd_peer: int
-    controller_manager: int
-    scheduler: int
-    kwok: int
-
-    @classmethod
-    def from_env(cls) -> Ports:
-        raw = os.environ.get("MLDEPLOY_SANDBOX_PORT", "16443")
-        if not raw.isdigit() or not 1024 < int(raw) < 65530:
-            raise SandboxError(f"MLDEPLOY_SANDBOX_PORT={raw!r} is not a port between 1025 and 65529.")
-        base = int(raw)
-        return cls(base, base + 1, base + 2, base + 3, base + 4, base + 5)
-
-
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot, or None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":  # a zombie has finished; it only waits to be reaped
-        return None
-    return fields[19]
-
-
-def _alive(proc: dict) -> bool:
-    return _start_time(proc["pid"]) == proc["start"]
-
-
-def _signal(proc: dict, sig: int) -> bool:
-    """Send `sig` to a process we started, and only while it is still that process: the PID is pinned
-    with a pidfd first, then checked against the recorded start time, so neither a recycled PID nor
-    one recycled between the check and the signal is ever signalled. False when it is gone."""
-    try:
-        fd = os.pidfd_open(proc["pid"])
-    except ProcessLookupError:
-        return False
-    except OSError:  # no pidfd (a kernel before 5.3, or a seccomp filter): check, then signal
-        if not _alive(proc):
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc["pid"], sig)
-        return True
-    try:
-        if not _alive(proc):
-            return False
-        signal.pidfd_send_signal(fd, sig)
-        return True
-    except ProcessLookupError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class Sandbox:
@@ -149,7 +71,7 @@ class Sandbox:
         state = self._state()
         if state is None:
             return {"up": False, "dir": str(self.dir), "processes": {}}
-        procs = {name: {**p, "alive": _alive(p)} for name, p in state["processes"].items()}
+        procs = {name: {**p, "alive": processes.alive(p)} for name, p in state["processes"].items()}
         ready = all(p["alive"] for p in procs.values()) and len(procs) == len(COMPONENTS)
         if ready:
             ready = self._get("/readyz", state) is not None
@@ -174,26 +96,10 @@ class Sandbox:
 
     def _wait(self, what: str, check: Callable[[], bool], timeout: float, state: dict,
               component: str | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            for name, proc in state["processes"].items():
-                if not _alive(proc):
-                    raise SandboxError(f"{name} exited while waiting for {what}.\n{self._log_tail(name)}")
-            time.sleep(0.1)
-        raise SandboxError(
-            f"Timed out after {timeout:.0f} s waiting for {what}."
-            + (f"\n{self._log_tail(component)}" if component else "")
-        )
+        processes.wait_for(what, check, timeout, state["processes"], self._log_tail, component)
 
     def _log_tail(self, name: str, lines: int = 12) -> str:
-        path = self.log_dir / f"{name}.log"
-        try:
-            text = path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return f"(no log at {path})"
-        return f"Last {min(lines, len(text))} of {len(text)} lines of {path}:\n" + "\n".join(text[-lines:])
+        return processes.log_tail(self.log_dir / f"{name}.log", lines)
 
     # -- up ------------------------------------------------------------------------------------
 
@@ -258,7 +164,7 @@ class Sandbox:
         binaries = build.ensure_binaries(progress)
         crd_file = crds.crd_file()
         ports = Ports.from_env()
-        busy = [f"{name} ({port})" for name, port in vars(ports).items() if not _port_free(port)]
+        busy = [f"{name} ({port})" for name, port in vars(ports).items() if not processes.port_free(port)]
         if busy:
             raise SandboxError(
                 f"Port(s) {', '.join(busy)} on 127.0.0.1 are in use by another program; stop it, or "
@@ -283,7 +189,7 @@ class Sandbox:
         ]))
         components_kc = write_private(self.pki_dir / "components.kubeconfig", pki.kubeconfig(
             server, ca, [("components", tokens.components, "default")]))
-        kwok_config = self.folder.write("kwok.yaml", _kwok_config(
+        kwok_config = self.folder.write("kwok.yaml", command_lines.kwok_config(
             pod_logs.write_defaults(self.folder.mkdir("pod-logs"))))
 
         state = {
@@ -294,11 +200,11 @@ class Sandbox:
                          "kwok": build.versions.KWOK},
             "processes": {},
         }
-        commands = _commands(binaries, self.dir, ports, components_kc, kwok_config)
+        commands = command_lines.commands(binaries, self.dir, ports, components_kc, kwok_config)
         try:
             progress("Starting etcd and kube-apiserver...")
             self._start("etcd", commands["etcd"], state)
-            self._wait("etcd", lambda: self._etcd_healthy(ports.etcd), 30, state, "etcd")
+            self._wait("etcd", lambda: probes.etcd_healthy(self.pki_dir, ports.etcd), 30, state, "etcd")
             self._start("kube-apiserver", commands["kube-apiserver"], state)
             self._wait("kube-apiserver /readyz", lambda: self._get("/readyz", state) == "ok", 90, state,
                        "kube-apiserver")
@@ -306,8 +212,8 @@ class Sandbox:
                 self._start(name, commands[name], state)
             progress("Creating nodes, namespaces, identities, the traffic layers' CRDs and IngressClass...")
             self._kubectl(binaries, "apply", "--server-side", "--field-manager=mldeploy-sandbox",
-                          "-f", str(crd_file), "-f", _data_path("kwok-logs-crd.yaml"),
-                          "-f", _data_path("cluster.yaml"))
+                          "-f", str(crd_file), "-f", command_lines.data_path("kwok-logs-crd.yaml"),
+                          "-f", command_lines.data_path("cluster.yaml"))
             self._wait_ready(state, ports)
         except BaseException:
             progress(f"The sandbox did not come up; stopping what started. Logs stay in {self.log_dir}.")
@@ -318,27 +224,27 @@ class Sandbox:
         return self.status()
 
     def _start(self, name: str, cmd: list[str], state: dict) -> None:
-        # A session of its own: the process outlives this command and a Ctrl-C in the terminal.
         # umask 077: whatever a component writes (etcd's data, kwok's files) is private too.
-        with open_private_append(self.log_dir / f"{name}.log") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=self.dir, umask=0o077)
+        proc = processes.launch(cmd, self.log_dir / f"{name}.log", self.dir, umask=0o077)
         # The whole command line is kept, so a restart never reads it from a PID that may be recycled.
-        state["processes"][name] = {"pid": proc.pid, "start": _start_time(proc.pid), "cmd": cmd[0],
-                                    "argv": cmd}
+        state["processes"][name] = {"pid": proc.pid, "start": processes.start_time(proc.pid),
+                                    "cmd": cmd[0], "argv": cmd}
         self._save(state)
 
-    def _kubectl(self, binaries: Path, *args: str) -> str:
+    def _kubectl(self, binaries: Path, *args: str, stdin: str | None = None, check: bool = True,
+                 during: str = "during bootstrap") -> str:
+        """The sandbox's kubectl (the data plane and Knative use it too); its stdout. With `check`, a
+        failure is one SandboxError that says what it happened `during`."""
         # Its own cache, removed after the call: kubectl chmods its cache files 0660 whatever the umask.
         cache = private_dir(self.dir / "kubectl-cache")
         try:
             proc = subprocess.run([str(binaries / "kubectl"), "--kubeconfig", str(self.kubeconfig),
                                    "--cache-dir", str(cache), *args],
-                                  capture_output=True, text=True, timeout=120, umask=0o077)
+                                  input=stdin, capture_output=True, text=True, timeout=120, umask=0o077)
         finally:
             shutil.rmtree(cache, ignore_errors=True)
-        if proc.returncode != 0:
-            raise SandboxError(f"kubectl {args[0]} failed during bootstrap: {proc.stderr.strip()}")
+        if check and proc.returncode != 0:
+            raise SandboxError(f"kubectl {args[0]} failed {during}: {proc.stderr.strip()}")
         return proc.stdout
 
     def _wait_ready(self, state: dict, ports: Ports) -> None:
@@ -365,11 +271,11 @@ class Sandbox:
             return all(self._get(f"/api/v1/namespaces/{ns}/serviceaccounts/default", state)
                        for ns in ("default", LIMITED_NAMESPACE, RESTRICTED_NAMESPACE))
 
-        self._wait("the scheduler", lambda: _https_ok(f"https://127.0.0.1:{ports.scheduler}/healthz"), 60,
-                   state, "kube-scheduler")
+        self._wait("the scheduler", lambda: probes.https_ok(f"https://127.0.0.1:{ports.scheduler}/healthz"),
+                   60, state, "kube-scheduler")
         self._wait("the controller-manager",
-                   lambda: _https_ok(f"https://127.0.0.1:{ports.controller_manager}/healthz"), 60, state,
-                   "kube-controller-manager")
+                   lambda: probes.https_ok(f"https://127.0.0.1:{ports.controller_manager}/healthz"), 60,
+                   state, "kube-controller-manager")
         self._wait("kwok to mark the nodes Ready", nodes_ready, 60, state, "kwok")
         self._wait("the CRDs to be established", crds_established, 60, state, "kube-apiserver")
         self._wait("the default service accounts", service_accounts, 60, state, "kube-controller-manager")
@@ -383,7 +289,7 @@ class Sandbox:
         port = state["ports"]["etcd"]
 
         def post(path: str, body: dict) -> dict:
-            return json.loads(self._etcd(port, f"/v3/kv/{path}", body))
+            return json.loads(probes.etcd_request(self.pki_dir, port, f"/v3/kv/{path}", body))
 
         revision = int(post("range", {"key": "YQ=="})["header"]["revision"])  # any key: for the header
         post("compaction", {"revision": revision, "physical": True})
@@ -392,23 +298,7 @@ class Sandbox:
     def etcd_tls(self) -> ssl.SSLContext:
         """A TLS context that trusts etcd's CA and presents the one client certificate etcd accepts
         (the API server's): for the sandbox's own maintenance, such as `compact_etcd`."""
-        ctx = ssl.create_default_context(cafile=str(self.pki_dir / "etcd-ca.crt"))
-        ctx.load_cert_chain(str(self.pki_dir / "apiserver-etcd-client.crt"),
-                            str(self.pki_dir / "apiserver-etcd-client.key"))
-        return ctx
-
-    def _etcd(self, port: int, path: str, body: dict | None = None, timeout: float = 10) -> bytes:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"https://127.0.0.1:{port}{path}", data=data,
-                                     method="GET" if body is None else "POST")
-        with urllib.request.urlopen(req, context=self.etcd_tls(), timeout=timeout) as resp:
-            return resp.read()
-
-    def _etcd_healthy(self, port: int) -> bool:
-        try:
-            return json.loads(self._etcd(port, "/health", timeout=1)).get("health") == "true"
-        except (urllib.error.URLError, OSError, ssl.SSLError, ValueError):
-            return False
+        return probes.etcd_tls(self.pki_dir)
 
     def restart(self, component: str, progress: Progress = print) -> None:
         """Stop and start one component with the same flags (tests use it for API server restarts)."""
@@ -420,9 +310,9 @@ class Sandbox:
         if state is None or component not in state["processes"]:
             raise SandboxError(f"The sandbox is not up, or has no component {component}.")
         proc = state["processes"][component]
-        # The same check as `down`'s (_signal): a process that is gone, or whose PID now belongs to
-        # another process, is not signalled; the component is then only started again.
-        _stop([(component, proc)])
+        # The same check as `down`'s (processes.send_signal): a process that is gone, or whose PID
+        # now belongs to another process, is not signalled; the component is then only started again.
+        processes.stop([(component, proc)])
         self._start(component, proc["argv"], state)
         if component == "kube-apiserver":
             self._wait("kube-apiserver /readyz", lambda: self._get("/readyz", state) == "ok", 90, state,
@@ -470,135 +360,13 @@ class Sandbox:
         # In stages, reverse start order: the workers, then the API server, etcd last. Stopped all at
         # once, the API server's graceful shutdown waits on an etcd that is already gone, until the
         # SIGKILL 10 s later; in stages the whole `down` takes about a second.
-        procs = [(n, p) for n, p in reversed(list(state["processes"].items())) if _alive(p)]
+        procs = [(n, p) for n, p in reversed(list(state["processes"].items())) if processes.alive(p)]
         stages = [[(n, p) for n, p in procs if n not in ("kube-apiserver", "etcd")],
                   [(n, p) for n, p in procs if n == "kube-apiserver"],
                   [(n, p) for n, p in procs if n == "etcd"]]
         for stage in stages:
-            _stop(stage)
+            processes.stop(stage)
         return [n for n, _ in procs]
-
-
-def _stop(alive: list[tuple[str, dict]]) -> None:
-    for _name, proc in alive:
-        _signal(proc, signal.SIGTERM)
-    _wait_gone(alive, 10)
-    for _name, proc in alive:
-        _signal(proc, signal.SIGKILL)
-    # SIGKILL is delivered, not done: a large process takes a moment to exit on a busy machine,
-    # and `down` promises that nothing it started is left running.
-    _wait_gone(alive, 10)
-
-
-def _wait_gone(procs: list[tuple[str, dict]], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        for _name, proc in procs:
-            _reap(proc["pid"])
-        if not any(_alive(p) for _, p in procs) or time.monotonic() >= deadline:
-            return
-        time.sleep(0.05)
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when the process is our own child (it is when started in-process)."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _https_ok(url: str) -> bool:
-    # The components serve /healthz with a self-signed certificate made at start; the port is ours
-    # on loopback, so the certificate is not checked here.
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    try:
-        with urllib.request.urlopen(url, context=ctx, timeout=1) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError, ssl.SSLError):
-        return False
-
-
-def _data_path(name: str) -> str:
-    return str(resources.files("jupyter_mldeploy.sandbox") / "data" / name)
-
-
-def _kwok_config(cluster_logs: str) -> str:
-    stages = (resources.files("jupyter_mldeploy.sandbox") / "data" / "stages.yaml").read_text()
-    options = (
-        "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n"
-        "  podPlayStageParallelism: 8\n  nodePlayStageParallelism: 4\n  nodeLeaseParallelism: 4\n"
-        "  podsOnNodeSyncParallelism: 4\n"
-        # The kubelet-like endpoints the API server proxies pod logs to. A --config file without
-        # this key leaves them off (405 "Debug endpoints are disabled"), whatever kwok's docs say.
-        "  enableDebuggingHandlers: true\n  enableProfilingHandler: false\n"
-        # Logs objects come from the API server, so a pod's log file can be named once the pod
-        # exists; the cluster-wide defaults stay in this file (see pod_logs.py).
-        "  enableCRDs: [Logs]\n"
-    )
-    return options + "---\n" + cluster_logs + "---\n" + stages
-
-
-def _commands(b: Path, d: Path, p: Ports, components_kc: Path, kwok_config: Path) -> dict[str, list[str]]:
-    k = d / "pki"
-    auth = [f"--kubeconfig={components_kc}", f"--authentication-kubeconfig={components_kc}",
-            f"--authorization-kubeconfig={components_kc}", "--leader-elect=false",
-            "--bind-address=127.0.0.1"]
-    return {
-        "etcd": [
-            str(b / "etcd"), "--name=sandbox", f"--data-dir={d / 'etcd'}",
-            # TLS on loopback with client certificates from etcd's own CA: another local user can
-            # open the port but not the store (the API server's certificate is the only client one).
-            f"--listen-client-urls=https://127.0.0.1:{p.etcd}",
-            f"--advertise-client-urls=https://127.0.0.1:{p.etcd}",
-            f"--cert-file={k / 'etcd.crt'}", f"--key-file={k / 'etcd.key'}",
-            "--client-cert-auth", f"--trusted-ca-file={k / 'etcd-ca.crt'}",
-            f"--listen-peer-urls=https://127.0.0.1:{p.etcd_peer}",
-            f"--initial-advertise-peer-urls=https://127.0.0.1:{p.etcd_peer}",
-            f"--initial-cluster=sandbox=https://127.0.0.1:{p.etcd_peer}",
-            f"--peer-cert-file={k / 'etcd.crt'}", f"--peer-key-file={k / 'etcd.key'}",
-            "--peer-client-cert-auth", f"--peer-trusted-ca-file={k / 'etcd-ca.crt'}",
-            # A throwaway store: skipping fsync makes every write much faster.
-            "--unsafe-no-fsync", "--quota-backend-bytes=4294967296", "--log-level=warn",
-        ],
-        "kube-apiserver": [
-            str(b / "kube-apiserver"), f"--etcd-servers=https://127.0.0.1:{p.etcd}",
-            f"--etcd-cafile={k / 'etcd-ca.crt'}", f"--etcd-certfile={k / 'apiserver-etcd-client.crt'}",
-            f"--etcd-keyfile={k / 'apiserver-etcd-client.key'}",
-            "--bind-address=127.0.0.1", f"--secure-port={p.apiserver}",
-            f"--advertise-address={ADVERTISE_ADDRESS}", "--endpoint-reconciler-type=none",
-            f"--tls-cert-file={k / 'apiserver.crt'}", f"--tls-private-key-file={k / 'apiserver.key'}",
-            f"--client-ca-file={k / 'ca.crt'}", f"--token-auth-file={k / 'tokens.csv'}",
-            "--service-account-issuer=https://kubernetes.default.svc",
-            f"--service-account-key-file={k / 'sa.pub'}",
-            f"--service-account-signing-key-file={k / 'sa.key'}",
-            "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.96.0.0/16",
-            "--allow-privileged=true", "--event-ttl=1h", "--profiling=false",
-            # Logs and exec dial a node by its address, never by a hostname a resolver would look up.
-            "--kubelet-preferred-address-types=InternalIP",
-            # Webhooks and aggregated APIs are dialled at their endpoints, never at a ClusterIP (no
-            # kube-proxy here: a ClusterIP would leave by the default route). Knative's webhook needs it.
-            "--enable-aggregator-routing=true",
-        ],
-        "kube-controller-manager": [
-            str(b / "kube-controller-manager"), *auth, f"--secure-port={p.controller_manager}",
-            f"--service-account-private-key-file={k / 'sa.key'}", f"--root-ca-file={k / 'ca.crt'}",
-            "--cluster-name=mldeploy-sandbox", "--kube-api-qps=200", "--kube-api-burst=400",
-            "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
-            "--profiling=false",
-        ],
-        "kube-scheduler": [
-            str(b / "kube-scheduler"), *auth, f"--secure-port={p.scheduler}",
-            "--kube-api-qps=200", "--kube-api-burst=400", "--profiling=false",
-        ],
-        "kwok": [
-            str(b / "kwok"), f"--kubeconfig={components_kc}", f"--config={kwok_config}",
-            "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--node-lease-duration-seconds=40", f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1",
-            f"--node-port={p.kwok}",
-            f"--server-address=127.0.0.1:{p.kwok}",
-        ],
-    }
 
 
 def kubeconfig_path() -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from . import versions
-from .build import _go, bin_dir
+from .build import bin_dir, go_toolchain
 from .errors import SandboxError
 
 # (module, version, files inside the module, API groups to keep)
@@ -42,7 +42,7 @@ def crd_file() -> Path:
     target = bin_dir() / f"crds-{key}.yaml"
     if target.is_file():
         return target
-    go = _go()
+    go = go_toolchain()
     docs = []
     for module, version, pattern, groups in SOURCES:
         root = _module_dir(go, module, version)

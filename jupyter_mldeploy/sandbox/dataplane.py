@@ -3,7 +3,7 @@
 `up` (after the control plane is up): build or reuse the parts, start the image registry and
 publish the images, make the bridge and cgroups, start containerd and kubelet and wait for the
 real node to be Ready, then start Envoy Gateway and wait for the sandbox's Gateway to be served on
-127.0.0.1. `down` undoes all of it and checks with node.leftovers() that nothing is left. Its
+127.0.0.1. `down` undoes all of it and checks with node_host.leftovers() that nothing is left. Its
 state is `dataplane.json` in the sandbox's folder; processes are stopped by their recorded PID.
 
 Everything made inside the state folder is recorded in its marker first (`folder.own/mkdir/write`:
@@ -23,19 +23,17 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from . import build, gateway, images, ingress_nginx, node
+from . import build, gateway, images, ingress_nginx, node, node_host, processes
 from . import dataplane_build as parts
-from .control_plane import Sandbox, _alive, _start_time, _stop
+from .control_plane import Sandbox
 from .errors import SandboxError
 from .folder import open_private_append, write_private
+from .probes import http_status
 
 Progress = Callable[[str], None]
 COMPONENTS = ("registry", "containerd", "kubelet", "envoy-gateway")
@@ -67,7 +65,7 @@ def layout(box: Sandbox, cp_state: dict | None = None) -> node.Layout:
     cp_state = cp_state or box._state() or {}
     base = (cp_state.get("ports") or {}).get("apiserver")
     if base is None:
-        from .control_plane import Ports
+        from .command_lines import Ports
 
         base = Ports.from_env().apiserver
     return node.Layout(box.dir, int(base))
@@ -78,43 +76,15 @@ def _home(box: Sandbox) -> Path:
 
 
 def _kubectl(box: Sandbox, *args: str, stdin: str | None = None, check: bool = True) -> str:
-    # The control plane's own kubectl cache entry, removed after the call (never ~/.kube/cache).
-    cache = box.folder.mkdir("kubectl-cache")
-    try:
-        proc = subprocess.run([str(build.binary("kubectl")), "--kubeconfig", str(box.kubeconfig),
-                               "--cache-dir", str(cache), *args],
-                              input=stdin, capture_output=True, text=True, timeout=120, umask=0o077)
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
-    if check and proc.returncode != 0:
-        raise SandboxError(f"kubectl {args[0]} failed while starting the data plane: {proc.stderr.strip()}")
-    return proc.stdout
+    # The control plane's own kubectl and cache entry, removed after the call (never ~/.kube/cache).
+    return box._kubectl(build.bin_dir(), *args, stdin=stdin, check=check,
+                        during="while starting the data plane")
 
 
 def _apply(box: Sandbox, docs: list[dict] | str) -> None:
     text = docs if isinstance(docs, str) else "\n---\n".join(json.dumps(d) for d in docs)
     _kubectl(box, "apply", "--server-side", "--force-conflicts", "--field-manager=mldeploy-dataplane",
              "-f", "-", stdin=text)
-
-
-def _port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _http_status(url: str, timeout: float = 1.0, headers: dict | None = None) -> int | None:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except (urllib.error.URLError, OSError):
-        return None
 
 
 class _Run:
@@ -124,24 +94,14 @@ class _Run:
         self.box, self.state, self.progress = box, state, progress
 
     def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
-        with open_private_append(self.box.log_dir / f"{name}.log") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=self.box.dir,
-                                    env={**os.environ, **(env or {})})
-        self.state["processes"][name] = {"pid": proc.pid, "start": _start_time(proc.pid), "cmd": cmd[0]}
+        proc = processes.launch(cmd, self.box.log_dir / f"{name}.log", self.box.dir, env=env or {})
+        self.state["processes"][name] = {"pid": proc.pid, "start": processes.start_time(proc.pid),
+                                         "cmd": cmd[0]}
         _save(self.box, self.state)
 
     def wait(self, what: str, check: Callable[[], bool], timeout: float, component: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            for name, proc in self.state["processes"].items():
-                if not _alive(proc):
-                    raise SandboxError(f"{name} exited while waiting for {what}.\n{self.box._log_tail(name)}")
-            time.sleep(0.2)
-        raise SandboxError(f"Timed out after {timeout:.0f} s waiting for {what}.\n"
-                           f"{self.box._log_tail(component, 20)}")
+        processes.wait_for(what, check, timeout, self.state["processes"], self.box._log_tail, component,
+                           interval=0.2, timeout_lines=20)
 
 
 def up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) -> dict:
@@ -179,7 +139,7 @@ def _up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) 
         _down(box, progress=lambda _m: None)
 
     t0 = time.monotonic()
-    node.check_host()
+    node_host.check_host()
     lay = layout(box, cp)
     _refuse_if_held(box, lay, with_gateway)
     wanted = tuple(p for p in parts.PARTS if with_gateway or p not in (parts.ENVOY_GATEWAY, parts.ENVOY))
@@ -192,7 +152,7 @@ def _up(box: Sandbox, progress: Progress = print, *, with_gateway: bool = True) 
     if with_gateway:
         ports |= {"gateway listener": gateway.listener_port(lay.port_base),
                   "envoy-gateway admin": gateway.admin_port(lay.port_base), **_fixed_ports()}
-    busy = [f"{n} ({p})" for n, p in ports.items() if not _port_free(p)]
+    busy = [f"{n} ({p})" for n, p in ports.items() if not processes.port_free(p)]
     if busy:
         raise SandboxError(f"Port(s) {', '.join(busy)} on 127.0.0.1 are in use by another program; stop "
                            f"it, choose another MLDEPLOY_SANDBOX_PORT, or start with --no-data-plane.")
@@ -232,14 +192,8 @@ def holders(box: Sandbox) -> list[str]:
             str(parts.CONTAINERD.path("containerd")): "--config",
             str(parts.ENVOY_GATEWAY.path("envoy-gateway")): "--config-path"}
     found: set[str] = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            exe = os.readlink(proc / "exe")
-            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
+    for _pid, exe, cmdline in processes.running():
+        argv = cmdline.split("\0")
         flag = bins.get(exe)
         if flag is None:
             continue
@@ -280,16 +234,17 @@ def _start_node(run: _Run, lay: node.Layout) -> None:
     disk = lay.dir / "registry"
     disk.mkdir(mode=0o700, exist_ok=True)
     run.start("registry", images.registry_command(lay.registry_port, disk))
-    run.wait("the registry", lambda: _http_status(f"http://127.0.0.1:{lay.registry_port}/v2/") == 200, 30,
+    run.wait("the registry", lambda: http_status(f"http://127.0.0.1:{lay.registry_port}/v2/") == 200, 30,
              "registry")
     with io.TextIOWrapper(open_private_append(box.log_dir / "images.log")) as log:
         run.state["images"] = images.publish(lay.registry_port, log, progress)
     _save(box, run.state)
 
     progress(f"Starting the real node {node.NODE_NAME} (containerd, kubelet) on bridge {lay.bridge}...")
-    run.state["made_host_paths"] = node.missing_host_paths()
+    run.state["made_host_paths"] = node_host.missing_host_paths()
     _save(box, run.state)
-    node.prepare_host(lay, images.PAUSE_REF, made=run.state["made"], record=lambda: _save(box, run.state))
+    node_host.prepare_host(lay, images.PAUSE_REF, made=run.state["made"],
+                           record=lambda: _save(box, run.state))
     run.start("containerd", node.containerd_command(lay), env=node.containerd_env())
     ctr = [str(parts.CONTAINERD.path("ctr")), "--address", str(lay.containerd_socket)]
 
@@ -319,7 +274,7 @@ def _start_ingress_nginx(run: _Run, lay: node.Layout) -> None:
     port = ingress_nginx.port(lay.port_base)
     # Traefik answers 404 for a host no Ingress names: its entry point is served.
     run.wait("Traefik's ingress-nginx entry point on 127.0.0.1",
-             lambda: _http_status(f"http://127.0.0.1:{port}/") == 404, 60, ingress_nginx.PROCESS)
+             lambda: http_status(f"http://127.0.0.1:{port}/") == 404, 60, ingress_nginx.PROCESS)
 
 
 def _start_gateway(run: _Run, lay: node.Layout) -> None:
@@ -345,7 +300,7 @@ def _start_gateway(run: _Run, lay: node.Layout) -> None:
     _apply(box, [d for d in docs if d["kind"] != "Namespace"])
     port = gateway.listener_port(lay.port_base)
     # Envoy answers 404 for a host no route names: the listener is served.
-    run.wait("the Gateway's listener on 127.0.0.1", lambda: _http_status(f"http://127.0.0.1:{port}/") == 404,
+    run.wait("the Gateway's listener on 127.0.0.1", lambda: http_status(f"http://127.0.0.1:{port}/") == 404,
              120, "envoy-gateway")
 
 
@@ -356,7 +311,7 @@ def status(box: Sandbox) -> dict:
     state = _load(box)
     if state is None:
         return {"up": False, "processes": {}, "gateway": False}
-    procs = {n: {**p, "alive": _alive(p)} for n, p in state["processes"].items()}
+    procs = {n: {**p, "alive": processes.alive(p)} for n, p in state["processes"].items()}
     expected = [c for c in COMPONENTS if state.get("gateway") or c != "envoy-gateway"]
     expected += [ingress_nginx.PROCESS] if state.get("ingress_nginx") else []
     up = set(procs) >= set(expected) and all(p["alive"] for p in procs.values())
@@ -372,7 +327,7 @@ def status(box: Sandbox) -> dict:
         info["gateway_ref"] = gateway.gateway_ref()
         info["gateway_url"] = url
         # Served means Envoy answers on the listener (404: no route for that host), see PROGRAMMED_NOTE.
-        info["gateway_serving"] = up and _http_status(f"{url}/", timeout=1) == 404
+        info["gateway_serving"] = up and http_status(f"{url}/", timeout=1) == 404
         info["gateway_note"] = gateway.PROGRAMMED_NOTE
     return info
 
@@ -398,32 +353,33 @@ def _down(box: Sandbox, progress: Progress = print) -> dict[str, list[str]]:
         knative.down(progress)
     lay = node.Layout(box.dir, state["port_base"])
     procs = state.get("processes", {})
-    alive = {n: p for n, p in procs.items() if _alive(p)}
+    alive = {n: p for n, p in procs.items() if processes.alive(p)}
     # Envoy Gateway stops its Envoy on SIGTERM; kubelet before containerd, so it restarts nothing.
     for name in (ingress_nginx.PROCESS, "envoy-gateway", "kubelet"):
         if name in alive:
-            _stop([(name, alive[name])])
+            processes.stop([(name, alive[name])])
     _kill_envoys(box)
     _stop_containers(lay)
     for name in ("containerd", "registry"):
         if name in alive:
-            _stop([(name, alive[name])])
+            processes.stop([(name, alive[name])])
     # Anything else it recorded (a component a later version added) is stopped too, never left running.
-    _stop([(n, p) for n, p in alive.items()
+    processes.stop([(n, p) for n, p in alive.items()
            if n not in (ingress_nginx.PROCESS, "envoy-gateway", "kubelet", "containerd", "registry")])
-    node.kill_processes(lay)  # shims, and anything of ours that outlived its parent
+    node_host.kill_processes(lay)  # shims, and anything of ours that outlived its parent
     made_paths = state.get("made_host_paths", [])
-    node.remove_host_state(lay, made_paths, state.get("made", {}))
+    node_host.remove_host_state(lay, made_paths, state.get("made", {}))
     if state.get("made_certs_mount"):
         with contextlib.suppress(OSError):
             gateway.CERTS_MOUNT.rmdir()
     if box._state() is not None and box.status()["up"]:
         _kubectl(box, "delete", "node", node.NODE_NAME, "--ignore-not-found", "--wait=false", check=False)
-    if not node.leftovers(lay, made_paths)["mounts"]:  # never walk into a mount: it stays, and is reported
+    # Never walk into a mount: it stays, and is reported.
+    if not node_host.leftovers(lay, made_paths)["mounts"]:
         for d in (lay.dir, _home(box)):
             shutil.rmtree(d, ignore_errors=True)
         _state_file(box).unlink(missing_ok=True)
-    left = node.leftovers(lay, made_paths)
+    left = node_host.leftovers(lay, made_paths)
     if any(left.values()):
         progress(f"The data plane left behind: {left}")
     else:
@@ -437,17 +393,10 @@ def _kill_envoys(box: Sandbox) -> None:
 
     home = str(_home(box))
     envoy = str(parts.ENVOY.path("envoy"))
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            exe = os.readlink(proc / "exe")
-            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
+    for pid, exe, cmdline in processes.running():
         if exe == envoy and home in cmdline:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(proc.name), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
 
 
 def _stop_containers(lay: node.Layout) -> None:

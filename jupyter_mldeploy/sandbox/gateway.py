@@ -35,7 +35,7 @@ import re
 from pathlib import Path
 
 from . import dataplane_build as parts
-from . import versions
+from . import ports, versions
 from .errors import SandboxError
 
 CONTROLLER_NAMESPACE = "envoy-gateway-system"
@@ -64,11 +64,11 @@ def gateway_ref() -> str:
 
 
 def listener_port(port_base: int) -> int:
-    return port_base + 20
+    return ports.port(port_base, "gateway_listener")
 
 
 def admin_port(port_base: int) -> int:
-    return port_base + 13
+    return ports.port(port_base, "gateway_admin")
 
 
 def crds_text() -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from . import dataplane_build as parts
+from . import ports
 
 INGRESS_CLASS = "nginx"  # sandbox/data/cluster.yaml makes it, controller k8s.io/ingress-nginx
 ENTRY_POINT = "web"
@@ -27,8 +28,8 @@ PROCESS = "ingress-nginx"
 
 
 def port(port_base: int) -> int:
-    """Where the nginx router's Ingresses are served, on 127.0.0.1 (Knative's networking has +21..+23)."""
-    return port_base + 24
+    """Where the nginx router's Ingresses are served, on 127.0.0.1."""
+    return ports.port(port_base, "ingress_nginx")
 
 
 def built() -> bool:

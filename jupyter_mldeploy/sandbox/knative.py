@@ -5,7 +5,9 @@ MLDEPLOY_SANDBOX_KNATIVE=1): controller, webhook, autoscaler and activator from 
 Built with `go install knative.dev/serving/cmd/...@vX` (the module has no replace directives) and
 cached beside the control plane's binaries, keyed by version; the YAML is read at start from the
 module zips in the Go module cache (serving, and the knative.dev/networking and knative.dev/caching
-versions serving's go.mod requires), never copied into this repository.
+versions serving's go.mod requires), never copied into this repository. Those live in
+knative_build.py, the objects made from the YAML in knative_manifests.py, the network in
+knative_net.py; this module starts, waits on and stops the components.
 
 Why each component runs in a network namespace of its own, on a private bridge (as pods do):
 - they listen on fixed ports of every interface (":8080", ":8008", ":9090"; the autoscaler's stats
@@ -32,320 +34,42 @@ import contextlib
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from . import knative_ingress as ingress
-from . import versions
-from .build import _go, _run, cache_root
+from . import processes
 from .errors import SandboxError
 from .folder import open_private_append, private_dir
-from .node import FIRST_POD_HOST
 
-VERSION = versions.KNATIVE_SERVING
-MODULE = "knative.dev/serving"
-COMMANDS = ("controller", "webhook", "autoscaler", "activator", "queue")
-COMPONENTS = ("controller", "webhook", "autoscaler", "activator")  # what runs; queue goes in pods
-NAMESPACE = "knative-serving"
-QUEUE_IMAGE = f"mldeploy.local/knative-serving/queue:v{VERSION}"
-# Images from these registries are used by their tag, as written: no registry is asked for a digest.
-# Any other registry is asked, and in the sandbox that fails at once (no route out of the namespace),
-# which is how a Revision whose image cannot be resolved looks.
-SKIP_TAG_RESOLVING = ("kind.local", "ko.local", "dev.local", "mldeploy.local", "sandbox.local", "ghcr.io",
-                      "docker.io",
-                      "index.docker.io", "quay.io", "registry.k8s.io", "gcr.io", "example.com",
-                      "localhost", "localhost:5000", "127.0.0.1:5000")
+# The names this module always offered, now in the modules that hold them (importers use them here).
+from .knative_build import COMMANDS as COMMANDS
+from .knative_build import COMPONENTS, NAMESPACE, VERSION, bin_dir, ensure_binaries, module_dirs
+from .knative_build import MODULE as MODULE
+from .knative_build import log_path as log_path
+from .knative_build import missing_binaries as missing_binaries
+from .knative_manifests import PROGRESS_DEADLINE as PROGRESS_DEADLINE
+from .knative_manifests import QUEUE_IMAGE as QUEUE_IMAGE
+from .knative_manifests import SKIP_TAG_RESOLVING as SKIP_TAG_RESOLVING
+from .knative_manifests import system_manifests
+from .knative_net import Net, net_down, net_of, net_up
+
 ENV_FLAG = "MLDEPLOY_SANDBOX_KNATIVE"
 WEBHOOK_CONFIGURATIONS = (("ValidatingWebhookConfiguration", "config.webhook.serving.knative.dev"),
                           ("MutatingWebhookConfiguration", "webhook.serving.knative.dev"),
                           ("ValidatingWebhookConfiguration", "validation.webhook.serving.knative.dev"))
-# A revision that never becomes ready fails after this long (Knative's default is 600 s).
-PROGRESS_DEADLINE = "90s"
 
 
 def wanted() -> bool:
     return os.environ.get(ENV_FLAG, "").lower() in ("1", "true", "yes", "on")
 
 
-# -- build ------------------------------------------------------------------------------------------
-
-
-def bin_dir() -> Path:
-    return cache_root() / "bin" / f"knative-serving-{VERSION}"
-
-
-def missing_binaries() -> list[str]:
-    return [c for c in COMMANDS if not (bin_dir() / c).is_file()]
-
-
-def log_path() -> Path:
-    return cache_root() / "logs" / f"build-knative-serving-{VERSION}.log"
-
-
-def ensure_binaries(progress=print) -> Path:
-    """Build whatever is missing (344 s measured on 2 cores from an empty module cache: about 6
-    minutes, once per machine); a warm cache returns at once. The build log ends with its duration."""
-    missing = missing_binaries()
-    if not missing:
-        return bin_dir()
-    go = _go()
-    path = log_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    progress(f"Building Knative Serving {VERSION} ({', '.join(missing)}): about 6 minutes on 2 cores with "
-             f"a cold cache, once per machine. Log: {path}")
-    bin_dir().mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
-    with open(path, "a") as log:
-        print(f"start {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", file=log, flush=True)
-        _run([go, "install", "-trimpath", "-ldflags", "-s -w",
-              *(f"{MODULE}/cmd/{c}@v{VERSION}" for c in missing)],
-             cache_root(), log, env={"GOBIN": str(bin_dir()), "CGO_ENABLED": "0"})
-        print(f"built {', '.join(missing)} in {time.monotonic() - t0:.0f} s", file=log, flush=True)
-    still = missing_binaries()
-    if still:
-        raise SandboxError(f"The Knative build finished but {', '.join(still)} is missing; see {path}.")
-    return bin_dir()
-
-
-# -- the YAML, from the module zips ---------------------------------------------------------------
-
-
-def _download(go: str, module: str, version: str) -> dict:
-    proc = subprocess.run([go, "mod", "download", "-json", f"{module}@{version}"], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        raise SandboxError(f"Could not download {module}@{version} for Knative's YAML: "
-                           f"{proc.stderr.strip() or proc.stdout.strip()}")
-    return json.loads(proc.stdout)
-
-
-def module_dirs() -> dict[str, Path]:
-    """serving, networking and caching, at the versions serving's go.mod requires."""
-    go = _go()
-    serving = _download(go, MODULE, f"v{VERSION}")
-    gomod = Path(serving["GoMod"]).read_text()
-    dirs = {"serving": Path(serving["Dir"])}
-    for dep in ("networking", "caching"):
-        m = re.search(rf"^\s*knative\.dev/{dep}\s+(\S+)", gomod, re.M)
-        if m is None:
-            raise SandboxError(f"knative.dev/serving v{VERSION}'s go.mod does not require knative.dev/{dep}.")
-        dirs[dep] = Path(_download(go, f"knative.dev/{dep}", m[1])["Dir"])
-    return dirs
-
-
-def _docs(path: Path) -> list[dict]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
-
-
-@dataclass(frozen=True)
-class Net:
-    """The components' bridge and namespaces of one sandbox (named after its port).
-
-    With the real node up they sit on its pod bridge, at addresses below the pods' range (which starts
-    at .10): the activator and the autoscaler then reach revision pods on the same link, and nothing
-    is forwarded between interfaces. Without it, on a private bridge of their own."""
-
-    port: int  # the API server's port, also the relay's inside every namespace
-    node_bridge: str | None = None  # the real node's bridge, when they share it
-    node_subnet: str | None = None  # its first three octets, e.g. "10.250.161"
-
-    @property
-    def bridge(self) -> str:
-        return self.node_bridge or f"mlkn{self.port}"
-
-    @property
-    def subnet(self) -> str:
-        return self.node_subnet or f"10.251.{self.port % 256}"
-
-    @property
-    def host_ip(self) -> str:
-        return f"{self.subnet}.1"
-
-    def ip(self, component: str) -> str:
-        host = COMPONENTS.index(component) + 2
-        assert host < FIRST_POD_HOST  # below the pods' range on a shared bridge
-        return f"{self.subnet}.{host}"
-
-    def netns(self, component: str) -> str:
-        return f"mlkn{self.port}-{component}"
-
-    def veth(self, component: str) -> str:
-        return f"mlkn{self.port}{component[0] if component != 'activator' else 'v'}"
-
-
-def system_manifests(dirs: dict[str, Path], net: Net, networking: bool = False,
-                     ) -> tuple[list[dict], list[dict], list[dict]]:
-    """(CRDs, objects, webhook configurations) for Knative in the sandbox; with `networking`, for
-    revisions on the real node behind Traefik's KIngress. Pure but for reading files."""
-    core = dirs["serving"] / "config" / "core"
-    crds = [d for p in sorted((core / "300-resources").glob("*.yaml")) for d in _docs(p)]
-    for name in ("certificate", "domain-claim", "ingress", "serverlessservice"):
-        crds += _docs(dirs["networking"] / "config" / f"{name}.yaml")
-    crds += _docs(dirs["caching"] / "config" / "image.yaml")
-    crds = [d for d in crds if d.get("kind") == "CustomResourceDefinition"]
-
-    objects = _docs(core / "100-namespace.yaml")
-    configmaps = [d for p in sorted((core / "configmaps").glob("*.yaml")) for d in _docs(p)]
-    configmaps += _docs(dirs["networking"] / "config" / "config-network.yaml")
-    objects += [_configure(cm, networking) for cm in configmaps if cm.get("kind") == "ConfigMap"]
-    objects += _docs(core / "300-knativecertificate.yaml")
-    for image in _docs(core / "999-cache.yaml"):
-        image["spec"]["image"] = QUEUE_IMAGE
-        objects.append(image)
-    webhooks = []
-    for p in sorted((core / "webhooks").glob("*.yaml")):
-        for d in _docs(p):
-            (objects if d["kind"] == "Secret" else webhooks).append(d)
-    # The components' Services without selectors (no pod backs them), and Endpoints at their namespaces.
-    for component, service in (("webhook", "webhook"), ("autoscaler", "autoscaler"),
-                               ("activator", "activator-service")):
-        for d in _docs(core / "deployments" / f"{component}.yaml"):
-            if d["kind"] == "Service" and d["metadata"]["name"] == service:
-                d["spec"].pop("selector", None)
-                objects.append(d)
-                objects.append(_endpoints(d, net.ip(component)))
-    return crds, objects, webhooks
-
-
-def _endpoints(service: dict, ip: str) -> dict:
-    ports = [{"name": p["name"], "port": int(p.get("targetPort", p["port"])), "protocol": "TCP"}
-             for p in service["spec"]["ports"] if isinstance(p.get("targetPort", p["port"]), int)]
-    return {"apiVersion": "v1", "kind": "Endpoints",
-            "metadata": {"name": service["metadata"]["name"], "namespace": NAMESPACE,
-                         "labels": dict(service["metadata"].get("labels", {}))},
-            "subsets": [{"addresses": [{"ip": ip}], "ports": ports}]}
-
-
-# What the sandbox changes in Knative's ConfigMaps (the rest stays at Knative's defaults).
-_CONFIG = {
-    "config-deployment": {
-        "queue-sidecar-image": QUEUE_IMAGE,
-        "registries-skipping-tag-resolving": ",".join(SKIP_TAG_RESOLVING),
-        "digest-resolution-timeout": "5s",
-        "progress-deadline": PROGRESS_DEADLINE,
-        # Simulated nodes have room, but the default 400Mi per revision pod adds up in tests.
-        "queue-sidecar-memory-request": "50Mi",
-        "queue-sidecar-cpu-request": "10m",
-    },
-    # The pod specs jupyter-mldeploy renders use these (GPU pools: node selector and tolerations).
-    "config-features": {
-        "kubernetes.podspec-nodeselector": "enabled",
-        "kubernetes.podspec-tolerations": "enabled",
-        "kubernetes.podspec-affinity": "enabled",
-        "kubernetes.podspec-persistent-volume-claim": "enabled",
-        "kubernetes.podspec-persistent-volume-write": "enabled",
-    },
-    "config-observability": {"metrics-protocol": "none", "tracing-protocol": "none"},
-    "config-leader-election": {"buckets": "1", "lease-duration": "15s", "renew-deadline": "10s",
-                               "retry-period": "2s"},
-    "config-logging": {"loglevel.controller": "info", "loglevel.autoscaler": "info"},
-}
-
-
-# Beside the real node: its pods pull the queue-proxy from the node's registry, Traefik takes every
-# KIngress, and an idle revision's window and grace period are 6 s instead of Knative's 60 s and 30 s,
-# so trying scale to zero (zero pods about 40 s after the last request, measured) and a cold start takes
-# well under a minute. The activator stays in every request's
-# path (target-burst-capacity -1): before scaling to zero the autoscaler otherwise checks that it is
-# there through cluster DNS and a ClusterIP, which the components' namespaces do not have.
-_NETWORKING_CONFIG = {
-    "config-deployment": {"queue-sidecar-image": ingress.queue_image()},
-    "config-network": {"ingress-class": ingress.INGRESS_CLASS},
-    "config-autoscaler": {"stable-window": "6s", "scale-to-zero-grace-period": "6s",
-                          "target-burst-capacity": "-1"},
-}
-
-
-def _configure(cm: dict, networking: bool = False) -> dict:
-    name = cm["metadata"]["name"]
-    extra = {**_CONFIG.get(name, {}), **(_NETWORKING_CONFIG.get(name, {}) if networking else {})}
-    if extra:
-        cm = {**cm, "data": {**(cm.get("data") or {}), **extra}}
-    return cm
-
-
-# -- the network -----------------------------------------------------------------------------------
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise SandboxError(f"`ip {' '.join(args)}` failed: {proc.stderr.strip()}")
-    return proc
-
-
-def _etc_dir(net: Net, component: str) -> Path:
-    return Path("/etc/netns") / net.netns(component)
-
-
-def net_up(net: Net) -> None:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        raise SandboxError("Knative's components run in network namespaces of their own (they listen on "
-                           "fixed ports of every interface, and need an address the API server accepts in "
-                           "Endpoints), which needs root and iproute2's `ip`; run `sandbox up --knative` as "
-                           "root, or leave Knative out.")
-    if net.node_bridge is None and net.host_ip in _ip("-4", "-o", "addr").stdout and not _ip(
-            "link", "show", net.bridge, check=False).returncode == 0:
-        raise SandboxError(f"{net.host_ip} is already on an interface of this machine; choose another "
-                           f"MLDEPLOY_SANDBOX_PORT.")
-    net_down(net)  # whatever a crashed run left
-    if net.node_bridge is None:  # the node's bridge is the data plane's: it has its address already
-        _ip("link", "add", net.bridge, "type", "bridge")
-        _ip("addr", "add", f"{net.host_ip}/24", "dev", net.bridge)
-        _ip("link", "set", net.bridge, "up")
-    hosts = ["127.0.0.1 localhost"] + [
-        f"{net.ip(c)} {svc}.{NAMESPACE}.svc.cluster.local {svc}.{NAMESPACE}.svc {svc}.{NAMESPACE}"
-        for c, svc in (("autoscaler", "autoscaler"), ("activator", "activator-service"),
-                       ("webhook", "webhook"), ("controller", "controller"))]
-    for c in COMPONENTS:
-        ns, veth = net.netns(c), net.veth(c)
-        _ip("netns", "add", ns)
-        _ip("link", "add", veth, "type", "veth", "peer", "name", f"{veth}p")
-        _ip("link", "set", f"{veth}p", "netns", ns)
-        _ip("link", "set", veth, "master", net.bridge, "up")
-        _ip("-n", ns, "link", "set", f"{veth}p", "name", "eth0")
-        _ip("-n", ns, "addr", "add", f"{net.ip(c)}/24", "dev", "eth0")
-        _ip("-n", ns, "link", "set", "eth0", "up")
-        _ip("-n", ns, "link", "set", "lo", "up")
-        etc = _etc_dir(net, c)
-        etc.mkdir(parents=True, exist_ok=True)
-        (etc / "hosts").write_text("\n".join(hosts) + "\n")
-        # Nothing answers on the namespace's own loopback: every lookup fails at once, locally.
-        (etc / "resolv.conf").write_text(f"nameserver 127.0.0.1\nsearch {NAMESPACE}.svc.cluster.local "
-                                         f"svc.cluster.local cluster.local\noptions timeout:1 attempts:1\n")
-
-
-def net_down(net: Net) -> None:
-    for c in COMPONENTS:
-        _ip("netns", "del", net.netns(c), check=False)  # takes its end of the veth pair with it
-        _ip("link", "del", net.veth(c), check=False)
-        shutil.rmtree(_etc_dir(net, c), ignore_errors=True)
-    if net.node_bridge is None:
-        _ip("link", "del", net.bridge, check=False)
-
-
-def _net_of(state: dict) -> Net:
-    return Net(int(state["port"]), state.get("node_bridge"), state.get("node_subnet"))
-
-
 # -- processes ----------------------------------------------------------------------------------------
-
-
-def _start_time(pid: int) -> str | None:
-    from .control_plane import _start_time as start_time
-
-    return start_time(pid)
-
-
-def _alive(proc: dict) -> bool:
-    return _start_time(proc["pid"]) == proc["start"]
 
 
 class Knative:
@@ -370,7 +94,7 @@ class Knative:
         state = self.state()
         if state is None:
             return {"up": False, "processes": {}}
-        procs = {n: {**p, "alive": _alive(p)} for n, p in state["processes"].items()}
+        procs = {n: {**p, "alive": processes.alive(p)} for n, p in state["processes"].items()}
         return {"up": all(p["alive"] for p in procs.values()), "processes": procs,
                 "version": state.get("version")}
 
@@ -475,9 +199,7 @@ class Knative:
             self._start(name, cmd, state, env={"KUBECONFIG": kubeconfig})
         deadline = time.monotonic() + 60
         while not ingress.serving(lay):
-            for name, proc in state["processes"].items():
-                if not _alive(proc):
-                    raise SandboxError(f"{name} exited while Knative was starting.\n{self._tail(name)}")
+            self._refuse_exited(state)
             if time.monotonic() > deadline:
                 raise SandboxError("Traefik or kube-proxy did not answer on 127.0.0.1 within 60 s.\n"
                                    f"{self._tail('knative-traefik')}\n{self._tail('knative-kube-proxy')}")
@@ -503,16 +225,13 @@ class Knative:
                           f"{w['kind'].lower()}/{w['metadata']['name']}")
 
     def _start(self, name: str, cmd: list[str], state: dict, env: dict[str, str]) -> None:
-        with open_private_append(self.log_dir / f"{name}.log") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=self.box.dir, env={**os.environ, **env},
-                                    umask=0o077)
+        proc = processes.launch(cmd, self.log_dir / f"{name}.log", self.box.dir, env=env, umask=0o077)
         # `ip netns exec` execs the component in place, so this PID is the component's own.
         deadline = time.monotonic() + 2
-        start = _start_time(proc.pid)
+        start = processes.start_time(proc.pid)
         while start is None and time.monotonic() < deadline:
             time.sleep(0.02)
-            start = _start_time(proc.pid)
+            start = processes.start_time(proc.pid)
         state["processes"][name] = {"pid": proc.pid, "start": start, "cmd": cmd[0]}
         self._save(state)
 
@@ -526,9 +245,7 @@ class Knative:
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
-            for name, proc in state["processes"].items():
-                if not _alive(proc):
-                    raise SandboxError(f"{name} exited while Knative was starting.\n{self._tail(name)}")
+            self._refuse_exited(state)
             proc = subprocess.run([str(kube_bin / "kubectl"), "--kubeconfig", str(self.box.kubeconfig),
                                    "--cache-dir", str(cache), "create", "--dry-run=server", "-o", "name",
                                    "-f", str(probe)], capture_output=True, text=True, timeout=60, umask=0o077)
@@ -550,9 +267,7 @@ class Knative:
         deadline = time.monotonic() + timeout
         held: dict[str, bool] = {}
         while time.monotonic() < deadline:
-            for name, proc in state["processes"].items():
-                if not _alive(proc):
-                    raise SandboxError(f"{name} exited while Knative was starting.\n{self._tail(name)}")
+            self._refuse_exited(state)
             leases = self.box._get(f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases", box_state)
             held = lease_holders(leases.get("items", []) if isinstance(leases, dict) else [], None)
             if held["controller"] and held["autoscaler"]:
@@ -562,12 +277,13 @@ class Knative:
         raise SandboxError(f"Knative's {waiting} took no lease within {timeout:.0f} s, so nothing would "
                            f"reconcile a Knative Service.\n{self._tail('knative-' + waiting.split()[0])}")
 
+    def _refuse_exited(self, state: dict) -> None:
+        name = processes.exited(state["processes"])
+        if name:
+            raise SandboxError(f"{name} exited while Knative was starting.\n{self._tail(name)}")
+
     def _tail(self, name: str, lines: int = 12) -> str:
-        try:
-            text = (self.log_dir / f"{name}.log").read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return "\n".join(text[-lines:])
+        return processes.log_tail(self.log_dir / f"{name}.log", lines, header=False)
 
     def down(self, progress=print) -> bool:
         state = self.state()
@@ -580,11 +296,10 @@ class Knative:
             # The components' Endpoints name addresses that go with their namespaces.
             self._kubectl(self.box_binaries(), "delete", "--ignore-not-found", "-n", NAMESPACE,
                           "endpoints/webhook", "endpoints/autoscaler", "endpoints/activator-service")
-        from .control_plane import _stop  # pidfd + start time: a recycled PID is never signalled
-
-        procs = [(n, p) for n, p in state["processes"].items() if _alive(p)]
-        _stop(procs)
-        net_down(_net_of(state))
+        # pidfd + start time: a recycled PID is never signalled
+        procs = [(n, p) for n, p in state["processes"].items() if processes.alive(p)]
+        processes.stop(procs)
+        net_down(net_of(state))
         if state.get("networking"):
             ingress.cleanup(state.get("node_bridge"), state.get("firewall_before"))
         self.state_file.unlink(missing_ok=True)

@@ -28,8 +28,8 @@ from pathlib import Path
 import yaml
 
 from . import dataplane_build as parts
-from . import images, node
-from .errors import SandboxError
+from . import images, node, ports
+from .node_host import ip as _ip
 
 INGRESS_CLASS = "traefik.ingress.networking.knative.dev"
 SERVICE_RANGE = "10.96.0.0/16"  # the API server's --service-cluster-ip-range
@@ -37,8 +37,8 @@ ENTRY_POINT = "web"
 
 
 def ingress_port(port_base: int) -> int:
-    """Where Traefik serves Knative's routes, on 127.0.0.1 (the data plane holds base+10..+20)."""
-    return port_base + 21
+    """Where Traefik serves Knative's routes, on 127.0.0.1."""
+    return ports.port(port_base, "knative_ingress")
 
 
 def missing() -> list[str]:
@@ -102,8 +102,8 @@ def kube_proxy_config(lay: node.Layout, kubeconfig: str) -> dict:
         "clusterCIDR": str(lay.subnet),
         "detectLocalMode": "ClusterCIDR",
         "bindAddress": "127.0.0.1",
-        "healthzBindAddress": f"127.0.0.1:{lay.port_base + 22}",
-        "metricsBindAddress": f"127.0.0.1:{lay.port_base + 23}",
+        "healthzBindAddress": f"127.0.0.1:{ports.port(lay.port_base, 'kube_proxy_healthz')}",
+        "metricsBindAddress": f"127.0.0.1:{ports.port(lay.port_base, 'kube_proxy_metrics')}",
         "nodePortAddresses": [f"{lay.node_ip}/32"],
         # 0: leave the machine's conntrack table size and timeouts as they are.
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
@@ -158,13 +158,6 @@ def cleanup(lay_bridge: str | None, firewall_before: list[str] | None = None) ->
         _ip("route", "del", SERVICE_RANGE, "dev", lay_bridge, check=False)
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise SandboxError(f"`ip {' '.join(args)}` failed: {proc.stderr.strip()}")
-    return proc
-
-
 def foreign_kube_proxy() -> str | None:
     """Why kube-proxy must not run here, or None. Its rules are the machine's (one set of KUBE-*
     chains per network namespace): beside another kube-proxy, or rules it left, ours would rewrite
@@ -188,18 +181,8 @@ def kube_services_present() -> bool:
 
 def serving(lay: node.Layout) -> bool:
     """Traefik answers on its entry point, kube-proxy reports healthy and its rules are written."""
-    import urllib.error
-    import urllib.request
-
-    def status(url: str) -> int | None:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                return resp.status
-        except urllib.error.HTTPError as e:
-            return e.code
-        except (OSError, ValueError):
-            return None
+    from .probes import http_status as status
 
     return (status(f"http://127.0.0.1:{ingress_port(lay.port_base)}/") == 404
-            and status(f"http://127.0.0.1:{lay.port_base + 22}/healthz") == 200
+            and status(f"http://127.0.0.1:{ports.port(lay.port_base, 'kube_proxy_healthz')}/healthz") == 200
             and kube_services_present())  # its healthz can answer before the first sync wrote any rule

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from jupyter_mldeploy.sandbox import dataplane, node
+from jupyter_mldeploy.sandbox import dataplane, node, node_host
 from jupyter_mldeploy.sandbox.errors import SandboxError
 
 
@@ -34,7 +34,7 @@ def real(cluster):
     if not cluster.is_sandbox:
         pytest.skip("the real node and Gateway are the sandbox's own data plane")
     try:
-        node.check_host()
+        node_host.check_host()
     except SandboxError as e:
         pytest.skip(str(e))
     from jupyter_mldeploy.sandbox.control_plane import Sandbox

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from jupyter_mldeploy import deploy
-from jupyter_mldeploy.sandbox import dataplane, gateway, images, ingress_nginx, node
-from jupyter_mldeploy.sandbox.control_plane import _start_time
+from jupyter_mldeploy.sandbox import dataplane, gateway, images, ingress_nginx, node, node_host, processes
+from jupyter_mldeploy.sandbox.processes import start_time
 
 from .realnode import real_spec
 
@@ -43,7 +43,7 @@ def _sandbox_pids(box) -> set[int]:
     pids = {p["pid"] for p in info["processes"].values()}
     pids |= {p["pid"] for p in info["data_plane"]["processes"].values()}
     lay = dataplane.layout(box)
-    pids |= {pid for pid, _ in node._our_processes(lay)}  # containerd's shims run on their own
+    pids |= {pid for pid, _ in node_host._our_processes(lay)}  # containerd's shims run on their own
     return _descendants(pids)
 
 
@@ -121,7 +121,7 @@ def test_down_leaves_no_process_mount_netns_bridge_veth_or_cgroup(real, kube, na
     box, lay = real.box, real.layout
     had_gateway = dataplane.status(box)["gateway"]
     deploy(real_spec("leftover", namespace), kube=kube, timeout=180)
-    before = node.leftovers(lay)
+    before = node_host.leftovers(lay)
     # A running pod holds a network namespace, a veth on the bridge, mounts and cgroups.
     for kind in ("processes", "mounts", "network namespaces", "bridge", "veth", "cgroups"):
         assert before[kind], f"expected {kind} while a pod runs: {before}"
@@ -135,8 +135,8 @@ def test_down_leaves_no_process_mount_netns_bridge_veth_or_cgroup(real, kube, na
     try:
         left = dataplane.down(box, progress=lambda _m: None)
         assert not any(left.values()), left
-        assert node.leftovers(lay, made_host_paths=made) == {k: [] for k in left}
-        assert not [p for p in pids if _start_time(p) is not None], "processes of the data plane still run"
+        assert node_host.leftovers(lay, made_host_paths=made) == {k: [] for k in left}
+        assert not [p for p in pids if start_time(p) is not None], "processes of the data plane still run"
         assert dataplane.status(box) == {"up": False, "processes": {}, "gateway": False}
         # No file of it either: its entries in the state folder, the shims' folder in /run, /certs.
         for entry in (dataplane.STATE, lay.dir.name, "gateway"):
@@ -144,7 +144,7 @@ def test_down_leaves_no_process_mount_netns_bridge_veth_or_cgroup(real, kube, na
         assert not lay.run_dir.exists()
         assert not (made_certs and gateway.CERTS_MOUNT.exists())
         if inotify is not None:
-            assert int(node.INOTIFY_KNOB.read_text()) == inotify
+            assert int(node_host.INOTIFY_KNOB.read_text()) == inotify
     finally:
         dataplane.up(box, progress=lambda _m: None, with_gateway=had_gateway)
     # Bringing the node up (bridge, CNI) leaves the host's IP forwarding as it was.
@@ -154,7 +154,7 @@ def test_down_leaves_no_process_mount_netns_bridge_veth_or_cgroup(real, kube, na
 def _free_base(start: int) -> int | None:
     """A base port with the six control-plane ports and the data plane's free, or None."""
     for base in range(start, start + 600, 100):
-        if all(dataplane._port_free(p) for p in (*range(base, base + 6), *range(base + 10, base + 21))):
+        if all(processes.port_free(p) for p in (*range(base, base + 6), *range(base + 10, base + 21))):
             return base
     return None
 
@@ -180,7 +180,7 @@ def test_a_second_sandbox_is_refused_the_data_plane_in_one_sentence_naming_the_f
         # Nothing was made for the refused one; the first one's data plane still runs.
         lay2 = dataplane.layout(second)
         assert dataplane._load(second) is None and not lay2.dir.exists() and not lay2.run_dir.exists()
-        assert not any(node.leftovers(lay2).values()), node.leftovers(lay2)
+        assert not any(node_host.leftovers(lay2).values()), node_host.leftovers(lay2)
         assert dataplane.status(real.box)["up"]
     finally:
         second.down(progress=lambda _m: None)

@@ -430,13 +430,13 @@ def test_every_component_listens_on_loopback_only(second):
 
 
 def test_restart_never_signals_a_pid_that_is_no_longer_its_process(second):
-    from jupyter_mldeploy.sandbox.control_plane import _alive, _signal
+    from jupyter_mldeploy.sandbox.processes import alive, send_signal
 
     box, _info = second
     state = json.loads(box.state_file.read_text())
     scheduler = state["processes"]["kube-scheduler"]
-    assert _signal(scheduler, signal.SIGKILL) is True  # stop the real one: its PID is now free
-    wait_until(lambda: not _alive(scheduler), timeout=20)
+    assert send_signal(scheduler, signal.SIGKILL) is True  # stop the real one: its PID is now free
+    wait_until(lambda: not alive(scheduler), timeout=20)
     # Another process of this user now holds the PID the state records (as after PID reuse).
     bystander = subprocess.Popen(["sleep", "300"])
     try:
@@ -447,8 +447,8 @@ def test_restart_never_signals_a_pid_that_is_no_longer_its_process(second):
         assert said == ["Restarted kube-scheduler."]
         assert bystander.poll() is None  # never signalled: its start time is not the scheduler's
         new = json.loads(box.state_file.read_text())["processes"]["kube-scheduler"]
-        assert new["pid"] != bystander.pid and _alive(new)
-        assert _signal({"pid": bystander.pid, "start": scheduler["start"]}, signal.SIGTERM) is False
+        assert new["pid"] != bystander.pid and alive(new)
+        assert send_signal({"pid": bystander.pid, "start": scheduler["start"]}, signal.SIGTERM) is False
         assert bystander.poll() is None
         wait_until(lambda: box.status()["up"], timeout=60)
     finally:
@@ -457,15 +457,15 @@ def test_restart_never_signals_a_pid_that_is_no_longer_its_process(second):
 
 
 def test_down_removes_only_what_up_made(second):
-    from jupyter_mldeploy.sandbox.control_plane import _alive
+    from jupyter_mldeploy.sandbox.processes import alive
 
     box, _info = second
     procs = json.loads(box.state_file.read_text())["processes"]
     assert set(procs) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
-    assert all(_alive(p) for p in procs.values())
+    assert all(alive(p) for p in procs.values())
     said = []
     assert box.down(progress=said.append) is True
-    assert not any(_alive(p) for p in procs.values())
+    assert not any(alive(p) for p in procs.values())
     # The user's file and the folder holding it stay; everything `up` made (marker included) is gone.
     assert os.listdir(box.dir) == ["notes.txt"]
     assert said[-1].endswith(f"removed what it made in {box.dir}, and left what it did not make: notes.txt.")

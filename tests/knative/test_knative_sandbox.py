@@ -52,6 +52,6 @@ def test_no_knative_component_listens_in_this_machines_namespace(knative, networ
         assert sockets == {f"127.0.0.1:{knative_ingress.ingress_port(base)}", f"127.0.0.1:{base + 22}",
                            f"127.0.0.1:{base + 23}"}
     for c in kn.COMPONENTS:
-        inside = subprocess.run(["ip", "netns", "exec", kn._net_of(state).netns(c), "ss", "-ltnH"],
+        inside = subprocess.run(["ip", "netns", "exec", kn.net_of(state).netns(c), "ss", "-ltnH"],
                                 capture_output=True, text=True, timeout=10).stdout
         assert f"127.0.0.1:{state['port']}" in inside  # the API server, relayed at the same address

@@ -9,6 +9,7 @@ from pathlib import Path
 from jupyter_mldeploy.sandbox import knative as kn
 from jupyter_mldeploy.sandbox import knative_ingress as ingress
 from jupyter_mldeploy.sandbox import node
+from jupyter_mldeploy.sandbox.knative_manifests import _configure
 
 
 def layout() -> node.Layout:
@@ -66,10 +67,10 @@ def test_without_the_node_the_components_keep_their_own_bridge():
 
 def test_the_networking_config_only_goes_in_beside_the_node():
     cm = {"metadata": {"name": "config-network"}, "data": {}}
-    assert "ingress-class" not in kn._configure(cm)["data"]
-    assert kn._configure(cm, networking=True)["data"]["ingress-class"] == ingress.INGRESS_CLASS
+    assert "ingress-class" not in _configure(cm)["data"]
+    assert _configure(cm, networking=True)["data"]["ingress-class"] == ingress.INGRESS_CLASS
     deployment = {"metadata": {"name": "config-deployment"}, "data": {}}
-    assert kn._configure(deployment, networking=True)["data"]["queue-sidecar-image"] == ingress.queue_image()
-    assert kn._configure(deployment)["data"]["queue-sidecar-image"] == kn.QUEUE_IMAGE
+    assert _configure(deployment, networking=True)["data"]["queue-sidecar-image"] == ingress.queue_image()
+    assert _configure(deployment)["data"]["queue-sidecar-image"] == kn.QUEUE_IMAGE
     assert ingress.queue_image().startswith("sandbox.local/")  # pulled from the node's own registry
     assert "sandbox.local" in kn.SKIP_TAG_RESOLVING  # so its tags are used as written, never looked up
