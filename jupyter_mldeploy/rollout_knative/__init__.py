@@ -30,6 +30,7 @@ Every name importable from `jupyter_mldeploy.rollout_knative` before still is.
 
 from __future__ import annotations
 
+from ..diagnosis.leases import lease_holders as lease_holders
 from .deploys import _plain_refusal as _plain_refusal
 from .deploys import deploy
 from .revisions import KnativeStatus, RevisionRow, explain_revision, status
@@ -46,7 +47,6 @@ from .running import components as components
 from .running import describe_components as describe_components
 from .running import health_sentence as health_sentence
 from .running import ingress_ready as ingress_ready
-from .running import lease_holders as lease_holders
 from .running import models as models
 from .service import API as API
 from .service import GENERATION_LABEL as GENERATION_LABEL

@@ -4,9 +4,9 @@ models of a namespace."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable
 
+from ..diagnosis.leases import lease_holders
 from ..errors import (
     ClusterError,
     MLDeployError,
@@ -44,28 +44,6 @@ def components(kube: Kube) -> dict[str, bool]:
         found["activator"] = any(s.get("addresses") for s in eps.get("subsets") or [])
     except ClusterError:
         found["activator"] = False
-    return found
-
-
-def lease_holders(leases: Sequence[dict], now: datetime | None) -> dict[str, bool]:
-    """Which of controller, webhook and autoscaler hold a lease renewed within twice its duration of
-    `now` (the server's time; None: unknown, so a held lease counts). Pure."""
-    from ..diagnosis import parse_time
-
-    found = {"controller": False, "webhook": False, "autoscaler": False}
-    for lease in leases:
-        spec = lease.get("spec") or {}
-        if not spec.get("holderIdentity"):
-            continue
-        renewed = parse_time(spec.get("renewTime"))
-        duration = spec.get("leaseDurationSeconds")
-        duration = duration if isinstance(duration, int) and duration > 0 else 60
-        if now is not None and (renewed is None or now.timestamp() - renewed >= 2 * duration):
-            continue
-        lname = lease.get("metadata", {}).get("name", "")
-        for c in found:
-            if lname.startswith(c):
-                found[c] = True
     return found
 
 

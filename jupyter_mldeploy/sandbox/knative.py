@@ -42,6 +42,7 @@ from pathlib import Path
 
 import yaml
 
+from ..diagnosis.leases import lease_holders
 from . import knative_ingress as ingress
 from . import processes
 from .errors import SandboxError
@@ -262,8 +263,6 @@ class Knative:
         """Until the controller and the autoscaler hold their leases: before that, a Knative Service
         would wait for nobody, and `%deploy --router knative` rightly refuses to write one. The leases
         of earlier runs were deleted above, so any holder is one of these processes."""
-        from ..rollout_knative import lease_holders
-
         deadline = time.monotonic() + timeout
         held: dict[str, bool] = {}
         while time.monotonic() < deadline:
