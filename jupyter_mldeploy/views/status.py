@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..diagnosis.objects import format_age
-from ..status import activity_words, loading_words
+from ..status.rows import activity_words, loading_words  # not the package: it re-exports these views
 
 if TYPE_CHECKING:
-    from ..status import EventRow, PodRow, RolloutStatus
+    from ..status.rollout import RolloutStatus
+    from ..status.rows import EventRow, PodRow
 
 __all__ = ["BAR_STYLE", "PALETTE", "Bar", "diagnosis_box", "events_table", "format_progress_line",
            "format_status_table", "phase_colour", "pods_table", "progress_bar", "status_html"]
