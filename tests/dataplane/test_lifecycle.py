@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from jupyter_mldeploy import deploy
-from jupyter_mldeploy.sandbox import dataplane, gateway, images, ingress_nginx, node, node_host, processes
+from jupyter_mldeploy.sandbox import (
+    dataplane,
+    gateway,
+    images,
+    ingress_nginx,
+    node,
+    node_host,
+    ports,
+    processes,
+)
 from jupyter_mldeploy.sandbox.processes import start_time
 
 from .realnode import real_spec
@@ -152,9 +161,10 @@ def test_down_leaves_no_process_mount_netns_bridge_veth_or_cgroup(real, kube, na
 
 
 def _free_base(start: int) -> int | None:
-    """A base port with the six control-plane ports and the data plane's free, or None."""
+    """A base port with every port of the sandbox's table (control plane, node, Gateway, Knative's
+    networking, the nginx router) free, or None."""
     for base in range(start, start + 600, 100):
-        if all(processes.port_free(p) for p in (*range(base, base + 6), *range(base + 10, base + 21))):
+        if all(processes.port_free(ports.port(base, name)) for name in ports.OFFSETS):
             return base
     return None
 
